@@ -1,0 +1,329 @@
+"""Settings: built-in defaults → TOML file → `.env` → environment (`KIMI_MCP_*`) → CLI flags.
+
+This is the only module that reads the process environment. Strings in the TOML file expand
+`${VAR}` and `${VAR:-default}`; an unknown key, a wrong type or an unset `${VAR}` is a
+`ConfigError` that names the key and the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from kimi_mcp.errors import ConfigError
+
+ENV_PREFIX = "KIMI_MCP_"
+CONFIG_NAMES = ("kimi-mcp.toml",)
+FAMILIES = ("memory", "tasks", "thinking", "fs", "json")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ServerSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=0, le=65535)
+    auth_tokens: list[SecretStr] = Field(default_factory=list)
+    max_body_mb: float = Field(default=32, gt=0)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class ModelSettings(Section):
+    context_window: int | None = Field(default=None, gt=0)
+    max_output_tokens: int | None = Field(default=None, gt=0)
+    input_per_mtok: float | None = Field(default=None, ge=0)
+    output_per_mtok: float | None = Field(default=None, ge=0)
+    cached_input_per_mtok: float | None = Field(default=None, ge=0)
+    reasoning_per_mtok: float | None = Field(default=None, ge=0)
+
+
+class ProviderSettings(Section):
+    """A provider as written in TOML; `None` means "as the built-in preset says"."""
+
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    api_key_env: str | None = None
+    format: Literal["openai", "gemini"] | None = None
+    timeout_s: float | None = Field(default=None, gt=0)
+    max_retries: int | None = Field(default=None, ge=0, le=10)
+    rpm: int | None = Field(default=None, ge=0)
+    tpm: int | None = Field(default=None, ge=0)
+    queue_timeout_s: float | None = Field(default=None, ge=0)
+    drop_params: list[str] | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    enabled: bool = True
+    models: dict[str, ModelSettings] = Field(default_factory=dict)
+
+
+class AliasSettings(Section):
+    strategy: Literal["cheapest", "fastest", "balanced"] = "balanced"
+    models: list[str] = Field(default_factory=list)
+
+
+class RoutingSettings(Section):
+    default_model: str = "kimi/kimi-k2-0905-preview"
+    aliases: dict[str, AliasSettings] = Field(default_factory=dict)
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_cooldown_s: float = Field(default=30, gt=0)
+
+
+class ContextSettings(Section):
+    sanitize: bool = True
+    memory_tags: bool = True
+    compression: bool = True
+    mask_threshold_tokens: int = Field(default=1000, ge=1)
+    keep_last_turns: int = Field(default=5, ge=0)
+    compress_at: float = Field(default=0.85, gt=0, le=1)
+    alert_thresholds: list[float] = Field(default_factory=lambda: [0.5, 0.8, 0.95])
+    summary_model: str = ""
+
+
+class McpSettings(Section):
+    families: list[Literal["memory", "tasks", "thinking", "fs", "json"]] = Field(
+        default_factory=lambda: list(FAMILIES)
+    )
+    workspace: str | list[str] = "."
+    read_only: bool = False
+    use_client_roots: bool = True
+
+
+class MemorySettings(Section):
+    qdrant_url: str = ""
+    qdrant_api_key: SecretStr | None = None
+    collection: str = "kimi_memories"
+    embedder: Literal["minilm", "hash"] = "minilm"
+    promote_after: int = Field(default=3, ge=1)
+    promote_window_days: float = Field(default=7, gt=0)
+    consolidate_threshold: float = Field(default=0.92, gt=0, le=1)
+
+
+class TasksSettings(Section):
+    llm_model: str = ""
+
+
+class LogwatchSettings(Section):
+    enabled: bool = True
+    core_log: str = "~/.continue/logs/core.log"
+    dev_data_dir: str = "~/.continue/dev_data"
+    backfill: bool = False
+    poll_interval_s: float = Field(default=1.0, gt=0)
+
+
+class DatabaseSettings(Section):
+    url: str = ""
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("kimi-mcp", appauthor=False))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="forbid",
+        validate_assignment=True,
+    )
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    context: ContextSettings = Field(default_factory=ContextSettings)
+    mcp: McpSettings = Field(default_factory=McpSettings)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
+    tasks: TasksSettings = Field(default_factory=TasksSettings)
+    logwatch: LogwatchSettings = Field(default_factory=LogwatchSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+
+    _config_file: Path | None = PrivateAttr(default=None)
+    _environ: dict[str, str] = PrivateAttr(default_factory=dict)
+    _launch_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, dotenv_settings, _TomlSource(settings_cls))
+
+    @property
+    def config_file(self) -> Path | None:
+        return self._config_file
+
+    @property
+    def launch_dir(self) -> Path:
+        return self._launch_dir
+
+    def env(self, name: str) -> str | None:
+        """A variable from the environment (or `.env`) as it was when the settings loaded."""
+        value = self._environ.get(name)
+        return value if value else None
+
+    def workspace_roots(self) -> list[Path]:
+        raw = self.mcp.workspace
+        items = [raw] if isinstance(raw, str) else list(raw)
+        roots = []
+        for item in items or ["."]:
+            path = Path(item).expanduser()
+            if not path.is_absolute():
+                base = self._config_file.parent if self._config_file and item != "." else None
+                path = (base or self._launch_dir) / path
+            roots.append(path.resolve())
+        return roots
+
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.data_dir / 'kimi-mcp.db'}"
+
+
+# ---- the TOML source ------------------------------------------------------------------------
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_toml_path: Path | None = None
+_toml_environ: Mapping[str, str] = {}
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        if _toml_path is None:
+            return {}
+        return read_toml(_toml_path, _toml_environ)
+
+
+def read_toml(path: Path, environ: Mapping[str, str]) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    result = _expand(data, environ, path, ())
+    assert isinstance(result, dict)
+    return result
+
+
+def _expand(value: Any, environ: Mapping[str, str], path: Path, key: tuple[str, ...]) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand(v, environ, path, (*key, k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, environ, path, (*key, str(i))) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        found = environ.get(name)
+        if found:
+            return found
+        if default is not None:
+            return default
+        raise ConfigError(
+            f"{path}: key '{'.'.join(key)}' uses ${{{name}}} but {name} is not set; "
+            f"set it or write ${{{name}:-default}}"
+        )
+
+    return _VAR.sub(substitute, value)
+
+
+def find_config_file(explicit: Path | None, launch_dir: Path) -> Path | None:
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"{explicit}: config file not found")
+        return explicit.resolve()
+    for name in CONFIG_NAMES:
+        candidate = launch_dir / name
+        if candidate.is_file():
+            return candidate.resolve()
+    user = Path(platformdirs.user_config_dir("kimi-mcp", appauthor=False)) / "config.toml"
+    return user if user.is_file() else None
+
+
+def load_settings(
+    config: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    launch_dir: Path | None = None,
+) -> Settings:
+    """Build the one Settings object; every failure is a `ConfigError` naming key and file."""
+    global _toml_path, _toml_environ
+    here = launch_dir or Path.cwd()
+    path = find_config_file(config, here)
+    environ = {**_dotenv(here / ".env"), **os.environ}
+    _toml_path, _toml_environ = path, environ
+    try:
+        settings = Settings(**dict(overrides or {}), _env_file=here / ".env")  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from None
+    except ValueError as exc:  # the env/dotenv sources raise plain ValueError on bad JSON
+        raise ConfigError(f"environment: {exc}") from None
+    finally:
+        _toml_path, _toml_environ = None, {}
+    settings._config_file = path
+    settings._environ = environ
+    settings._launch_dir = here
+    return settings
+
+
+def _dotenv(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    source = DotEnvSettingsSource(Settings, env_file=path)
+    return {k: v for k, v in source._read_env_files().items() if v is not None}  # noqa: SLF001
+
+
+_SECRETISH = re.compile(r"key|token|secret|password", re.I)
+
+
+def _describe(exc: ValidationError, path: Path | None) -> str:
+    where = str(path) if path else "settings"
+    lines = []
+    for error in exc.errors()[:5]:
+        key = ".".join(str(p) for p in error["loc"]) or "(root)"
+        if error["type"] == "extra_forbidden":
+            lines.append(f"{where}: unknown key '{key}'")
+        else:
+            shown = "" if _SECRETISH.search(key) else f" (got {error.get('input')!r})"
+            lines.append(f"{where}: key '{key}': {error['msg']}{shown}")
+    return "; ".join(lines)
+
+
+def redacted(settings: Settings) -> dict[str, Any]:
+    """The settings as plain data with every secret replaced by `***`."""
+    data = settings.model_dump(mode="json")
+
+    def scrub(node: Any, key: str = "") -> Any:
+        if isinstance(node, dict):
+            return {k: scrub(v, k) for k, v in node.items()}
+        if isinstance(node, list):
+            return [scrub(v, key) for v in node]
+        if key in {"api_key", "auth_tokens", "qdrant_api_key"} and node:
+            return "***"
+        return node
+
+    result = scrub(data)
+    assert isinstance(result, dict)
+    return result

@@ -1,0 +1,173 @@
+"""Sessions: a named stream of requests and tool calls. One "auto" session per model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, text
+from sqlmodel import select
+
+from kimi_mcp.errors import LedgerError
+from kimi_mcp.ledger.models import Alert, Request, Thought, ToolCall, now, row_dict
+from kimi_mcp.ledger.models import Session as SessionRow
+from kimi_mcp.ledger.queries import COMPLETION, PROMPT
+from kimi_mcp.ledger.store import Ledger, Tx
+
+CONTEXT_SWITCHES = ("sanitize", "memory_tags", "compression")
+
+
+class SessionNotFound(LedgerError):
+    pass
+
+
+class Sessions:
+    """Session operations over a ledger; writes go through its single writer."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self._auto: dict[str, str] = {}
+
+    async def create(
+        self, name: str, provider: str | None = None, model: str | None = None, activate: bool = True
+    ) -> dict[str, Any]:
+        def fn(tx: Tx) -> dict[str, Any]:
+            if activate:
+                _deactivate_all(tx)
+            row = SessionRow(name=name, provider=provider, model=model, active=activate)
+            tx.db.add(row)
+            tx.db.flush()
+            data = row_dict(row)
+            tx.emit("session", {"action": "created", "session": data})
+            return data
+
+        return await self.ledger.write(fn)
+
+    def create_sync(self, name: str, provider: str | None = None, model: str | None = None) -> dict[str, Any]:
+        return self.ledger.write_sync(lambda tx: _create(tx, name, provider, model))
+
+    def list(self) -> list[dict[str, Any]]:
+        with self.ledger.read() as db:
+            rows = db.exec(select(SessionRow).order_by(SessionRow.updated_at.desc())).all()  # type: ignore[attr-defined]
+            totals = {
+                r[0]: r[1:]
+                for r in db.execute(
+                    text(
+                        f"""SELECT session_id, COUNT(*), SUM({PROMPT}), SUM({COMPLETION}),
+                        SUM(cost_usd), SUM(saved_mask_tokens + saved_compress_tokens),
+                        MAX(created_at) FROM request GROUP BY session_id"""
+                    )
+                ).all()
+            }
+            tools = dict(
+                db.execute(text("SELECT session_id, COUNT(*) FROM tool_call GROUP BY session_id")).all()
+            )
+        out = []
+        for row in rows:
+            data = row_dict(row)
+            t = totals.get(row.id, (0, 0, 0, None, 0, None))
+            data["totals"] = {
+                "requests": t[0],
+                "prompt_tokens": int(t[1] or 0),
+                "completion_tokens": int(t[2] or 0),
+                "cost_usd": float(t[3]) if t[3] is not None else None,
+                "saved_tokens": int(t[4] or 0),
+                "last_request_at": t[5],
+                "tool_calls": tools.get(row.id, 0),
+            }
+            out.append(data)
+        return out
+
+    def get(self, session_id: str) -> dict[str, Any]:
+        with self.ledger.read() as db:
+            row = db.get(SessionRow, session_id)
+            if row is None:
+                raise SessionNotFound(f"no session with id {session_id!r}")
+            return row_dict(row)
+
+    def active(self) -> dict[str, Any] | None:
+        with self.ledger.read() as db:
+            row = db.exec(select(SessionRow).where(SessionRow.active == True)).first()  # noqa: E712
+            return row_dict(row) if row else None
+
+    async def update(self, session_id: str, **changes: Any) -> dict[str, Any]:
+        """Rename, activate, or switch context stages: name=, active=True, context={...}."""
+        unknown = set(changes.get("context", {})) - set(CONTEXT_SWITCHES)
+        if unknown:
+            raise LedgerError(f"unknown context switch {sorted(unknown)}; use {CONTEXT_SWITCHES}")
+
+        def fn(tx: Tx) -> dict[str, Any]:
+            row = tx.db.get(SessionRow, session_id)
+            if row is None:
+                raise SessionNotFound(f"no session with id {session_id!r}")
+            if changes.get("active"):
+                _deactivate_all(tx)
+            for key, value in changes.items():
+                if key == "context":
+                    row.context = {**row.context, **value}
+                elif value is not None:
+                    setattr(row, key, value)
+            row.updated_at = now()
+            tx.db.add(row)
+            tx.db.flush()
+            data = row_dict(row)
+            tx.emit("session", {"action": "updated", "session": data})
+            return data
+
+        return await self.ledger.write(fn)
+
+    async def delete(self, session_id: str) -> None:
+        def fn(tx: Tx) -> None:
+            row = tx.db.get(SessionRow, session_id)
+            if row is None:
+                raise SessionNotFound(f"no session with id {session_id!r}")
+            for table in (Request, ToolCall, Alert, Thought):
+                tx.db.execute(delete(table).where(table.session_id == session_id))  # type: ignore[arg-type]
+            tx.db.delete(row)
+            tx.emit("session", {"action": "deleted", "session": {"id": session_id}})
+
+        await self.ledger.write(fn)
+        self._auto = {k: v for k, v in self._auto.items() if v != session_id}
+        await self.ledger.vacuum()
+
+    async def auto_for(self, model: str) -> str:
+        """The id of the "auto" session of a model, created on first use."""
+        cached = self._auto.get(model)
+        if cached is not None:
+            return cached
+
+        def fn(tx: Tx) -> str:
+            found = tx.db.exec(
+                select(SessionRow).where(SessionRow.auto == True, SessionRow.model == model)  # noqa: E712
+            ).first()
+            if found is not None:
+                return found.id
+            row = SessionRow(name=f"auto · {model}", model=model, auto=True)
+            tx.db.add(row)
+            tx.db.flush()
+            tx.emit("session", {"action": "created", "session": row_dict(row)})
+            return row.id
+
+        session_id = await self.ledger.write(fn)
+        self._auto[model] = session_id
+        return session_id
+
+    def resolve(self, ref: str) -> str | None:
+        """A session id from an id or a name (None when neither matches)."""
+        with self.ledger.read() as db:
+            row = db.get(SessionRow, ref) or db.exec(
+                select(SessionRow).where(SessionRow.name == ref)
+            ).first()
+            return row.id if row else None
+
+
+def _deactivate_all(tx: Tx) -> None:
+    tx.db.execute(text("UPDATE session SET active = false WHERE active = true"))
+
+
+def _create(tx: Tx, name: str, provider: str | None, model: str | None) -> dict[str, Any]:
+    row = SessionRow(name=name, provider=provider, model=model)
+    tx.db.add(row)
+    tx.db.flush()
+    data = row_dict(row)
+    tx.emit("session", {"action": "created", "session": data})
+    return data
