@@ -1,0 +1,149 @@
+"""Changes to a parsed JSON document, and how to write it back in the style it was read."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from jsonpath_ng import jsonpath as jp
+from pydantic import BaseModel, Field
+
+from .engine import (
+    JsonError,
+    Segment,
+    compile_path,
+    find,
+    preview,
+    render,
+    segments,
+    type_name,
+)
+
+# ---- updates --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Style:
+    """How a file was written, so a rewrite keeps its look."""
+
+    indent: int | str | None = 2
+    separators: tuple[str, str] = (",", ": ")
+    ensure_ascii: bool = False
+    newline: bool = True
+    bom: bool = False
+
+    @classmethod
+    def detect(cls, text: str) -> Style:
+        head = text[:65536]
+        ascii_only = head.isascii() and "\\u" in head
+        newline = text.endswith("\n")
+        bom = text.startswith("\ufeff")
+        indented = re.search(r"\n([ \t]+)[^\s]", head)
+        if indented:
+            unit = indented.group(1)
+            indent: int | str = "\t" if unit.startswith("\t") else len(unit)
+            return cls(indent, (",", ": "), ascii_only, newline, bom)
+        if "\n" in text.strip():
+            return cls(0, (",", ": "), ascii_only, newline, bom)
+        key_sep = ": " if re.search(r'":\s', head) else ":"
+        item_sep = ", " if re.search(r",\s", head) else ","
+        return cls(None, (item_sep, key_sep), ascii_only, newline, bom)
+
+    def dump(self, value: Any) -> str:
+        text = json.dumps(
+            value, indent=self.indent, separators=self.separators, ensure_ascii=self.ensure_ascii
+        )
+        return ("\ufeff" if self.bom else "") + text + ("\n" if self.newline else "")
+
+
+class Change(BaseModel):
+    path: str
+    action: Literal["set", "created", "deleted", "appended"]
+    before: str | None = Field(default=None, description="Old value as JSON (shortened)")
+    after: str | None = Field(default=None, description="New value as JSON (shortened)")
+
+
+def _parent(doc: Any, parts: Sequence[Segment]) -> Any:
+    node = doc
+    for part in parts[:-1]:
+        node = node[part]
+    return node
+
+
+def _creatable(expression: str, doc: Any) -> list[tuple[list[Segment], str]]:
+    """Where `set` may add a missing key: `<parent expression>.<name>` with object parents."""
+    compiled = compile_path(expression)
+    if not (isinstance(compiled, jp.Child) and isinstance(compiled.right, jp.Fields)):
+        return []
+    if len(compiled.right.fields) != 1 or compiled.right.fields == ("*",):
+        return []
+    name = compiled.right.fields[0]
+    out = []
+    for datum in compiled.left.find(doc):
+        parts = segments(datum)
+        if parts is not None and isinstance(datum.value, dict) and name not in datum.value:
+            out.append((parts, name))
+    return out
+
+
+def apply_update(doc: Any, expression: str, operation: str, value: Any) -> tuple[Any, list[Change]]:
+    """Apply the operation in place (the root itself may be replaced); return the new root."""
+    located = []
+    for datum in find(doc, expression):
+        parts = segments(datum)
+        if parts is None:
+            raise JsonError(f"{expression!r} selects a computed value; it cannot be updated")
+        located.append(parts)
+    changes: list[Change] = []
+    if not located and operation in ("set", "append"):
+        for parts, name in _creatable(expression, doc):
+            new = value if operation == "set" else [value]
+            _parent(doc, [*parts, name])[name] = new
+            changes.append(
+                Change(path=render([*parts, name]), action="created", after=preview(new))
+            )
+        if not changes:
+            raise JsonError(
+                f"{expression!r} matched nothing and no parent object to add it to; check the "
+                "path with the query tool (result_type='path')"
+            )
+        return doc, changes
+    # deepest and highest indices first, so earlier removals do not shift later ones
+    for parts in sorted(located, reverse=True):
+        if operation == "delete":
+            if not parts:
+                raise JsonError("Cannot delete the root '$'; set it to {} or [] instead")
+            old = _parent(doc, parts)[parts[-1]]
+            del _parent(doc, parts)[parts[-1]]
+            changes.append(Change(path=render(parts), action="deleted", before=preview(old)))
+            continue
+        target = _parent(doc, parts)[parts[-1]] if parts else doc
+        if operation == "append":
+            if not isinstance(target, list):
+                raise JsonError(
+                    f"append needs an array but {render(parts)} is {type_name(target)}; "
+                    "use operation='set' with a key path instead"
+                )
+            target.append(value)
+            changes.append(
+                Change(
+                    path=render([*parts, len(target) - 1]), action="appended", after=preview(value)
+                )
+            )
+        elif parts:
+            _parent(doc, parts)[parts[-1]] = value
+            changes.append(
+                Change(
+                    path=render(parts), action="set", before=preview(target), after=preview(value)
+                )
+            )
+        else:
+            doc = value
+            changes.append(
+                Change(path="$", action="set", before=preview(target), after=preview(value))
+            )
+    changes.reverse()
+    return doc, changes

@@ -1,0 +1,318 @@
+"""JSON documents in the workspace: containment, JSONPath with normalised paths, a parse cache.
+
+Nothing here knows MCP. Paths in results use the normalised form `$['key'][0]`, which
+`jsonpath_ng` parses back, so a query result can feed an update directly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jsonpath_ng import jsonpath as jp
+from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
+from jsonpath_ng.ext import parse as jsonpath_parse
+
+from kimi_mcp.errors import WorkspaceError
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger(__name__)
+
+MAX_FILE_BYTES = 256 * 1024 * 1024
+CACHE_BYTES = 256 * 1024 * 1024
+CACHE_ENTRIES = 16
+MAX_OUTPUT_CHARS = 60_000
+PREVIEW_CHARS = 200
+SAMPLES = 20
+WIDE_OBJECT_KEYS = 40
+
+Segment = str | int
+
+
+class JsonError(ValueError):
+    """A request the json tools refuse: bad expression, bad document, wrong operation."""
+
+
+class JsonSyntaxError(JsonError):
+    def __init__(self, source: str, exc: json.JSONDecodeError) -> None:
+        self.line, self.column, self.reason = exc.lineno, exc.colno, exc.msg
+        lines = exc.doc.splitlines() or [""]
+        text = lines[min(exc.lineno, len(lines)) - 1]
+        start = max(0, exc.colno - 40)
+        self.context = text[start : exc.colno + 40]
+        super().__init__(
+            f"Invalid JSON in {source} at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        )
+
+
+# ---- workspace containment ------------------------------------------------------------------
+
+
+def _within(path: Path, roots: Sequence[Path]) -> bool:
+    return any(path == root or path.is_relative_to(root) for root in roots)
+
+
+def contain(raw: str, roots: Sequence[Path]) -> Path:
+    """The real path of `raw` if it stays inside a root (lexically and after symlinks)."""
+    if "\x00" in raw:
+        raise WorkspaceError(f"Access denied: null byte in path: {raw!r}")
+    if not raw.strip():
+        raise WorkspaceError("Access denied: empty path")
+    if not roots:
+        raise WorkspaceError("Access denied: no workspace root is configured")
+    candidate = Path(raw).expanduser()
+    if not candidate.is_absolute():
+        candidate = roots[0] / candidate
+    normal = Path(os.path.normpath(candidate))
+    if not _within(normal, roots):
+        raise WorkspaceError(f"Access denied: path outside the workspace: {raw}")
+    # realpath resolves every existing component, so a dangling link or a link in the nearest
+    # existing parent is judged by where it really points
+    real = Path(os.path.realpath(normal))
+    if not _within(real, [Path(os.path.realpath(r)) for r in roots]):
+        raise WorkspaceError(f"Access denied: path resolves outside the workspace: {raw}")
+    return real
+
+
+# ---- JSONPath -------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=256)
+def compile_path(expression: str) -> jp.JSONPath:
+    text = expression.strip()
+    if not text:
+        raise JsonError("Empty JSONPath expression; use '$' for the whole document")
+    try:
+        return jsonpath_parse(text)
+    except (JsonPathLexerError, JsonPathParserError, ValueError, IndexError) as exc:
+        raise JsonError(
+            f"Invalid JSONPath {expression!r}: {exc}. Examples: $.items[0].name, "
+            "$..id, $.users[?(@.age > 30)]"
+        ) from None
+
+
+def find(value: Any, expression: str) -> list[jp.DatumInContext]:
+    compiled = compile_path(expression)
+    try:
+        return list(compiled.find(value))
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+        raise JsonError(f"JSONPath {expression!r} failed on this document: {exc}") from None
+
+
+def _path_segments(path: jp.JSONPath, context: Any) -> list[Segment] | None:
+    if isinstance(path, jp.Root | jp.This):
+        return []
+    if isinstance(path, jp.Fields) and len(path.fields) == 1:
+        return [path.fields[0]]
+    if isinstance(path, jp.Index) and len(path.indices) == 1:
+        index = path.indices[0]
+        if index < 0 and isinstance(context, list):
+            index += len(context)
+        return [index]
+    if isinstance(path, jp.Child):
+        left = _path_segments(path.left, context)
+        right = _path_segments(path.right, None)
+        return None if left is None or right is None else left + right
+    return None
+
+
+def segments(datum: jp.DatumInContext) -> list[Segment] | None:
+    """The concrete location of a match, or None for a computed value such as `len`."""
+    parts: list[Segment] = []
+    node: jp.DatumInContext | None = datum
+    while node is not None:
+        parent = node.context.value if node.context is not None else None
+        found = _path_segments(node.path, parent)
+        if found is None:
+            return None
+        parts[:0] = found
+        node = node.context
+    return parts
+
+
+def render(parts: Sequence[Segment | None]) -> str:
+    out = ["$"]
+    for part in parts:
+        if part is None:
+            out.append("[*]")
+        elif isinstance(part, int):
+            out.append(f"[{part}]")
+        else:
+            escaped = part.replace("\\", "\\\\").replace("'", "\\'")
+            out.append(f"['{escaped}']")
+    return "".join(out)
+
+
+def match_path(datum: jp.DatumInContext) -> str:
+    parts = segments(datum)
+    return render(parts) if parts is not None else str(datum.full_path)
+
+
+# ---- sizes and previews ---------------------------------------------------------------------
+
+
+def json_size(value: Any, budget: int) -> int:
+    """Characters `value` takes as JSON, counting stops a little past `budget`."""
+    if isinstance(value, dict):
+        total = 2
+        for key, item in value.items():
+            total += len(key) + 6 + json_size(item, budget - total)
+            if total > budget:
+                return total
+        return total
+    if isinstance(value, list):
+        total = 2
+        for item in value:
+            total += 2 + json_size(item, budget - total)
+            if total > budget:
+                return total
+        return total
+    if isinstance(value, str):
+        return len(value) + 2
+    return len(json.dumps(value))
+
+
+def preview(value: Any, limit: int = PREVIEW_CHARS) -> str:
+    if json_size(value, limit) > limit:
+        text = json.dumps(value, ensure_ascii=False)[:limit] if not _big(value) else _summary(value)
+        return text[:limit] + "…"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _big(value: Any) -> bool:
+    return isinstance(value, dict | list) and len(value) > 1000
+
+
+def _summary(value: Any) -> str:
+    kind = "object" if isinstance(value, dict) else "array"
+    return f"<{kind} with {len(value)} entries>"
+
+
+def spread(items: Sequence[Any], k: int) -> list[Any]:
+    n = len(items)
+    if n <= k:
+        return list(items)
+    step = (n - 1) / (k - 1)
+    return [items[round(i * step)] for i in range(k)]
+
+
+def type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "object" if isinstance(value, dict) else "array"
+
+
+# ---- files ----------------------------------------------------------------------------------
+
+
+class JsonFiles:
+    """Workspace JSON files: containment, a parse cache, atomic rewrites."""
+
+    def __init__(self, roots: Sequence[Path]) -> None:
+        self.roots = roots
+        self._cache: OrderedDict[Path, tuple[tuple[int, int], Any]] = OrderedDict()
+        self._cached_bytes = 0
+        self._load_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+
+    def resolve(self, raw: str) -> Path:
+        path = contain(raw, self.roots)
+        if not path.exists():
+            raise JsonError(f"No such file: {raw}")
+        if not path.is_file():
+            raise JsonError(f"Not a regular file: {raw}")
+        return path
+
+    def read_text(self, path: Path) -> tuple[str, tuple[int, int]]:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as handle:
+            stat = os.fstat(handle.fileno())
+            if stat.st_size > MAX_FILE_BYTES:
+                raise JsonError(
+                    f"{path.name} is {stat.st_size:,} bytes; the limit is {MAX_FILE_BYTES:,}"
+                )
+            data = handle.read()
+        try:
+            return data.decode("utf-8"), (stat.st_mtime_ns, stat.st_size)
+        except UnicodeDecodeError as exc:
+            raise JsonError(
+                f"{path.name} is not UTF-8 text ({exc.reason} at byte {exc.start})"
+            ) from None
+
+    def load(self, path: Path) -> Any:
+        """The parsed document, from the cache when the file's mtime and size are unchanged."""
+        with self._load_lock:
+            stat = path.stat()
+            hit = self._cache.get(path)
+            if hit and hit[0] == (stat.st_mtime_ns, stat.st_size):
+                self._cache.move_to_end(path)
+                return hit[1]
+            text, key = self.read_text(path)
+            value = parse_text(text, path.name)
+            self._remember(path, key, value)
+            return value
+
+    def _remember(self, path: Path, key: tuple[int, int], value: Any) -> None:
+        old = self._cache.pop(path, None)
+        if old:
+            self._cached_bytes -= old[0][1]
+        if key[1] > CACHE_BYTES:
+            return
+        self._cache[path] = (key, value)
+        self._cached_bytes += key[1]
+        while self._cache and (
+            self._cached_bytes > CACHE_BYTES or len(self._cache) > CACHE_ENTRIES
+        ):
+            _, (evicted, _value) = self._cache.popitem(last=False)
+            self._cached_bytes -= evicted[1]
+
+    @contextmanager
+    def rewriting(self, path: Path) -> Iterator[tuple[str, Any]]:
+        """Hold the write lock while the caller reads, changes and writes one file."""
+        with self._write_lock:
+            text, _key = self.read_text(path)
+            yield text, parse_text(text, path.name)
+
+    def write(self, path: Path, text: str) -> None:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, path.stat().st_mode & 0o7777)
+            # the rename replaces whatever is at `path` now, a planted symlink included
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        with self._load_lock:
+            old = self._cache.pop(path, None)
+            if old:
+                self._cached_bytes -= old[0][1]
+
+
+def parse_text(text: str, source: str) -> Any:
+    try:
+        return json.loads(text.removeprefix("\ufeff"))
+    except json.JSONDecodeError as exc:
+        raise JsonSyntaxError(source, exc) from None
