@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kimi_mcp.config import Settings
 
 if TYPE_CHECKING:
-    from kimi_mcp.ledger import Ledger
+    from kimi_mcp.catalog import Catalog
+    from kimi_mcp.ledger import Event, Ledger, Sessions
     from kimi_mcp.memory import MemoryEngine
+
+_UNSET: Any = object()
 
 
 @dataclass
@@ -19,6 +24,11 @@ class Deps:
     ledger: Ledger
     memory: MemoryEngine
     roots: list[Path] = field(default_factory=list)
+    # test seam: the transport of the proxy's upstream httpx client (None: the network)
+    http_transport: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)
+    _active: Any = field(default=_UNSET, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.roots:
@@ -28,3 +38,32 @@ class Deps:
     def project(self) -> str:
         """The project memories and thoughts belong to: the first workspace root's name."""
         return self.roots[0].name if self.roots else "default"
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        from kimi_mcp.catalog import Catalog
+
+        return Catalog(self.settings)
+
+    @cached_property
+    def sessions(self) -> Sessions:
+        from kimi_mcp.ledger import Sessions
+
+        self.ledger.bus.on_event(self._on_event)
+        return Sessions(self.ledger)
+
+    def mcp_session_id(self) -> str | None:
+        """The session MCP tool calls are recorded under: the active one, if any."""
+        with self._lock:
+            cached = self._active
+        if cached is _UNSET:
+            active = self.sessions.active()
+            cached = active["id"] if active else None
+            with self._lock:
+                self._active = cached
+        return cached  # type: ignore[no-any-return]
+
+    def _on_event(self, event: Event) -> None:
+        if event.type == "session":
+            with self._lock:
+                self._active = _UNSET

@@ -1,0 +1,170 @@
+"""`build_mcp(deps)`: the aggregating FastMCP server, its ledger middleware and `stats://`."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from fastmcp import FastMCP
+from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
+from fastmcp.tools.base import ToolResult
+
+from kimi_mcp import __version__
+from kimi_mcp.deps import Deps
+
+log = logging.getLogger(__name__)
+
+FAMILY_MODULES = {
+    "memory": "kimi_mcp.servers.memory",
+    "tasks": "kimi_mcp.servers.tasks",
+    "thinking": "kimi_mcp.servers.thinking",
+    "fs": "kimi_mcp.servers.fs",
+    "json": "kimi_mcp.servers.jsonq",
+}
+
+INSTRUCTIONS = (
+    "kimi-mcp: memory that recalls by meaning (memory_*), a task-master compatible board "
+    "(tasks_*), sequential thinking (thinking_*), a workspace-confined filesystem (fs_*) and "
+    "JSONPath queries (json_*). Results are capped; follow a tool's `truncated` hint to read on. "
+    "Masked tool outputs in your context can be read back in full with memory_get."
+)
+
+
+def build_mcp(deps: Deps) -> FastMCP:
+    root = FastMCP(
+        "kimi-mcp",
+        instructions=INSTRUCTIONS,
+        version=__version__,
+        middleware=[LedgerMiddleware(deps)],
+    )
+    for family in deps.settings.mcp.families:
+        module_name = FAMILY_MODULES[family]
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            log.warning("tool family %s is not installed; skipped", family)
+            continue
+        build: Callable[[Deps], FastMCP] | None = getattr(module, "build_server", None)
+        if build is None:
+            log.warning("tool family %s has no build_server; skipped", family)
+            continue
+        root.mount(build(deps), namespace=family)
+    _add_stats_resources(root, deps)
+    return root
+
+
+def mounted_families(deps: Deps) -> list[str]:
+    return [f for f in deps.settings.mcp.families if _module_exists(FAMILY_MODULES[f])]
+
+
+def _module_exists(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+class LedgerMiddleware(Middleware):
+    """Records every tool call: tool, family, argument and result tokens, latency, error.
+
+    Counting and the ledger write run on a worker thread, off the call's critical path.
+    """
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kimi-tool-ledger")
+
+    async def on_call_tool(
+        self,
+        context: MiddlewareContext[Any],
+        call_next: CallNext[Any, ToolResult],
+    ) -> ToolResult:
+        started = time.perf_counter()
+        name = str(context.message.name)
+        arguments = context.message.arguments or {}
+        error: str | None = None
+        result: ToolResult | None = None
+        try:
+            result = await call_next(context)
+            return result
+        except Exception as exc:
+            error = str(exc) or type(exc).__name__
+            raise
+        finally:
+            latency = (time.perf_counter() - started) * 1000
+            self._pool.submit(self._record, name, arguments, result, error, latency)
+
+    def _record(
+        self, name: str, arguments: dict[str, Any], result: ToolResult | None, error: str | None,
+        latency_ms: float,
+    ) -> None:
+        from kimi_mcp import tokens
+        from kimi_mcp.ledger.models import ToolCall
+
+        try:
+            text = _result_text(result)
+            is_error = error is not None or bool(getattr(result, "is_error", False))
+            self.deps.ledger.insert(
+                ToolCall,
+                session_id=self.deps.mcp_session_id(),
+                tool=name,
+                family=name.split("_", 1)[0],
+                args_tokens=tokens.count_text(json.dumps(arguments, ensure_ascii=False, default=str)),
+                result_tokens=tokens.count_text(text),
+                latency_ms=round(latency_ms, 3),
+                is_error=is_error,
+                error=(error or (text[:500] if is_error else None)),
+            )
+        except Exception:
+            log.exception("could not record the call of %s", name)
+
+
+def _result_text(result: ToolResult | None) -> str:
+    if result is None:
+        return ""
+    parts = []
+    for block in result.content or ():
+        text = getattr(block, "text", None)
+        if isinstance(text, str):
+            parts.append(text)
+    if not parts and result.structured_content is not None:
+        parts.append(json.dumps(result.structured_content, default=str))
+    return "\n".join(parts)
+
+
+def _add_stats_resources(root: FastMCP, deps: Deps) -> None:
+    from kimi_mcp import stats
+
+    def dump(data: Any) -> str:
+        return json.dumps(data, ensure_ascii=False, default=str)
+
+    @root.resource("stats://summary", mime_type="application/json",
+                   description="Ledger totals: requests, tokens, cost, savings, tool calls.")
+    def summary() -> str:
+        return dump(stats.summary(deps))
+
+    @root.resource("stats://sessions", mime_type="application/json",
+                   description="Every session with its totals.")
+    def sessions() -> str:
+        return dump(stats.sessions(deps))
+
+    @root.resource("stats://sessions/{session_id}", mime_type="application/json",
+                   description="One session: its totals, by model, and its latest requests.")
+    def session(session_id: str) -> str:
+        return dump(stats.session(deps, session_id))
+
+    @root.resource("stats://tools", mime_type="application/json",
+                   description="MCP tool calls per tool: count, errors, latency, tokens.")
+    def tools() -> str:
+        return dump(stats.tools(deps))
+
+    @root.resource("stats://providers", mime_type="application/json",
+                   description="Configured providers (key present yes/no, never the key) and their traffic.")
+    def providers() -> str:
+        return dump(stats.providers(deps))

@@ -1,0 +1,75 @@
+"""Shared fixtures: settings in a temp data dir, a started ledger, the Deps every face needs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kimi_mcp.config import load_settings
+from kimi_mcp.deps import Deps
+from kimi_mcp.ledger import Ledger
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test sees the developer's keys, config file or data dir."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("KIMI_MCP_") or name.endswith("_API_KEY"):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+
+
+MakeDeps = Callable[..., Deps]
+
+
+@pytest.fixture
+def make_deps(tmp_path: Path) -> Iterator[MakeDeps]:
+    """Build Deps over a fresh ledger in tmp_path; keyword arguments override settings.
+
+    The workspace is `tmp_path / "ws"` unless `mcp={"workspace": ...}` says otherwise; the
+    memory engine uses the cheap hash embedder unless `memory={"embedder": "minilm"}`.
+    """
+    started: list[Ledger] = []
+
+    def build(**overrides: Any) -> Deps:
+        workspace = tmp_path / "ws"
+        workspace.mkdir(exist_ok=True)
+        values: dict[str, Any] = {"data_dir": str(tmp_path / "data")}
+        values["mcp"] = {"workspace": str(workspace), **overrides.pop("mcp", {})}
+        values["memory"] = {"embedder": "hash", **overrides.pop("memory", {})}
+        values.update(overrides)
+        settings = load_settings(overrides=values, launch_dir=tmp_path)
+        ledger = Ledger(settings.database_url())
+        ledger.start()
+        started.append(ledger)
+        deps = Deps(settings=settings, ledger=ledger, memory=None)  # type: ignore[arg-type]
+        deps.memory = _memory_engine(deps)
+        return deps
+
+    yield build
+    for ledger in started:
+        ledger.close()
+
+
+@pytest.fixture
+def deps(make_deps: MakeDeps) -> Deps:
+    return make_deps()
+
+
+def _memory_engine(deps: Deps) -> Any:
+    try:
+        from kimi_mcp.memory import MemoryEngine
+    except ImportError:
+        return None
+    return MemoryEngine(deps.settings, deps.ledger)

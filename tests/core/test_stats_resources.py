@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import json
+
+import anyio
+import pytest
+from fastmcp import Client
+
+from kimi_mcp.deps import Deps
+from kimi_mcp.ledger.models import Request
+from kimi_mcp.server import build_mcp
+
+pytestmark = pytest.mark.anyio
+
+
+async def _read(client: Client, uri: str) -> object:
+    contents = await client.read_resource(uri)
+    return json.loads(contents[0].text)
+
+
+async def test_summary_resource_reports_ledger_totals(deps: Deps) -> None:
+    deps.ledger.insert(Request, provider="kimi", model="k2", prompt_tokens=100, completion_tokens=7,
+                       cost_usd=0.5)
+    deps.ledger.insert(Request, provider="groq", model="m", est_prompt_tokens=40, status="error")
+    await deps.ledger.aflush()
+    async with Client(build_mcp(deps)) as client:
+        data = await _read(client, "stats://summary")
+    assert data["totals"]["requests"] == 2
+    assert data["totals"]["prompt_tokens"] == 140
+    assert data["totals"]["errors"] == 1
+    assert {row["key"] for row in data["by_provider"]} == {"kimi", "groq"}
+
+
+async def test_session_resource_shows_one_session_and_unknown_id_is_an_error(deps: Deps) -> None:
+    created = await deps.sessions.create("refactor", "kimi", "kimi-k2-0905-preview")
+    deps.ledger.insert(Request, session_id=created["id"], provider="kimi", model="k2", prompt_tokens=9)
+    await deps.ledger.aflush()
+    async with Client(build_mcp(deps), mode="legacy") as client:
+        data = await _read(client, f"stats://sessions/{created['id']}")
+        listed = await _read(client, "stats://sessions")
+        with pytest.raises(Exception, match="no session"):
+            await client.read_resource("stats://sessions/nope")
+    assert data["session"]["name"] == "refactor"
+    assert data["totals"]["prompt_tokens"] == 9
+    assert [s["name"] for s in listed] == ["refactor"]
+
+
+async def test_providers_resource_never_shows_a_key(make_deps, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("MOONSHOT_API_KEY", "sk-very-secret-value")
+    deps = make_deps()
+    async with Client(build_mcp(deps)) as client:
+        contents = await client.read_resource("stats://providers")
+    raw = contents[0].text
+    assert "sk-very-secret-value" not in raw
+    kimi = next(p for p in json.loads(raw) if p["name"] == "kimi")
+    assert kimi["has_key"] is True
+    assert kimi["key_env"] == "MOONSHOT_API_KEY"
+
+
+async def test_every_tool_call_lands_in_the_ledger(deps: Deps) -> None:
+    server = build_mcp(deps)
+
+    @server.tool
+    def echo(text: str) -> str:
+        """Echo the text."""
+        return text
+
+    async with Client(server) as client:
+        await client.call_tool("echo", {"text": "hello world"})
+        tools = await _read(client, "stats://tools")
+        with anyio.fail_after(5):
+            while not tools:
+                await deps.ledger.aflush()
+                tools = await _read(client, "stats://tools")
+    assert tools[0]["tool"] == "echo"
+    assert tools[0]["calls"] == 1
+    assert tools[0]["result_tokens"] == 2
