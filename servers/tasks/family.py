@@ -1,0 +1,98 @@
+"""What the task tools share: the board per workspace root, settings, error mapping."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import anyio
+import httpx
+from fastmcp.exceptions import ToolError
+from pydantic import Field
+
+from kimi_mcp.deps import Deps
+
+from .board import Document, TagData, TaskBoard, TaskBoardError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+READ = {"readOnlyHint": True, "destructiveHint": False, "idempotentHint": True, "openWorldHint": False}
+ADD = {"readOnlyHint": False, "destructiveHint": False, "idempotentHint": False, "openWorldHint": False}
+EDIT = {"readOnlyHint": False, "destructiveHint": True, "idempotentHint": False, "openWorldHint": False}
+
+TagArg = Annotated[str | None, Field(description="board tag; default: task-master's current tag or 'master'")]
+DEFAULT_PRD = (Path(".taskmaster") / "docs" / "prd.txt", Path(".taskmaster") / "docs" / "prd.md")
+
+
+@contextlib.contextmanager
+def refusals() -> Iterator[None]:
+    try:
+        yield
+    except TaskBoardError as exc:
+        raise ToolError(str(exc)) from None
+
+
+class Family:
+    """State shared by the tools: the boards (one per workspace root) and the settings."""
+
+    def __init__(self, deps: Deps, transport: httpx.AsyncBaseTransport | None) -> None:
+        self.deps = deps
+        self.transport = transport
+        self._boards: dict[Path, TaskBoard] = {}
+
+    @property
+    def root(self) -> Path:
+        if not self.deps.roots:
+            raise ToolError("No workspace root is configured; set [mcp] workspace.")
+        return self.deps.roots[0]
+
+    @property
+    def board(self) -> TaskBoard:
+        root = self.root
+        if root not in self._boards:
+            self._boards[root] = TaskBoard(root)
+        return self._boards[root]
+
+    @property
+    def model(self) -> str:
+        return self.deps.settings.tasks.llm_model.strip()
+
+    def tag(self, tag: str | None) -> str:
+        return tag or self.board.default_tag()
+
+    def read(self, tag: str | None) -> TagData | None:
+        """The tag for reading; None when the board file does not exist yet."""
+        with refusals():
+            doc = self.board.snapshot()
+            if not doc.data:
+                return None
+            return doc.tag(self.tag(tag))
+
+    def write(self, tag: str | None, edit: Callable[[TagData, Document], T], *, create: bool = False) -> T:
+        if self.deps.settings.mcp.read_only:
+            raise ToolError("The server is read-only ([mcp] read_only = true); the board cannot change.")
+        name = self.tag(tag)
+        with refusals(), self.board.transaction() as doc:
+            return edit(doc.tag(name, create=create), doc)
+
+    def prd_text(self, prd_text: str | None, prd_path: str | None) -> str:
+        if prd_text and prd_text.strip():
+            return prd_text
+        candidates = [Path(prd_path)] if prd_path else list(DEFAULT_PRD)
+        for candidate in candidates:
+            path = (candidate if candidate.is_absolute() else self.root / candidate).resolve()
+            if not any(path.is_relative_to(r) for r in self.deps.roots):
+                raise ToolError(f"Access denied: path outside the workspace: {prd_path}")
+            if path.is_file():
+                return path.read_text(encoding="utf-8", errors="replace")
+        if prd_path:
+            raise ToolError(f"PRD file not found: {prd_path} (relative paths start at {self.root}).")
+        raise ToolError("Give prd_text, or prd_path to a markdown file (default .taskmaster/docs/prd.txt).")
+
+
+async def in_thread(fn: Callable[[], T]) -> T:
+    return await anyio.to_thread.run_sync(fn)
