@@ -1,0 +1,295 @@
+"""fs tools that list and search: directory listing, tree, name/content search, sizes."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from fastmcp import FastMCP
+from pydantic import Field
+
+from kimi_mcp.errors import WorkspaceError
+
+from . import search
+from .models import (
+    ContentMatch,
+    DirectoryListing,
+    DiskUsage,
+    LargeFiles,
+    ListedEntry,
+    SearchContent,
+    SearchFiles,
+    SizedEntry,
+    TreeResult,
+)
+from .tooling import (
+    MAX_LIST,
+    READ,
+    ExcludePatterns,
+    iso,
+    kind,
+    refusals,
+    require_dir,
+)
+from .walk import Excluder, Glob, WalkOptions, gitignore_for, tree
+from .workspace import Workspace
+
+DirArg = Annotated[
+    str, Field(description="Directory inside the workspace (relative to the first root)")
+]
+UseDefaults = Annotated[
+    bool,
+    Field(description="Also skip .git, node_modules, .venv, __pycache__ and other tool dirs"),
+]
+_SORT_KEYS: dict[str, Callable[[ListedEntry], Any]] = {
+    "name": lambda e: e.name.lower(),
+    "size": lambda e: -e.size,
+    "modified": lambda e: e.modified,
+    "type": lambda e: (e.type, e.name.lower()),
+}
+
+
+def register(mcp: FastMCP, ws: Workspace) -> None:
+    @mcp.tool(annotations=READ)
+    def list_directory(
+        path: DirArg = ".",
+        pattern: Annotated[
+            str | None, Field(description="Glob on entry names, e.g. `*.py`")
+        ] = None,
+        show_hidden: Annotated[
+            bool, Field(description="Include names starting with a dot")
+        ] = False,
+        sort_by: Annotated[
+            Literal["name", "size", "modified", "type"],
+            Field(description="Sort order; size is largest first, modified oldest first"),
+        ] = "name",
+        page: Annotated[int, Field(ge=1, description="1-based page number")] = 1,
+        page_size: Annotated[int, Field(ge=1, le=MAX_LIST, description="Entries per page")] = 200,
+    ) -> DirectoryListing:
+        """List one directory's entries with type, size and modification time, a page at a time.
+
+        When next_page is set, call again with page=next_page for the rest.
+        """
+        with refusals():
+            real = ws.resolve(path)
+            require_dir(real)
+            glob = Glob(pattern) if pattern else None
+            entries: list[ListedEntry] = []
+            with os.scandir(real) as it:
+                for entry in it:
+                    if not show_hidden and entry.name.startswith("."):
+                        continue
+                    if glob is not None and not glob.regex.match(entry.name):
+                        continue
+                    st = entry.stat(follow_symlinks=False)
+                    entries.append(
+                        ListedEntry(
+                            name=entry.name,
+                            type=kind(st.st_mode),
+                            size=st.st_size,
+                            modified=iso(st.st_mtime),
+                        )
+                    )
+            entries.sort(key=_SORT_KEYS[sort_by])
+            start = (page - 1) * page_size
+            more = start + page_size < len(entries)
+            return DirectoryListing(
+                path=ws.display(real),
+                entries=entries[start : start + page_size],
+                total=len(entries),
+                page=page,
+                page_size=page_size,
+                next_page=page + 1 if more else None,
+            )
+
+    @mcp.tool(annotations=READ)
+    def directory_tree(
+        path: DirArg = ".",
+        max_depth: Annotated[int, Field(ge=1, le=50, description="Levels to descend")] = 6,
+        exclude_patterns: ExcludePatterns = [],  # noqa: B006 - pydantic copies defaults
+        use_default_excludes: UseDefaults = True,
+        respect_gitignore: Annotated[
+            bool, Field(description="Skip what .gitignore files ignore")
+        ] = True,
+        max_entries: Annotated[
+            int, Field(ge=1, le=20_000, description="Stop after this many entries")
+        ] = 2000,
+    ) -> TreeResult:
+        """Show a directory's tree as an indented outline (two spaces per level, dirs end with /).
+
+        Symlinks are listed but never followed. When truncated, narrow path, lower max_depth or
+        add exclude_patterns.
+        """
+        with refusals():
+            real = ws.resolve(path)
+            require_dir(real)
+            options = _options(ws, real, exclude_patterns, use_default_excludes, respect_gitignore)
+            options.max_depth = max_depth
+            result = tree(real, options, max_entries)
+            hint = (
+                "cut at max_entries; narrow path, lower max_depth or add exclude_patterns"
+                if result.truncated
+                else None
+            )
+            return TreeResult(
+                path=ws.display(real),
+                tree="\n".join(result.lines),
+                files=result.files,
+                directories=result.dirs,
+                truncated=result.truncated,
+                hint=hint,
+            )
+
+    @mcp.tool(annotations=READ)
+    def search_files(
+        pattern: Annotated[
+            str,
+            Field(
+                description="Glob: `*.py` matches names at any depth; `src/**/test_*.py` matches paths from `path`; `{a,b}` alternation"
+            ),
+        ],
+        path: DirArg = ".",
+        exclude_patterns: ExcludePatterns = [],  # noqa: B006
+        use_default_excludes: UseDefaults = True,
+        max_results: Annotated[
+            int, Field(ge=1, le=MAX_LIST, description="Most paths to return")
+        ] = 200,
+    ) -> SearchFiles:
+        """Find files and directories by glob under a directory (recursive; dirs end with /).
+
+        Paths are relative to the first workspace root. Symlinked dirs are not entered.
+        """
+        with refusals():
+            real = ws.resolve(path)
+            require_dir(real)
+            options = _options(ws, real, exclude_patterns, use_default_excludes, False)
+            found, cut = search.find_names(real, Glob(pattern), options, max_results)
+            base = ws.display(real)
+            prefix = "" if base == "." else base.rstrip("/") + "/"
+            hint = (
+                f"more than {max_results} matches; narrow the pattern or the path" if cut else None
+            )
+            return SearchFiles(
+                path=base, matches=[prefix + p for p in found], truncated=cut, hint=hint
+            )
+
+    @mcp.tool(annotations=READ)
+    def search_content(
+        regex: Annotated[
+            str, Field(description="Python regular expression, matched per line (MULTILINE)")
+        ],
+        path: DirArg = ".",
+        file_pattern: Annotated[
+            str | None, Field(description="Only files matching this glob, e.g. `*.py`")
+        ] = None,
+        case_sensitive: Annotated[bool, Field(description="Match case exactly")] = True,
+        context_lines: Annotated[
+            int, Field(ge=0, le=10, description="Lines shown before and after each match")
+        ] = 0,
+        max_results: Annotated[
+            int, Field(ge=1, le=MAX_LIST, description="Most matching lines to return")
+        ] = 100,
+        exclude_patterns: ExcludePatterns = [],  # noqa: B006
+        use_default_excludes: UseDefaults = True,
+    ) -> SearchContent:
+        """Search file contents for a regex (like grep -rn); skips binaries, respects .gitignore.
+
+        Files over 5 MB are skipped. When truncated, narrow path or file_pattern.
+        """
+        with refusals():
+            real = ws.resolve(path)
+            flags = re.MULTILINE | (0 if case_sensitive else re.IGNORECASE)
+            try:
+                compiled = re.compile(regex, flags)
+            except re.error as exc:
+                raise WorkspaceError(f"Invalid regex {regex!r}: {exc}") from None
+            require_dir(real)
+            options = _options(ws, real, exclude_patterns, use_default_excludes, True)
+            glob = Glob(file_pattern) if file_pattern else None
+            found = search.search_content(
+                real, compiled, glob, options, context_lines, max_results, 5 << 20, ws.display
+            )
+            hint = (
+                f"stopped at {max_results} matches; narrow path, regex or file_pattern"
+                if found.truncated
+                else None
+            )
+            return SearchContent(
+                matches=[
+                    ContentMatch(
+                        path=h.path, line=h.line, text=h.text, before=h.before, after=h.after
+                    )
+                    for h in found.hits
+                ],
+                files_scanned=found.files_scanned,
+                files_matched=found.files_matched,
+                skipped_binary=found.skipped_binary,
+                skipped_large=found.skipped_large,
+                truncated=found.truncated,
+                hint=hint,
+            )
+
+    @mcp.tool(annotations=READ)
+    def find_large_files(
+        path: DirArg = ".",
+        min_size_bytes: Annotated[
+            int, Field(ge=0, description="Ignore files smaller than this")
+        ] = 1 << 20,
+        max_results: Annotated[
+            int, Field(ge=1, le=MAX_LIST, description="How many of the largest to return")
+        ] = 50,
+        exclude_patterns: ExcludePatterns = [],  # noqa: B006
+        use_default_excludes: UseDefaults = False,
+    ) -> LargeFiles:
+        """Find the largest files under a directory, largest first."""
+        with refusals():
+            real = ws.resolve(path)
+            require_dir(real)
+            options = _options(ws, real, exclude_patterns, use_default_excludes, False)
+            sizes = search.largest_files(real, options, min_size_bytes, max_results)
+            base = ws.display(real)
+            prefix = "" if base == "." else base.rstrip("/") + "/"
+            files = [SizedEntry(path=prefix + rel, size=size) for size, rel in sizes.largest]
+            return LargeFiles(
+                files=files, files_scanned=sizes.files, truncated=len(files) >= max_results
+            )
+
+    @mcp.tool(annotations=READ)
+    def disk_usage(
+        path: DirArg = ".",
+        top_n: Annotated[
+            int,
+            Field(ge=1, le=MAX_LIST, description="How many of the largest direct children to list"),
+        ] = 20,
+    ) -> DiskUsage:
+        """Measure the total size of a directory and of its largest direct children (like du)."""
+        with refusals():
+            real = ws.resolve(path)
+            require_dir(real)
+            options = WalkOptions(excluder=Excluder([], defaults=False))
+            sizes, children = search.usage(real, options)
+            ranked = sorted(children.items(), key=lambda item: -item[1])
+            return DiskUsage(
+                path=ws.display(real),
+                total_bytes=sizes.total,
+                files=sizes.files,
+                directories=sizes.dirs,
+                largest_children=[
+                    SizedEntry(path=name, size=size) for name, size in ranked[:top_n]
+                ],
+                truncated=len(ranked) > top_n,
+            )
+
+
+def _options(
+    ws: Workspace, real: str, patterns: list[str], defaults: bool, gitignore: bool
+) -> WalkOptions:
+    ignore = None
+    if gitignore:
+        root = next(
+            (r for r in ws.roots if real == r or real.startswith(r.rstrip("/") + "/")), real
+        )
+        ignore = gitignore_for(real, root)
+    return WalkOptions(excluder=Excluder(patterns, defaults=defaults), gitignore=ignore)

@@ -1,0 +1,304 @@
+"""fs tools that write: files, edits, directories, copy/move/delete, batches.
+
+Not registered at all when `[mcp] read_only = true`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Literal
+
+from fastmcp import FastMCP
+from fastmcp.exceptions import ToolError
+from pydantic import BaseModel, Field
+
+from kimi_mcp.errors import WorkspaceError
+
+from . import fileops, textops
+from .models import (
+    BatchItem,
+    BatchResult,
+    CopyResult,
+    DeleteResult,
+    DirectoryCreated,
+    EditResult,
+    MoveResult,
+    WriteResult,
+)
+from .tooling import (
+    CREATE_IDEMPOTENT,
+    DESTRUCTIVE,
+    DESTRUCTIVE_IDEMPOTENT,
+    MAX_CHARS,
+    PathArg,
+    refusals,
+)
+from .workspace import Workspace
+
+MAX_EDIT_BYTES = 20 << 20
+DryRun = Annotated[bool, Field(description="Only show the diff; change nothing")]
+Overwrite = Annotated[bool, Field(description="Replace an existing destination")]
+
+
+class Edit(BaseModel):
+    old_text: str = Field(
+        description="Text to find: exact first, else line-by-line ignoring indentation"
+    )
+    new_text: str = Field(description="Replacement text")
+    expected_replacements: int = Field(
+        default=1, ge=1, description="How many occurrences must match"
+    )
+
+
+class LineEditSpec(BaseModel):
+    line: int = Field(ge=1, description="1-based line number in the file as it is now")
+    mode: Literal["replace", "insert_before", "insert_after", "delete"]
+    text: str = Field(default="", description="New line(s) for replace/insert; ignored for delete")
+
+
+class Operation(BaseModel):
+    op: Literal["copy", "move", "delete", "mkdir"]
+    path: str | None = Field(default=None, description="For delete and mkdir")
+    source: str | None = Field(default=None, description="For copy and move")
+    destination: str | None = Field(default=None, description="For copy and move")
+    overwrite: bool = False
+    recursive: bool = Field(default=False, description="For delete of a non-empty directory")
+
+
+def register(mcp: FastMCP, ws: Workspace) -> None:
+    @mcp.tool(annotations=DESTRUCTIVE)
+    def write_file(
+        path: PathArg,
+        content: Annotated[str, Field(description="Text to write")],
+        append: Annotated[bool, Field(description="Append instead of replacing the file")] = False,
+        create_dirs: Annotated[
+            bool, Field(description="Create missing parent directories")
+        ] = False,
+        encoding: Annotated[str, Field(description="Text encoding")] = "utf-8",
+    ) -> WriteResult:
+        """Create or overwrite a text file (atomically), or append to it.
+
+        An existing file is replaced through a temp file and a rename; a new file is created
+        exclusively. Prefer edit_file for changes to part of a file.
+        """
+        with refusals():
+            real = ws.resolve(path)
+            parent = os.path.dirname(real)
+            if not os.path.isdir(parent):
+                if not create_dirs:
+                    raise WorkspaceError(
+                        f"Parent directory does not exist: {ws.display(parent)}; pass create_dirs=true"
+                    )
+                ws.makedirs(parent)
+            data = content.encode(encoding)
+            existed = os.path.lexists(real)
+            if append:
+                ws.append(real, data)
+            elif existed:
+                ws.write_atomic(real, data)
+            else:
+                ws.create_exclusive(real, data)
+            return WriteResult(
+                path=ws.display(real), bytes_written=len(data), created=not existed, appended=append
+            )
+
+    @mcp.tool(annotations=DESTRUCTIVE)
+    def edit_file(
+        path: PathArg,
+        edits: Annotated[
+            list[Edit], Field(min_length=1, description="Replacements, applied in order")
+        ],
+        dry_run: DryRun = False,
+    ) -> EditResult:
+        """Replace text in a file and return a unified diff of the change.
+
+        Each old_text must match expected_replacements times: exactly, or else line by line
+        ignoring leading/trailing whitespace (the file's indentation is kept). A miss names the
+        edit and shows the nearest lines. All edits apply or none do.
+        """
+        with refusals():
+            real, text = _read_text(ws, path)
+            specs = [
+                textops.TextEdit(e.old_text, e.new_text, e.expected_replacements) for e in edits
+            ]
+            new, how = textops.apply_edits(text, specs)
+            return _finish(ws, real, text, new, dry_run, how)
+
+    @mcp.tool(annotations=DESTRUCTIVE)
+    def edit_lines(
+        path: PathArg,
+        edits: Annotated[
+            list[LineEditSpec],
+            Field(
+                min_length=1,
+                description="Line edits; every line number refers to the file before any edit",
+            ),
+        ],
+        dry_run: DryRun = False,
+    ) -> EditResult:
+        """Edit a file by line number: replace, insert before/after, or delete lines.
+
+        Line numbers all refer to the current file (read it first), so edits do not shift each
+        other. Returns a unified diff.
+        """
+        with refusals():
+            real, text = _read_text(ws, path)
+            specs = [textops.LineEdit(e.line, e.mode, e.text) for e in edits]
+            new = textops.apply_line_edits(text, specs)
+            return _finish(ws, real, text, new, dry_run, [])
+
+    @mcp.tool(annotations=CREATE_IDEMPOTENT)
+    def create_directory(path: PathArg) -> DirectoryCreated:
+        """Create a directory and any missing parents; succeeds if it already exists."""
+        with refusals():
+            real = ws.resolve(path)
+            return DirectoryCreated(path=ws.display(real), created=ws.makedirs(real))
+
+    @mcp.tool(annotations=DESTRUCTIVE_IDEMPOTENT)
+    def copy(
+        source: PathArg,
+        destination: Annotated[
+            str, Field(description="Full target path (not a folder to copy into)")
+        ],
+        overwrite: Overwrite = False,
+    ) -> CopyResult:
+        """Copy a file or a directory tree; fails if the destination exists unless overwrite=true.
+
+        Symlinks are copied as links; links pointing outside the workspace are skipped.
+        """
+        with refusals():
+            src, dst = ws.resolve(source), ws.resolve(destination)
+            copied = fileops.copy(ws, src, dst, overwrite)
+            return CopyResult(
+                source=ws.display(src), destination=ws.display(dst), files_copied=copied
+            )
+
+    @mcp.tool(annotations=DESTRUCTIVE)
+    def move(
+        source: PathArg,
+        destination: Annotated[str, Field(description="Full target path")],
+        overwrite: Overwrite = False,
+    ) -> MoveResult:
+        """Move or rename a file or directory; fails if the destination exists unless overwrite=true."""
+        with refusals():
+            src, dst = ws.resolve_entry(source), ws.resolve(destination)
+            fileops.move(ws, src, dst, overwrite)
+            return MoveResult(source=ws.display(src), destination=ws.display(dst))
+
+    @mcp.tool(annotations=DESTRUCTIVE_IDEMPOTENT)
+    def delete(
+        path: PathArg,
+        recursive: Annotated[
+            bool, Field(description="Delete a non-empty directory and everything in it")
+        ] = False,
+    ) -> DeleteResult:
+        """Delete a file, a symlink (not its target) or a directory (non-empty needs recursive=true)."""
+        with refusals():
+            entry = ws.resolve_entry(path)
+            removed = fileops.delete(ws, entry, recursive)
+            return DeleteResult(path=ws.display(entry), entries_removed=removed)
+
+    @mcp.tool(annotations=DESTRUCTIVE)
+    def batch(
+        operations: Annotated[
+            list[Operation],
+            Field(
+                min_length=1,
+                max_length=100,
+                description="copy/move (source, destination, overwrite), delete (path, recursive), mkdir (path)",
+            ),
+        ],
+        dry_run: Annotated[
+            bool, Field(description="Check every operation and report; change nothing")
+        ] = False,
+        stop_on_error: Annotated[bool, Field(description="Stop at the first failure")] = True,
+    ) -> BatchResult:
+        """Run several copy, move, delete and mkdir operations in order, reporting each.
+
+        Operations are not rolled back: use dry_run first for risky batches.
+        """
+        results: list[BatchItem] = []
+        stopped = False
+        for index, operation in enumerate(operations, start=1):
+            try:
+                with refusals():
+                    message = _run_op(ws, operation, dry_run)
+                results.append(BatchItem(index=index, op=operation.op, ok=True, message=message))
+            except ToolError as exc:
+                results.append(BatchItem(index=index, op=operation.op, ok=False, message=str(exc)))
+                if stop_on_error:
+                    stopped = index < len(operations)
+                    break
+        failed = sum(1 for r in results if not r.ok)
+        return BatchResult(
+            dry_run=dry_run,
+            succeeded=len(results) - failed,
+            failed=failed,
+            stopped_early=stopped,
+            results=results,
+        )
+
+
+def _read_text(ws: Workspace, path: str) -> tuple[str, str]:
+    real = ws.resolve(path)
+    with ws.open_read(real) as handle:
+        data = handle.read(MAX_EDIT_BYTES + 1)
+    if len(data) > MAX_EDIT_BYTES:
+        raise WorkspaceError(
+            f"File too large to edit here (> {MAX_EDIT_BYTES} bytes): {ws.display(real)}"
+        )
+    try:
+        return real, data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise WorkspaceError(f"Not valid UTF-8, refusing to rewrite: {ws.display(real)}") from None
+
+
+def _finish(
+    ws: Workspace, real: str, old: str, new: str, dry_run: bool, how: list[str]
+) -> EditResult:
+    shown = ws.display(real)
+    diff, cut = textops.cap(textops.unified_diff(old, new, shown, shown), MAX_CHARS)
+    changed = new != old
+    if changed and not dry_run:
+        ws.write_atomic(real, new.encode("utf-8"))
+    return EditResult(
+        path=shown, applied=changed and not dry_run, diff=diff, diff_truncated=cut, matches=how
+    )
+
+
+def _need(value: str | None, name: str, op: str) -> str:
+    if not value:
+        raise WorkspaceError(f"{op} needs `{name}`")
+    return value
+
+
+def _run_op(ws: Workspace, operation: Operation, dry_run: bool) -> str:
+    op = operation.op
+    if op in ("copy", "move"):
+        source = _need(operation.source, "source", op)
+        target = ws.resolve(_need(operation.destination, "destination", op))
+        src = ws.resolve(source) if op == "copy" else ws.resolve_entry(source)
+        if dry_run:
+            if not os.path.lexists(src):
+                raise WorkspaceError(f"Not found: {ws.display(src)}")
+            if os.path.lexists(target) and not operation.overwrite:
+                raise WorkspaceError(f"Refused: destination exists: {ws.display(target)}")
+            return f"would {op} {ws.display(src)} -> {ws.display(target)}"
+        if op == "copy":
+            fileops.copy(ws, src, target, operation.overwrite)
+        else:
+            fileops.move(ws, src, target, operation.overwrite)
+        return f"{op} {ws.display(src)} -> {ws.display(target)}"
+    path = _need(operation.path, "path", op)
+    if op == "mkdir":
+        real = ws.resolve(path)
+        if dry_run:
+            return f"would create {ws.display(real)}"
+        return f"created {ws.display(real)}" if ws.makedirs(real) else f"exists {ws.display(real)}"
+    entry = ws.resolve_entry(path)
+    if dry_run:
+        if not os.path.lexists(entry):
+            raise WorkspaceError(f"Not found: {ws.display(entry)}")
+        return f"would delete {ws.display(entry)}"
+    removed = fileops.delete(ws, entry, operation.recursive)
+    return f"deleted {ws.display(entry)} ({removed} entries)"

@@ -1,0 +1,282 @@
+"""Fast directory walking: os.scandir, early pruning, globs compiled to one regex, .gitignore.
+
+Hot loops work on strings and DirEntry objects only (no per-file Path objects). Symlinks are
+never followed while walking, so a walk cannot leave the directory it started in.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import pathspec
+
+DEFAULT_EXCLUDES: tuple[str, ...] = (
+    ".git",
+    ".hg",
+    ".svn",
+    "node_modules",
+    ".venv",
+    "venv",
+    "__pycache__",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".tox",
+    ".nox",
+    ".idea",
+    ".DS_Store",
+)
+
+
+def glob_regex(pattern: str) -> str:
+    """Translate a glob (`*`, `**`, `?`, `[...]`, `{a,b}`) into a regex matched on `/` paths."""
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    depth = 0
+    while i < n:
+        c = pattern[i]
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+            continue
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+            continue
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            end = pattern.find("]", i + 2)
+            if end < 0:
+                out.append(re.escape(c))
+            else:
+                body = pattern[i + 1 : end]
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append("[" + body.replace("\\", "\\\\") + "]")
+                i = end
+        elif c == "{":
+            out.append("(?:")
+            depth += 1
+        elif c == "}" and depth:
+            out.append(")")
+            depth -= 1
+        elif c == "," and depth:
+            out.append("|")
+        else:
+            out.append(re.escape(c))
+        i += 1
+    out.append(")" * depth)
+    return "".join(out)
+
+
+@dataclass
+class Glob:
+    """A glob: without `/` it matches a name at any depth, with `/` the path from the top."""
+
+    pattern: str
+    by_name: bool = field(init=False)
+    regex: re.Pattern[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.by_name = "/" not in self.pattern.strip("/")
+        self.regex = re.compile(glob_regex(self.pattern.strip("/")) + r"\Z", re.DOTALL)
+
+    def matches(self, name: str, rel: str) -> bool:
+        return self.regex.match(name if self.by_name else rel) is not None
+
+
+class Excluder:
+    """Exclude patterns, compiled into one name regex and one path regex."""
+
+    def __init__(self, patterns: Sequence[str], defaults: bool = True) -> None:
+        names = set(DEFAULT_EXCLUDES) if defaults else set()
+        name_globs: list[str] = []
+        path_globs: list[str] = []
+        for raw in patterns:
+            pattern = raw.strip().strip("/")
+            if not pattern:
+                continue
+            if "/" in pattern:
+                path_globs.append(glob_regex(pattern) + r"(?:/.*)?")
+            elif any(ch in pattern for ch in "*?[{"):
+                name_globs.append(glob_regex(pattern))
+            else:
+                names.add(pattern)
+        self.names = frozenset(names)
+        self._name_re = _union(name_globs)
+        self._path_re = _union(path_globs)
+
+    def excluded(self, name: str, rel: str) -> bool:
+        if name in self.names:
+            return True
+        if self._name_re is not None and self._name_re.match(name):
+            return True
+        return self._path_re is not None and self._path_re.match(rel) is not None
+
+
+def _union(parts: list[str]) -> re.Pattern[str] | None:
+    if not parts:
+        return None
+    return re.compile("(?:" + "|".join(parts) + r")\Z", re.DOTALL)
+
+
+class GitIgnore:
+    """The .gitignore files met on the way down, each applying below its own directory."""
+
+    def __init__(self) -> None:
+        # (base: where the rules apply below, shift: prepended to paths under base, rules)
+        self._specs: list[tuple[str, str, pathspec.GitIgnoreSpec]] = []
+
+    def load(self, directory: str, base: str, shift: str = "") -> None:
+        try:
+            with open(
+                os.path.join(directory, ".gitignore"), encoding="utf-8", errors="replace"
+            ) as f:
+                spec = pathspec.GitIgnoreSpec.from_lines(f.read().splitlines())
+        except OSError:
+            return
+        self._specs.append((base, shift, spec))
+
+    def child(self) -> GitIgnore:
+        copy = GitIgnore()
+        copy._specs = list(self._specs)
+        return copy
+
+    def ignored(self, rel: str, is_dir: bool) -> bool:
+        for base, shift, spec in self._specs:
+            if base and not rel.startswith(base):
+                continue
+            sub = shift + rel[len(base) :]
+            if spec.match_file(sub + "/" if is_dir else sub):
+                return True
+        return False
+
+    def __bool__(self) -> bool:
+        return bool(self._specs)
+
+
+@dataclass
+class WalkOptions:
+    excluder: Excluder
+    gitignore: GitIgnore | None = None
+    max_depth: int | None = None
+    show_hidden: bool = True
+
+
+def walk(top: str, options: WalkOptions) -> Iterator[tuple[os.DirEntry[str], str, bool]]:
+    """Yield (entry, path relative to top, is_dir) depth-first, pruning excluded dirs early."""
+    stack: list[tuple[str, str, int, GitIgnore | None]] = [(top, "", 0, options.gitignore)]
+    excluded = options.excluder.excluded
+    max_depth = options.max_depth
+    while stack:
+        directory, prefix, depth, ignore = stack.pop()
+        try:
+            with os.scandir(directory) as it:
+                entries = list(it)
+        except OSError:
+            continue
+        if ignore is not None and any(e.name == ".gitignore" for e in entries):
+            ignore = ignore.child()
+            ignore.load(directory, prefix)
+        for entry in entries:
+            name = entry.name
+            if not options.show_hidden and name.startswith("."):
+                continue
+            rel = prefix + name
+            if excluded(name, rel):
+                continue
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                continue
+            if ignore and ignore.ignored(rel, is_dir):
+                continue
+            yield entry, rel, is_dir
+            if is_dir and (max_depth is None or depth + 1 < max_depth):
+                stack.append((entry.path, rel + "/", depth + 1, ignore))
+
+
+def _name(entry: os.DirEntry[str]) -> str:
+    return entry.name
+
+
+@dataclass
+class Tree:
+    lines: list[str] = field(default_factory=list)
+    files: int = 0
+    dirs: int = 0
+    truncated: bool = False
+
+
+def tree(top: str, options: WalkOptions, max_entries: int) -> Tree:
+    """An indented outline (directories end with `/`), depth-first in name order."""
+    out = Tree()
+    _tree(top, "", 0, options.gitignore, options, max_entries, out)
+    return out
+
+
+def _tree(
+    directory: str,
+    prefix: str,
+    depth: int,
+    ignore: GitIgnore | None,
+    options: WalkOptions,
+    max_entries: int,
+    out: Tree,
+) -> None:
+    try:
+        with os.scandir(directory) as it:
+            entries = sorted(it, key=_name)
+    except OSError:
+        return
+    if ignore is not None and any(e.name == ".gitignore" for e in entries):
+        ignore = ignore.child()
+        ignore.load(directory, prefix)
+    indent = "  " * depth
+    excluded = options.excluder.excluded
+    for entry in entries:
+        name = entry.name
+        if not options.show_hidden and name.startswith("."):
+            continue
+        rel = prefix + name
+        if excluded(name, rel):
+            continue
+        try:
+            is_dir = entry.is_dir(follow_symlinks=False)
+        except OSError:
+            continue
+        if ignore and ignore.ignored(rel, is_dir):
+            continue
+        if out.files + out.dirs >= max_entries:
+            out.truncated = True
+            return
+        if is_dir:
+            out.dirs += 1
+            out.lines.append(f"{indent}{name}/")
+            if options.max_depth is None or depth + 1 < options.max_depth:
+                _tree(entry.path, rel + "/", depth + 1, ignore, options, max_entries, out)
+                if out.truncated:
+                    return
+        else:
+            out.files += 1
+            out.lines.append(f"{indent}{name}")
+
+
+def gitignore_for(top: str, root: str) -> GitIgnore:
+    """The .gitignore files of `top`'s ancestors up to the workspace root, as seen from `top`."""
+    ignore = GitIgnore()
+    if top != root and top.startswith(root.rstrip(os.sep) + os.sep):
+        current = root
+        parts = top[len(root.rstrip(os.sep)) + 1 :].split(os.sep)
+        for index in range(len(parts)):
+            below = "/".join(parts[index:]) + "/"
+            if os.path.isfile(os.path.join(current, ".gitignore")):
+                ignore.load(current, "", below)
+            current = os.path.join(current, parts[index])
+    return ignore
