@@ -67,3 +67,17 @@ class Deps:
         if event.type == "session":
             with self._lock:
                 self._active = _UNSET
+
+
+def build_deps(settings: Settings) -> Deps:
+    """The real dependencies: the ledger in the data dir (not started) and the memory engine."""
+    from kimi_mcp.ledger import Ledger
+
+    ledger = Ledger(settings.database_url())
+    deps = Deps(settings=settings, ledger=ledger, memory=None)  # type: ignore[arg-type]
+    try:
+        from kimi_mcp.memory import MemoryEngine
+    except ImportError:  # the memory engine is optional until it is built
+        return deps
+    deps.memory = MemoryEngine(settings, ledger)
+    return deps

@@ -73,3 +73,20 @@ def _memory_engine(deps: Deps) -> Any:
     except ImportError:
         return None
     return MemoryEngine(deps.settings, deps.ledger)
+
+
+@pytest.fixture
+def serve_app() -> Callable[..., Any]:
+    """`async with serve_app(app) as client:` — the app in-process, inside its lifespan."""
+    import contextlib
+
+    import httpx
+
+    @contextlib.asynccontextmanager
+    async def run(app: Any, base_url: str = "http://127.0.0.1:8765", **kwargs: Any) -> Any:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url=base_url, **kwargs) as client:
+                yield client
+
+    return run

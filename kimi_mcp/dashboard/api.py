@@ -1,0 +1,121 @@
+"""The JSON API under /api: sessions, stats, export. The dashboard page and scripts use it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from kimi_mcp import stats
+from kimi_mcp.dashboard.export import stream_export
+from kimi_mcp.errors import LedgerError
+from kimi_mcp.httputil import BadRequest, json_error, query_float, read_json
+from kimi_mcp.ledger import SessionNotFound
+from kimi_mcp.runtime import Runtime
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def guarded(handler: Handler) -> Handler:
+    """Bad input becomes a 4xx with a message; nothing escapes as a traceback."""
+
+    async def wrapper(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except BadRequest as exc:
+            return exc.response()
+        except SessionNotFound as exc:
+            return json_error(404, str(exc), "session_not_found")
+        except LedgerError as exc:
+            return json_error(400, str(exc), "ledger_error")
+
+    wrapper.__name__ = handler.__name__
+    return wrapper
+
+
+def routes(rt: Runtime) -> list[BaseRoute]:
+    deps = rt.deps
+
+    @guarded
+    async def list_sessions(request: Request) -> Response:
+        return JSONResponse(await anyio.to_thread.run_sync(deps.sessions.list))
+
+    @guarded
+    async def create_session(request: Request) -> Response:
+        body = await _object(request)
+        name = body.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise BadRequest("'name' is required: a non-empty string")
+        session = await deps.sessions.create(name.strip(), _opt_str(body, "provider"),
+                                             _opt_str(body, "model"), activate=body.get("activate", True))
+        return JSONResponse(session, status_code=201)
+
+    @guarded
+    async def get_session(request: Request) -> Response:
+        return JSONResponse(await anyio.to_thread.run_sync(stats.session, deps,
+                                                           request.path_params["id"]))
+
+    @guarded
+    async def update_session(request: Request) -> Response:
+        body = await _object(request)
+        allowed = {"name", "active", "context", "provider", "model"}
+        unknown = set(body) - allowed
+        if unknown:
+            raise BadRequest(f"unknown field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+        if "context" in body and not isinstance(body["context"], dict):
+            raise BadRequest("'context' must be an object of switches, e.g. {\"sanitize\": false}")
+        return JSONResponse(await deps.sessions.update(request.path_params["id"], **body))
+
+    @guarded
+    async def delete_session(request: Request) -> Response:
+        await deps.sessions.delete(request.path_params["id"])
+        return Response(status_code=204)
+
+    @guarded
+    async def get_stats(request: Request) -> Response:
+        since, until = query_float(request, "since"), query_float(request, "until")
+        session = request.query_params.get("session") or None
+        data = await anyio.to_thread.run_sync(stats.summary, deps, since, until, session)
+        return JSONResponse(data)
+
+    @guarded
+    async def export(request: Request) -> Response:
+        fmt = request.query_params.get("format", "csv")
+        if fmt not in ("csv", "json"):
+            raise BadRequest(f"'format' must be csv or json, got {fmt!r}")
+        since, until = query_float(request, "since"), query_float(request, "until")
+        session = request.query_params.get("session") or None
+        media = "text/csv" if fmt == "csv" else "application/json"
+        name = f"kimi-mcp-export{'-' + session if session else ''}.{fmt}"
+        return StreamingResponse(
+            stream_export(deps, fmt, session, since, until), media_type=media,
+            headers={"content-disposition": f'attachment; filename="{name}"'},
+        )
+
+    return [
+        Route("/api/sessions", list_sessions, methods=["GET"]),
+        Route("/api/sessions", create_session, methods=["POST"]),
+        Route("/api/sessions/{id}", get_session, methods=["GET"]),
+        Route("/api/sessions/{id}", update_session, methods=["PATCH"]),
+        Route("/api/sessions/{id}", delete_session, methods=["DELETE"]),
+        Route("/api/stats", get_stats, methods=["GET"]),
+        Route("/api/export", export, methods=["GET"]),
+    ]
+
+
+async def _object(request: Request) -> dict[str, Any]:
+    body = await read_json(request, 1_000_000)
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+def _opt_str(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise BadRequest(f"'{key}' must be a string")
+    return value or None
