@@ -189,7 +189,7 @@ def schema_issues(value: Any, schema: Any, max_errors: int) -> tuple[int, list[S
         where = "#/" + "/".join(str(p) for p in exc.absolute_path)
         raise JsonError(f"The schema itself is invalid at {where}: {exc.message[:300]}") from None
     validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
-    count, issues = 0, []
+    count, issues = 0, list[SchemaIssue]()
     try:
         for error in validator.iter_errors(value):
             count += 1
