@@ -3,6 +3,7 @@ never followed out of the workspace."""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
@@ -91,7 +92,7 @@ def move(ws: Workspace, src: str, dst: str, overwrite: bool) -> None:
     try:
         os.replace(src, dst)
     except OSError as exc:
-        if exc.errno == getattr(os, "EXDEV", -1):
+        if exc.errno == errno.EXDEV:
             shutil.move(src, dst)
             return
         raise WorkspaceError(f"Cannot move onto {ws.display(dst)}: {exc.strerror}") from None

@@ -17,6 +17,7 @@ file and an atomic `os.replace`, so a symlink planted after the check is replace
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import stat
@@ -269,7 +270,7 @@ def _silent_unlink(name: str, dir_fd: int) -> None:
 def _os_error(exc: OSError, path: str) -> WorkspaceError:
     if isinstance(exc, FileNotFoundError):
         return WorkspaceError(f"Not found: {path}")
-    if exc.errno == getattr(os, "ELOOP", -1):
+    if exc.errno == errno.ELOOP:
         return WorkspaceError(
             f"Access denied: {path} became a symlink after the check; refusing to follow it"
         )
