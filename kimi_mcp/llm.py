@@ -16,8 +16,9 @@ from typing import Any
 import httpx
 import jsonschema
 
+from kimi_mcp.catalog import Catalog, Provider
 from kimi_mcp.config import Settings
-from kimi_mcp.errors import UpstreamError
+from kimi_mcp.errors import KimiError, UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -35,22 +36,16 @@ def split_model_ref(model_ref: str) -> tuple[str, str]:
     return provider, model
 
 
-def _endpoint(settings: Settings, provider: str) -> tuple[str, str | None, float]:
-    from kimi_mcp import catalog  # the catalog is core; imported late so this module loads alone
-
+def _endpoint(settings: Settings, provider: str) -> Provider:
     try:
-        resolved = catalog.resolve_provider(settings, provider)
-    except (KeyError, ValueError) as exc:
-        raise LlmError(f"provider '{provider}' is not configured: {exc}", status=400) from None
-    fmt = getattr(resolved, "format", "openai")
-    if fmt != "openai":
-        raise LlmError(f"provider '{provider}' speaks '{fmt}'; only 'openai' format is supported here")
-    base_url = str(resolved.base_url).rstrip("/")
-    timeout = float(getattr(resolved, "timeout_s", None) or 60)
-    key = resolved.api_key
-    if key is not None and hasattr(key, "get_secret_value"):
-        key = key.get_secret_value()
-    return base_url, key or None, timeout
+        found = Catalog(settings).provider(provider)
+    except KimiError as exc:
+        raise LlmError(f"provider '{provider}' is not available: {exc}", status=400) from None
+    if found.format != "openai":
+        raise LlmError(
+            f"provider '{provider}' speaks '{found.format}'; only 'openai' format is supported here"
+        )
+    return found
 
 
 def _body(model: str, messages: list[dict[str, Any]], schema: dict[str, Any], strict: bool) -> dict[str, Any]:
@@ -93,10 +88,13 @@ async def complete_json(
 ) -> dict[str, Any]:
     """One structured completion; falls back from `json_schema` to `json_object` on HTTP 400."""
     provider, model = split_model_ref(model_ref)
-    base_url, api_key, timeout = _endpoint(settings, provider)
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    endpoint = _endpoint(settings, provider)
+    base_url = endpoint.base_url.rstrip("/")
+    headers = dict(endpoint.headers)
+    if endpoint.api_key:
+        headers["Authorization"] = f"Bearer {endpoint.api_key}"
     owned = client is None
-    http = client or httpx.AsyncClient(transport=transport, timeout=timeout)
+    http = client or httpx.AsyncClient(transport=transport, timeout=endpoint.timeout_s)
     try:
         for strict in (True, False):
             try:

@@ -60,10 +60,12 @@ def check_new_dependency(view: TagData, key: str, target: int | str) -> object |
     if dep == key:
         raise TaskBoardError(f"Task {key} cannot depend on itself.")
     if dep not in view.index:
-        raise TaskBoardError(
-            f"Dependency target {dep} does not exist in tag '{view.name}'; "
-            "call tasks_list to see valid ids."
-        )
+        hint = "call tasks_list to see valid ids."
+        parent = key.split(".")[0]
+        if "." in key and dep.split(".")[0] == parent:
+            hint = (f"for a subtask a bare number names a sibling ({dep}); to wait for a "
+                    f"top-level task, make task {parent} depend on it instead.")
+        raise TaskBoardError(f"Dependency target {dep} does not exist in tag '{view.name}'; {hint}")
     if "." in key and "." not in dep:
         raise TaskBoardError(
             f"Subtask {key} can depend only on subtasks (e.g. \"{key.split('.')[0]}.1\"); "

@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 from fastmcp import FastMCP
+from kimi_mcp.servers.tasks import build_server
 
 from kimi_mcp.config import load_settings
 from kimi_mcp.deps import Deps
-from kimi_mcp.servers.tasks import build_server
 
 BOARD = Path(".taskmaster") / "tasks" / "tasks.json"
 
