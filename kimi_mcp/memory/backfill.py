@@ -1,0 +1,76 @@
+"""Deferred embedding: records stored without a vector (the sanitizer's fast path, a failed
+vector write during update) get one from this worker thread, in batches."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+
+log = logging.getLogger(__name__)
+
+_BATCH = 64
+
+
+class Backfill:
+    """One daemon thread draining a queue of memory ids into `work(ids)`."""
+
+    def __init__(self, work: Callable[[Sequence[str]], None]) -> None:
+        self._work = work
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def put(self, ids: Sequence[str]) -> None:
+        self._start()
+        for mid in ids:
+            self._queue.put(mid)
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="kimi-memory-backfill", daemon=True
+                )
+                self._thread.start()
+
+    def join(self) -> None:
+        """Block until every queued id has been processed (done or failed)."""
+        if self._thread is not None:
+            self._queue.join()
+
+    def stop(self) -> None:
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                self._queue.task_done()
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < _BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    self._queue.task_done()
+                    break
+                batch.append(item)
+            try:
+                self._work(list(dict.fromkeys(batch)))
+            except Exception:  # the records keep vector_ok=False; reindex or a restart repairs
+                log.exception("deferred embedding of %d memories failed", len(batch))
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+            if stop:
+                return

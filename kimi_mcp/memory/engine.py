@@ -1,0 +1,542 @@
+"""The memory engine: records in the ledger, vectors in Qdrant, search by meaning.
+
+Nothing heavy happens at construction: the embedding model and the vector store open on the
+first call that needs them. Every public coroutine runs its work in a worker thread, and has
+a `*_sync` twin for code that is not async (the CLI, the sanitizer, reindex).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio.to_thread
+import numpy as np
+
+from kimi_mcp.errors import MemoryEngineError
+from kimi_mcp.memory import records
+from kimi_mcp.memory.backfill import Backfill
+from kimi_mcp.memory.embedder import Embedder, Matrix, create_embedder
+from kimi_mcp.memory.index import VectorIndex
+from kimi_mcp.memory.records import NewRecord
+from kimi_mcp.memory.types import (
+    TYPES,
+    ConsolidateReport,
+    Hit,
+    MemoryItem,
+    StoreResult,
+    content_hash,
+    embeddable,
+    masked_id,
+    tokens_of,
+)
+from kimi_mcp.memory.vectors import VectorStore
+
+if TYPE_CHECKING:
+    from kimi_mcp.config import Settings
+    from kimi_mcp.ledger import Ledger
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class MemoryNotFound(MemoryEngineError):
+    pass
+
+
+class MemoryEngine:
+    def __init__(
+        self,
+        settings: Settings,
+        ledger: Ledger,
+        embedder: Embedder | None = None,
+        *,
+        vector_location: str | None = None,
+        search_in_qdrant: bool | None = None,
+    ) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self._embedder = embedder
+        self._location = vector_location  # e.g. ":memory:" (tests)
+        self._search_in_qdrant = search_in_qdrant
+        self._vectors: VectorStore | None = None
+        self._index: VectorIndex | None = None
+        self._ready_lock = threading.Lock()
+        self._pending: dict[str, MemoryItem] = {}
+        self._pending_lock = threading.Lock()
+        self._backfill = Backfill(self._embed_ids)
+        roots = settings.workspace_roots()
+        self.default_project = roots[0].name if roots else "default"
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = create_embedder(self.settings.memory.embedder)
+        return self._embedder
+
+    @property
+    def loaded(self) -> bool:
+        return self._vectors is not None
+
+    @property
+    def index(self) -> VectorIndex | None:
+        """The in-process index (None when searches go to a Qdrant server)."""
+        return self._index
+
+    @property
+    def vectors(self) -> VectorStore:
+        self.ready()
+        assert self._vectors is not None
+        return self._vectors
+
+    def ready(self) -> None:
+        """Load the embedder, open the vector store and build the index (once)."""
+        if self._vectors is not None:
+            return
+        with self._ready_lock:
+            if self._vectors is None:
+                self._open()
+
+    def _open(self) -> None:
+        embedder = self.embedder
+        load = getattr(embedder, "load", None)
+        if callable(load):
+            load()
+        mem = self.settings.memory
+        collection = mem.collection if embedder.name == "minilm" else f"{mem.collection}_{embedder.name}"
+        key = mem.qdrant_api_key.get_secret_value() if mem.qdrant_api_key else None
+        store = VectorStore(
+            collection,
+            embedder.dim,
+            path=self.settings.data_dir / "qdrant",
+            url=mem.qdrant_url,
+            api_key=key,
+            location=self._location,
+        )
+        in_qdrant = self._search_in_qdrant if self._search_in_qdrant is not None else store.remote
+        missing = self._load_index(store, build=not in_qdrant)
+        self._vectors = store
+        if missing:
+            log.info("%d memories have no vector yet; embedding them in the background", len(missing))
+            self._backfill.put(missing)
+
+    def _load_index(self, store: VectorStore, *, build: bool) -> list[str]:
+        """Build the in-process index from Qdrant; returns the ids of records without a vector."""
+        state = {mid: (project, type_, ok) for mid, project, type_, ok in records.vector_state(self.ledger)}
+        if not build:
+            return [mid for mid, (_, _, ok) in state.items() if not ok]
+        index = VectorIndex(store.dim)
+        rows: dict[str, list[tuple[str, str]]] = {}
+        vecs: dict[str, list[Matrix]] = {}
+        orphans: list[str] = []
+        for mid, _project, vector in store.scan():
+            found = state.get(mid)
+            if found is None:
+                orphans.append(mid)
+                continue
+            rows.setdefault(found[0], []).append((mid, found[1]))
+            vecs.setdefault(found[0], []).append(vector)
+        for project, items in rows.items():
+            index.add(project, items, np.stack(vecs[project]))
+        if orphans:
+            log.info("removing %d vectors whose memory is gone", len(orphans))
+            store.delete(orphans)
+        self._index = index
+        seen = {mid for items in rows.values() for mid, _ in items}
+        return [mid for mid, (_, _, ok) in state.items() if not ok or mid not in seen]
+
+    def close(self) -> None:
+        self._backfill.stop()
+        with self._ready_lock:
+            store, self._vectors, self._index = self._vectors, None, None
+        if store is not None:
+            store.close()
+
+    def flush_vectors(self) -> None:
+        """Wait until every deferred embedding has been written (or has failed)."""
+        self._backfill.join()
+
+    # ---- embedding and vectors ----------------------------------------------------------
+
+    def embed(self, texts: Sequence[str]) -> Matrix:
+        try:
+            return self.embedder.embed([embeddable(t) for t in texts])
+        except MemoryEngineError:
+            raise
+        except Exception as exc:  # onnxruntime/tokenizers errors: the embedder failed
+            raise MemoryEngineError(f"the embedder failed: {exc}") from exc
+
+    def _index_add(self, project: str, items: list[tuple[str, str]], vectors: Matrix) -> None:
+        if self._index is not None:
+            self._index.add(project, items, vectors)
+
+    def _embed_ids(self, ids: Sequence[str]) -> None:
+        """Backfill work: embed records that have no vector yet and mark them."""
+        self.ready()
+        found = self.get_sync(ids)
+        if not found:
+            return
+        vectors = self.embed([item.content for item in found])
+        self.vectors.upsert([(i.id, i.project, i.type) for i in found], vectors)
+        self.ledger.write_sync(records.mark_vectors_fn([i.id for i in found], True))
+        for project in {i.project for i in found}:
+            rows = [(n, i) for n, i in enumerate(found) if i.project == project]
+            self._index_add(project, [(i.id, i.type) for _, i in rows], vectors[[n for n, _ in rows]])
+
+    def search(
+        self, query_vector: Matrix, k: int, *, project: str | None, type_: str | None
+    ) -> list[tuple[str, float]]:
+        self.ready()
+        if self._index is not None:
+            return self._index.search(query_vector, k, project=project, type_=type_)
+        return self.vectors.search(query_vector, k, project=project, type_=type_)
+
+    # ---- store --------------------------------------------------------------------------
+
+    def store_sync(
+        self,
+        content: str,
+        *,
+        type: str = "episodic",
+        tags: Sequence[str] = (),
+        metadata: dict[str, Any] | None = None,
+        source: str = "tool",
+        project: str | None = None,
+        id: str | None = None,
+    ) -> StoreResult:
+        """Store a memory with its vector. An exact duplicate in the project (or an existing
+        explicit id) returns the existing id with `created=False`."""
+        new = self._new_record(content, type, tags, metadata, source, project, id, vector_ok=True)
+        if id is not None:
+            if self._exists(id):
+                return StoreResult(id, False)
+        else:
+            duplicate = records.find_duplicate(self.ledger, new.project, new.content_hash)
+            if duplicate is not None:
+                return StoreResult(duplicate, False)
+        vector = self.embed([content])
+        self.vectors.upsert([(new.id, new.project, new.type)], vector)
+        try:
+            result = self.ledger.write_sync(records.insert_fn(new, dedupe=id is None))
+        except BaseException:
+            self._forget_vector(new.id)
+            raise
+        if result.created:
+            self._index_add(new.project, [(new.id, new.type)], vector)
+        elif result.id != new.id:
+            self._forget_vector(new.id)
+        return result
+
+    def store_text_sync(
+        self,
+        content: str,
+        *,
+        id: str | None = None,
+        source: str = "sanitizer",
+        project: str | None = None,
+        type: str = "episodic",
+        tags: Sequence[str] = (),
+        metadata: dict[str, Any] | None = None,
+        tokens_count: int | None = None,
+    ) -> StoreResult:
+        """The cheap path: the record is queued at once (readable by `get` immediately), its
+        vector is computed in the background. The id defaults to `masked_id(content)`."""
+        mid = id or masked_id(content)
+        with self._pending_lock:
+            if mid in self._pending:
+                return StoreResult(mid, False)
+        if self._exists(mid):
+            return StoreResult(mid, False)
+        new = self._new_record(
+            content, type, tags, metadata, source, project, mid, vector_ok=False, tokens=tokens_count
+        )
+        with self._pending_lock:
+            if mid in self._pending:
+                return StoreResult(mid, False)
+            self._pending[mid] = _item_of(new)
+        future = self.ledger.submit(records.insert_fn(new, dedupe=False))
+        future.add_done_callback(lambda f: self._settled(mid, f))
+        self._backfill.put([mid])
+        return StoreResult(mid, True)
+
+    def _settled(self, mid: str, future: Future[Any]) -> None:
+        with self._pending_lock:
+            self._pending.pop(mid, None)
+        if future.exception() is not None:
+            log.error("storing memory %s failed: %s", mid, future.exception())
+
+    def _new_record(
+        self,
+        content: str,
+        type_: str,
+        tags: Sequence[str],
+        metadata: dict[str, Any] | None,
+        source: str,
+        project: str | None,
+        mid: str | None,
+        *,
+        vector_ok: bool,
+        tokens: int | None = None,
+    ) -> NewRecord:
+        check_type(type_)
+        if not content:
+            raise MemoryEngineError("a memory needs content: the text was empty")
+        return NewRecord(
+            id=mid or uuid.uuid4().hex,
+            project=project or self.default_project,
+            content=content,
+            content_hash=content_hash(content),
+            type=type_,
+            source=source,
+            tags=_clean_tags(tags),
+            metadata=dict(metadata or {}),
+            tokens=tokens if tokens is not None else tokens_of(content),
+            vector_ok=vector_ok,
+        )
+
+    def _exists(self, mid: str) -> bool:
+        with self._pending_lock:
+            if mid in self._pending:
+                return True
+        return records.find_id(self.ledger, mid)
+
+    def _forget_vector(self, mid: str) -> None:
+        try:
+            self.vectors.delete([mid])
+        except MemoryEngineError as exc:  # an orphan vector is skipped and cleaned at next load
+            log.warning("could not remove the vector of %s: %s", mid, exc)
+
+    # ---- read ---------------------------------------------------------------------------
+
+    def get_sync(self, ids: Sequence[str]) -> list[MemoryItem]:
+        """The memories with these ids, in the order asked, byte-exact; unknown ids are skipped."""
+        wanted = list(dict.fromkeys(ids))
+        with self._pending_lock:
+            found = {m: self._pending[m] for m in wanted if m in self._pending}
+        rest = [m for m in wanted if m not in found]
+        if rest:
+            found.update(records.get_many(self.ledger, rest))
+        return [found[m] for m in wanted if m in found]
+
+    def merged_into(self, mid: str) -> str | None:
+        return records.merged_into(self.ledger, mid)
+
+    def count(self, project: str | None = None) -> int:
+        """How many memories a project has (all projects when None)."""
+        return records.count(self.ledger, project)
+
+    def recall_sync(
+        self,
+        query: str,
+        *,
+        limit: int = 5,
+        type: str | None = None,
+        tags: Sequence[str] | None = None,
+        min_score: float = 0.0,
+        project: str | None = None,
+        all_projects: bool = False,
+    ) -> list[Hit]:
+        """Memories ranked by meaning (cosine); an empty query lists by recency."""
+        if type is not None:
+            check_type(type)
+        scope = None if all_projects else (project or self.default_project)
+        if not query.strip():
+            return self._recent(scope, type, tags, limit)
+        query_vector = self.embed([query])[0]
+        hits = self._ranked(query_vector, scope, type, tags, min_score, limit)
+        if hits:
+            self._count_recalls(hits)
+        return hits
+
+    def _recent(
+        self, scope: str | None, type_: str | None, tags: Sequence[str] | None, limit: int
+    ) -> list[Hit]:
+        hits: list[Hit] = []
+        offset, page = 0, max(limit * 4, 50)
+        while len(hits) < limit:
+            items = records.recent(self.ledger, project=scope, type_=type_, limit=page, offset=offset)
+            hits.extend(Hit(i, None) for i in items if records.tags_match(i, tags))
+            if len(items) < page:
+                break
+            offset += page
+        return hits[:limit]
+
+    def _ranked(
+        self,
+        query_vector: Matrix,
+        scope: str | None,
+        type_: str | None,
+        tags: Sequence[str] | None,
+        min_score: float,
+        limit: int,
+    ) -> list[Hit]:
+        k = limit * 4 if tags else limit
+        while True:
+            found = [(m, s) for m, s in self.search(query_vector, k, project=scope, type_=type_)
+                     if s >= min_score]
+            items = records.get_many(self.ledger, [m for m, _ in found])
+            hits = [
+                Hit(items[m], s)
+                for m, s in found
+                if m in items
+                and (type_ is None or items[m].type == type_)
+                and records.tags_match(items[m], tags)
+            ]
+            if len(hits) >= limit or len(found) < k:
+                return hits[:limit]
+            k *= 4
+
+    def _count_recalls(self, hits: list[Hit]) -> None:
+        mem = self.settings.memory
+        fn = records.record_recalls_fn(
+            [h.item.id for h in hits],
+            promote_after=mem.promote_after,
+            window_s=mem.promote_window_days * 86400,
+        )
+        types = self.ledger.write_sync(fn)
+        promoted = [h.item for h in hits if types.get(h.item.id, h.item.type) != h.item.type]
+        for hit in hits:
+            hit.item.recall_count += 1
+            hit.item.type = types.get(hit.item.id, hit.item.type)
+        if promoted:
+            self._retype(promoted)
+
+    def _retype(self, items: Sequence[MemoryItem]) -> None:
+        for item in items:
+            if self._index is not None:
+                self._index.set_type(item.project, item.id, item.type)
+            try:
+                self.vectors.set_type([item.id], item.type)
+            except MemoryEngineError as exc:  # only server-mode filtering reads it
+                log.warning("could not update the vector payload of %s: %s", item.id, exc)
+
+    # ---- update and delete --------------------------------------------------------------
+
+    def update_sync(
+        self,
+        memory_id: str,
+        *,
+        content: str | None = None,
+        type: str | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> MemoryItem:
+        found = self.get_sync([memory_id])
+        if not found:
+            raise MemoryNotFound(f"no memory with id {memory_id!r}")
+        current = found[0]
+        changes: dict[str, Any] = {}
+        if type is not None:
+            check_type(type)
+            changes["type"] = type
+        if tags is not None:
+            changes["tags"] = _clean_tags(tags)
+        if metadata is not None:
+            changes["metadata"] = dict(metadata)
+        if content is not None and not content:
+            raise MemoryEngineError("a memory needs content: the text was empty")
+        if content is not None and content != current.content:
+            changes.update(content=content, content_hash=content_hash(content), tokens=tokens_of(content))
+            return self._update_content(current, changes)
+        item = self.ledger.write_sync(records.update_fn(memory_id, changes, vector_ok=None))
+        if item is None:
+            raise MemoryNotFound(f"no memory with id {memory_id!r}")
+        if item.type != current.type:
+            self._retype([item])
+        return item
+
+    def _update_content(self, current: MemoryItem, changes: dict[str, Any]) -> MemoryItem:
+        vector = self.embed([changes["content"]])
+        # The record changes first, flagged; its vector follows (or the backfill repairs it).
+        item = self.ledger.write_sync(records.update_fn(current.id, changes, vector_ok=False))
+        if item is None:
+            raise MemoryNotFound(f"no memory with id {current.id!r}")
+        try:
+            self.vectors.upsert([(item.id, item.project, item.type)], vector)
+            self.ledger.write_sync(records.mark_vectors_fn([item.id], True))
+            item.vector_ok = True
+            self._index_add(item.project, [(item.id, item.type)], vector)
+        except MemoryEngineError as exc:
+            log.warning("vector of %s not written (%s); it will be repaired", item.id, exc)
+            self._backfill.put([item.id])
+        return item
+
+    def delete_sync(self, ids: Sequence[str]) -> list[str]:
+        """Delete memories; returns the ids that existed."""
+        found = self.ledger.write_sync(records.delete_fn(list(dict.fromkeys(ids))))
+        if not found:
+            return []
+        deleted = [mid for mid, _ in found]
+        try:
+            self.vectors.delete(deleted)
+        except MemoryEngineError as exc:  # orphan vectors are skipped, and dropped at next load
+            log.warning("vectors of %d deleted memories remain: %s", len(deleted), exc)
+        if self._index is not None:
+            for project in {p for _, p in found}:
+                self._index.remove(project, [m for m, p in found if p == project])
+        return deleted
+
+    def consolidate_sync(
+        self, threshold: float | None = None, *, dry_run: bool = True, project: str | None = None
+    ) -> ConsolidateReport:
+        from kimi_mcp.memory.consolidate import consolidate
+
+        return consolidate(self, threshold or self.settings.memory.consolidate_threshold,
+                           dry_run=dry_run, project=project or self.default_project)
+
+    # ---- async faces --------------------------------------------------------------------
+
+    async def store(self, content: str, **kwargs: Any) -> StoreResult:
+        return await _thread(lambda: self.store_sync(content, **kwargs))
+
+    async def recall(self, query: str, **kwargs: Any) -> list[Hit]:
+        return await _thread(lambda: self.recall_sync(query, **kwargs))
+
+    async def get(self, ids: Sequence[str]) -> list[MemoryItem]:
+        return await _thread(lambda: self.get_sync(ids))
+
+    async def update(self, memory_id: str, **kwargs: Any) -> MemoryItem:
+        return await _thread(lambda: self.update_sync(memory_id, **kwargs))
+
+    async def delete(self, ids: Sequence[str]) -> list[str]:
+        return await _thread(lambda: self.delete_sync(ids))
+
+    async def consolidate(
+        self, threshold: float | None = None, *, dry_run: bool = True, project: str | None = None
+    ) -> ConsolidateReport:
+        return await _thread(lambda: self.consolidate_sync(threshold, dry_run=dry_run, project=project))
+
+
+async def _thread(fn: Callable[[], T]) -> T:
+    return await anyio.to_thread.run_sync(fn)
+
+
+def check_type(type_: str) -> None:
+    if type_ not in TYPES:
+        raise MemoryEngineError(f"unknown memory type {type_!r}; use one of {', '.join(TYPES)}")
+
+
+def _clean_tags(tags: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(t.strip() for t in tags if t.strip()))
+
+
+def _item_of(new: NewRecord) -> MemoryItem:
+    return MemoryItem(
+        id=new.id,
+        content=new.content,
+        project=new.project,
+        type=new.type,
+        source=new.source,
+        tags=list(new.tags),
+        metadata=dict(new.metadata),
+        tokens=new.tokens,
+        created_at=new.created_at,
+        updated_at=new.created_at,
+        vector_ok=False,
+    )

@@ -1,0 +1,243 @@
+"""Memory records in the ledger: reads through `ledger.read()`, writes as functions for
+`ledger.write(fn)` (they run in the writer thread inside a transaction)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Text, cast, delete, func
+from sqlmodel import col, select
+
+from kimi_mcp.ledger import Ledger, Tx
+from kimi_mcp.ledger.models import MemoryRecord, now
+from kimi_mcp.memory.types import MemoryItem, StoreResult, encode_content
+
+_IN_CHUNK = 500
+
+
+@dataclass
+class NewRecord:
+    id: str
+    project: str
+    content: str
+    content_hash: str
+    type: str
+    source: str
+    tags: list[str]
+    metadata: dict[str, Any]
+    tokens: int
+    vector_ok: bool
+    merged_from: list[str] | None = None
+    recall_count: int = 0
+    created_at: float = field(default_factory=now)
+
+    def row(self) -> MemoryRecord:
+        content, meta = encode_content(self.content, self.metadata)
+        return MemoryRecord(
+            id=self.id,
+            project=self.project,
+            content=content,
+            content_hash=self.content_hash,
+            type=self.type,
+            source=self.source,
+            tags=list(self.tags),
+            meta=meta,
+            merged_from=list(self.merged_from or []),
+            tokens=self.tokens,
+            recall_count=self.recall_count,
+            vector_ok=self.vector_ok,
+            created_at=self.created_at,
+            updated_at=self.created_at,
+        )
+
+
+def find_id(ledger: Ledger, memory_id: str) -> bool:
+    with ledger.read() as db:
+        return db.get(MemoryRecord, memory_id) is not None
+
+
+def find_duplicate(ledger: Ledger, project: str, content_hash: str) -> str | None:
+    with ledger.read() as db:
+        return _duplicate(db, project, content_hash)
+
+
+def _duplicate(db: Any, project: str, content_hash: str) -> str | None:
+    stmt = select(MemoryRecord.id).where(
+        MemoryRecord.project == project, MemoryRecord.content_hash == content_hash
+    )
+    found: str | None = db.exec(stmt.order_by(col(MemoryRecord.created_at)).limit(1)).first()
+    return found
+
+
+def insert_fn(new: NewRecord, *, dedupe: bool) -> Callable[[Tx], StoreResult]:
+    """Insert unless the id (or, with `dedupe`, the same content in the project) exists."""
+
+    def fn(tx: Tx) -> StoreResult:
+        if tx.db.get(MemoryRecord, new.id) is not None:
+            return StoreResult(new.id, False)
+        if dedupe:
+            existing = _duplicate(tx.db, new.project, new.content_hash)
+            if existing is not None:
+                return StoreResult(existing, False)
+        tx.db.add(new.row())
+        tx.emit("memory", {"action": "stored", "id": new.id, "project": new.project,
+                           "source": new.source, "tokens": new.tokens})
+        return StoreResult(new.id, True)
+
+    return fn
+
+
+def get_many(ledger: Ledger, ids: Sequence[str]) -> dict[str, MemoryItem]:
+    out: dict[str, MemoryItem] = {}
+    with ledger.read() as db:
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = list(ids[start : start + _IN_CHUNK])
+            for row in db.exec(select(MemoryRecord).where(col(MemoryRecord.id).in_(chunk))):
+                out[row.id] = MemoryItem.from_row(row)
+    return out
+
+
+def recent(
+    ledger: Ledger,
+    *,
+    project: str | None,
+    type_: str | None,
+    limit: int,
+    offset: int = 0,
+) -> list[MemoryItem]:
+    stmt = select(MemoryRecord)
+    if project is not None:
+        stmt = stmt.where(MemoryRecord.project == project)
+    if type_ is not None:
+        stmt = stmt.where(MemoryRecord.type == type_)
+    stmt = stmt.order_by(col(MemoryRecord.updated_at).desc(), col(MemoryRecord.id))
+    with ledger.read() as db:
+        return [MemoryItem.from_row(r) for r in db.exec(stmt.offset(offset).limit(limit))]
+
+
+def merged_into(ledger: Ledger, memory_id: str) -> str | None:
+    """The id of the memory a consolidated id was merged into, if any."""
+    pattern = f'%"{memory_id}"%'
+    stmt = select(MemoryRecord).where(cast(col(MemoryRecord.merged_from), Text).like(pattern))
+    with ledger.read() as db:
+        for row in db.exec(stmt.limit(20)):
+            if memory_id in row.merged_from:
+                return row.id
+    return None
+
+
+def count(ledger: Ledger, project: str | None) -> int:
+    stmt = select(func.count()).select_from(MemoryRecord)
+    if project is not None:
+        stmt = stmt.where(MemoryRecord.project == project)
+    with ledger.read() as db:
+        return int(db.exec(stmt).one())
+
+
+def vector_state(ledger: Ledger) -> list[tuple[str, str, str, bool]]:
+    """(id, project, type, vector_ok) of every record, for building the index."""
+    stmt = select(MemoryRecord.id, MemoryRecord.project, MemoryRecord.type, MemoryRecord.vector_ok)
+    with ledger.read() as db:
+        return [(r[0], r[1], r[2], bool(r[3])) for r in db.exec(stmt)]
+
+
+def page_after(ledger: Ledger, after: str, limit: int) -> list[MemoryItem]:
+    stmt = select(MemoryRecord).where(MemoryRecord.id > after).order_by(col(MemoryRecord.id))
+    with ledger.read() as db:
+        return [MemoryItem.from_row(r) for r in db.exec(stmt.limit(limit))]
+
+
+def mark_vectors_fn(ids: Sequence[str], ok: bool) -> Callable[[Tx], None]:
+    def fn(tx: Tx) -> None:
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = list(ids[start : start + _IN_CHUNK])
+            for row in tx.db.exec(select(MemoryRecord).where(col(MemoryRecord.id).in_(chunk))):
+                row.vector_ok = ok
+                tx.db.add(row)
+
+    return fn
+
+
+def record_recalls_fn(
+    ids: Sequence[str], *, promote_after: int, window_s: float
+) -> Callable[[Tx], dict[str, str]]:
+    """Count a recall of each id; promote episodic → frequent when recalled often enough.
+    Returns {id: type after the recall}."""
+
+    def fn(tx: Tx) -> dict[str, str]:
+        t = now()
+        types: dict[str, str] = {}
+        promoted: list[str] = []
+        for row in tx.db.exec(select(MemoryRecord).where(col(MemoryRecord.id).in_(list(ids)))):
+            recalls = [r for r in row.recalls if r > t - window_s] + [t]
+            row.recalls = recalls
+            row.recall_count += 1
+            row.last_recalled_at = t
+            if row.type == "episodic" and len(recalls) >= promote_after:
+                row.type = "frequent"
+                promoted.append(row.id)
+            types[row.id] = row.type
+            tx.db.add(row)
+        if promoted:
+            tx.emit("memory", {"action": "promoted", "ids": promoted, "type": "frequent"})
+        return types
+
+    return fn
+
+
+def update_fn(
+    memory_id: str, changes: dict[str, Any], *, vector_ok: bool | None
+) -> Callable[[Tx], MemoryItem | None]:
+    def fn(tx: Tx) -> MemoryItem | None:
+        row = tx.db.get(MemoryRecord, memory_id)
+        if row is None:
+            return None
+        current = MemoryItem.from_row(row)
+        content = changes.get("content", current.content)
+        meta = changes.get("metadata", current.metadata)
+        row.content, row.meta = encode_content(content, dict(meta))
+        for key in ("content_hash", "tokens", "type", "tags"):
+            if key in changes:
+                setattr(row, key, changes[key])
+        if vector_ok is not None:
+            row.vector_ok = vector_ok
+        row.updated_at = now()
+        tx.db.add(row)
+        tx.db.flush()
+        tx.emit("memory", {"action": "updated", "id": memory_id})
+        return MemoryItem.from_row(row)
+
+    return fn
+
+
+def delete_fn(ids: Sequence[str]) -> Callable[[Tx], list[tuple[str, str]]]:
+    """Delete records; returns the (id, project) of those that existed."""
+
+    def fn(tx: Tx) -> list[tuple[str, str]]:
+        found = [
+            (r[0], r[1])
+            for r in tx.db.exec(
+                select(MemoryRecord.id, MemoryRecord.project).where(
+                    col(MemoryRecord.id).in_(list(ids))
+                )
+            )
+        ]
+        if found:
+            tx.db.execute(
+                delete(MemoryRecord).where(col(MemoryRecord.id).in_([f[0] for f in found]))
+            )
+            tx.emit("memory", {"action": "deleted", "ids": [f[0] for f in found]})
+        return found
+
+    return fn
+
+
+def tags_match(item: MemoryItem, tags: Sequence[str] | None) -> bool:
+    """Every requested tag is on the memory (case-insensitive)."""
+    if not tags:
+        return True
+    have = {t.lower() for t in item.tags}
+    return all(t.lower() in have for t in tags)
+

@@ -1,0 +1,123 @@
+"""What the memory engine returns: plain dataclasses, no MCP, no ORM."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from kimi_mcp import tokens
+from kimi_mcp.ledger.models import MemoryRecord
+
+TYPES = ("episodic", "semantic", "frequent")
+SNIPPET_CHARS = 240
+# Content with lone surrogates (JSON can carry them) cannot be stored as UTF-8 text:
+# it is kept as base64 of its surrogatepass bytes and flagged in meta.
+_ENCODING_KEY = "_encoding"
+_B64 = "b64-surrogatepass"
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    id: str
+    created: bool
+
+
+@dataclass
+class MemoryItem:
+    id: str
+    content: str
+    project: str
+    type: str = "episodic"
+    source: str = "tool"
+    tags: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    merged_from: list[str] = field(default_factory=list)
+    tokens: int = 0
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    recall_count: int = 0
+    last_recalled_at: float | None = None
+    vector_ok: bool = False
+
+    @classmethod
+    def from_row(cls, row: MemoryRecord) -> MemoryItem:
+        meta = dict(row.meta)
+        content = row.content
+        if meta.pop(_ENCODING_KEY, None) == _B64:
+            content = base64.b64decode(content).decode("utf-8", "surrogatepass")
+        return cls(
+            id=row.id,
+            content=content,
+            project=row.project,
+            type=row.type,
+            source=row.source,
+            tags=list(row.tags),
+            metadata=meta,
+            merged_from=list(row.merged_from),
+            tokens=row.tokens,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            recall_count=row.recall_count,
+            last_recalled_at=row.last_recalled_at,
+            vector_ok=row.vector_ok,
+        )
+
+    def snippet(self, chars: int = SNIPPET_CHARS) -> str:
+        text = " ".join(self.content.split())
+        return text if len(text) <= chars else text[: chars - 1] + "…"
+
+
+@dataclass
+class Hit:
+    item: MemoryItem
+    score: float | None  # None when listed by recency (empty query)
+
+
+@dataclass
+class Cluster:
+    ids: list[str]
+    preview: str
+    merged_id: str | None = None
+
+
+@dataclass
+class ConsolidateReport:
+    dry_run: bool
+    threshold: float
+    project: str
+    examined: int
+    clusters: list[Cluster]
+
+    @property
+    def merged(self) -> int:
+        return sum(len(c.ids) for c in self.clusters)
+
+
+def encode_content(content: str, meta: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The text to store and the meta to store with it (lossless for any str)."""
+    try:
+        content.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = content.encode("utf-8", "surrogatepass")
+        return base64.b64encode(raw).decode("ascii"), {**meta, _ENCODING_KEY: _B64}
+    return content, meta
+
+
+def embeddable(content: str) -> str:
+    """The text given to the embedder (lone surrogates replaced)."""
+    return content.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
+def content_hash(content: str) -> str:
+    return hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def masked_id(content: str) -> str:
+    """The content-addressed id the sanitizer gives a masked block."""
+    return "m-" + content_hash(content)[:16]
+
+
+def tokens_of(content: str) -> int:
+    return tokens.count_text(embeddable(content))

@@ -1,0 +1,188 @@
+"""The durable vector store: Qdrant in local mode (on disk in the data dir) or a Qdrant server.
+
+Point ids are UUIDs derived from the memory id (Qdrant accepts only UUIDs and integers);
+the memory id and its project travel in the payload.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kimi_mcp.errors import MemoryEngineError
+from kimi_mcp.memory.embedder import Matrix
+
+log = logging.getLogger(__name__)
+
+_NAMESPACE = uuid.UUID("6f1c5a0e-7f51-4a36-9d9c-6a3f5e0b8c21")
+
+
+def point_id(memory_id: str) -> str:
+    return str(uuid.uuid5(_NAMESPACE, memory_id))
+
+
+class VectorStore:
+    """Qdrant behind a lock (the local client is not thread-safe); every failure is a
+    `MemoryEngineError` that says where the vectors live."""
+
+    def __init__(
+        self,
+        collection: str,
+        dim: int,
+        *,
+        path: Path | None = None,
+        url: str = "",
+        api_key: str | None = None,
+        location: str | None = None,
+    ) -> None:
+        self.collection = collection
+        self.dim = dim
+        self.remote = bool(url)
+        self._where = url or location or str(path)
+        self._lock = threading.RLock()
+        self._client: Any = self._connect(path, url, api_key, location)
+        self._ensure_collection()
+
+    def _connect(self, path: Path | None, url: str, api_key: str | None, location: str | None) -> Any:
+        from qdrant_client import QdrantClient
+
+        try:
+            if url:
+                return QdrantClient(url=url, api_key=api_key, timeout=10)
+            if location:
+                return QdrantClient(location=location)
+            assert path is not None
+            path.mkdir(parents=True, exist_ok=True)
+            return QdrantClient(path=str(path))
+        except (RuntimeError, OSError, ValueError) as exc:
+            hint = (
+                "another kimi-mcp process may hold it (local mode allows one process); "
+                "set memory.qdrant_url to share a Qdrant server"
+                if "already accessed" in str(exc)
+                else "check the data dir or memory.qdrant_url"
+            )
+            raise MemoryEngineError(f"cannot open the vector store {self._where}: {exc}; {hint}") from None
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            try:
+                return fn(*args, **kwargs)
+            except MemoryEngineError:
+                raise
+            except Exception as exc:  # qdrant raises many kinds; all mean "the store failed"
+                raise MemoryEngineError(
+                    f"vector store {self._where} failed to {what}: {exc}"
+                ) from exc
+
+    def _ensure_collection(self) -> None:
+        from qdrant_client import models as qm
+
+        if self._call("list collections", self._client.collection_exists, self.collection):
+            return
+        self._call(
+            "create the collection",
+            self._client.create_collection,
+            self.collection,
+            vectors_config=qm.VectorParams(size=self.dim, distance=qm.Distance.COSINE),
+        )
+        if self.remote:
+            for key in ("project", "type"):
+                self._call(
+                    "index the payload",
+                    self._client.create_payload_index,
+                    self.collection,
+                    key,
+                    field_schema=qm.PayloadSchemaType.KEYWORD,
+                )
+
+    def recreate(self) -> None:
+        self._call("drop the collection", self._client.delete_collection, self.collection)
+        self._ensure_collection()
+
+    def upsert(self, rows: Sequence[tuple[str, str, str]], vectors: Matrix) -> None:
+        """Write (memory id, project, type) rows with their vectors."""
+        from qdrant_client import models as qm
+
+        points = [
+            qm.PointStruct(
+                id=point_id(mid),
+                vector=vector.tolist(),
+                payload={"mid": mid, "project": project, "type": type_},
+            )
+            for (mid, project, type_), vector in zip(rows, vectors, strict=True)
+        ]
+        if points:
+            self._call("write vectors", self._client.upsert, self.collection, points=points)
+
+    def set_type(self, memory_ids: Sequence[str], type_: str) -> None:
+        if memory_ids:
+            self._call(
+                "update payloads",
+                self._client.set_payload,
+                self.collection,
+                payload={"type": type_},
+                points=[point_id(m) for m in memory_ids],
+            )
+
+    def delete(self, memory_ids: Sequence[str]) -> None:
+        from qdrant_client import models as qm
+
+        if memory_ids:
+            selector = qm.PointIdsList(points=[point_id(m) for m in memory_ids])
+            self._call("delete vectors", self._client.delete, self.collection, points_selector=selector)
+
+    def scan(self, batch: int = 2000) -> Iterator[tuple[str, str, Matrix]]:
+        """Every stored vector as (memory id, project, vector), in pages."""
+        offset = None
+        while True:
+            points, offset = self._call(
+                "read vectors",
+                self._client.scroll,
+                self.collection,
+                limit=batch,
+                offset=offset,
+                with_payload=True,
+                with_vectors=True,
+            )
+            for p in points:
+                yield p.payload["mid"], p.payload["project"], np.asarray(p.vector, dtype=np.float32)
+            if offset is None:
+                return
+
+    def search(
+        self, query: Matrix, k: int, *, project: str | None, type_: str | None
+    ) -> list[tuple[str, float]]:
+        """Search in Qdrant itself (server mode, where other workers write too)."""
+        from qdrant_client import models as qm
+
+        must: list[Any] = []
+        if project is not None:
+            must.append(qm.FieldCondition(key="project", match=qm.MatchValue(value=project)))
+        if type_ is not None:
+            must.append(qm.FieldCondition(key="type", match=qm.MatchValue(value=type_)))
+        result = self._call(
+            "search",
+            self._client.query_points,
+            self.collection,
+            query=query.tolist(),
+            limit=k,
+            query_filter=qm.Filter(must=must) if must else None,
+            with_payload=True,
+        )
+        return [(p.payload["mid"], float(p.score)) for p in result.points]
+
+    def count(self) -> int:
+        return int(self._call("count", self._client.count, self.collection, exact=True).count)
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._client.close()
+            except Exception:  # closing is best effort; nothing is lost
+                log.debug("closing the vector store failed", exc_info=True)
