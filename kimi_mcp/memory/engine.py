@@ -151,6 +151,10 @@ class MemoryEngine:
         seen = {mid for items in rows.values() for mid, _ in items}
         return [mid for mid, (_, _, ok) in state.items() if not ok or mid not in seen]
 
+    def replace_index(self, index: VectorIndex | None) -> None:
+        if index is not None:
+            self._index = index
+
     def close(self) -> None:
         self._backfill.stop()
         with self._ready_lock:
