@@ -69,11 +69,48 @@ class Deps:
                 self._active = _UNSET
 
 
-def build_deps(settings: Settings) -> Deps:
-    """The real dependencies: the ledger in the data dir (not started) and the memory engine."""
-    from kimi_mcp.ledger import Ledger
+class LazyLedger:
+    """Opens the real ledger on first use, so `kimi-mcp stdio` can answer `initialize` before
+    SQLAlchemy is even imported. Every attribute is the started ledger's."""
 
-    ledger = Ledger(settings.database_url())
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._real: Ledger | None = None
+        self._lock = threading.Lock()
+
+    def real(self) -> Ledger:
+        with self._lock:
+            if self._real is None:
+                from kimi_mcp.ledger import Ledger
+
+                ledger = Ledger(self.url)
+                ledger.start()
+                self._real = ledger
+            return self._real
+
+    def start(self) -> None:
+        self.real()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._real is not None:
+                self._real.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real(), name)
+
+
+def build_deps(settings: Settings, lazy: bool = False) -> Deps:
+    """The real dependencies: the ledger in the data dir (not started) and the memory engine.
+
+    With `lazy`, the ledger opens (and starts) on first use.
+    """
+    if lazy:
+        ledger: Any = LazyLedger(settings.database_url())
+    else:
+        from kimi_mcp.ledger import Ledger
+
+        ledger = Ledger(settings.database_url())
     deps = Deps(settings=settings, ledger=ledger, memory=None)  # type: ignore[arg-type]
     try:
         from kimi_mcp.memory import MemoryEngine

@@ -35,12 +35,14 @@ INSTRUCTIONS = (
 )
 
 
-def build_mcp(deps: Deps) -> FastMCP:
+def build_mcp(deps: Deps, warm_up: bool = False) -> FastMCP:
+    """The root server. With `warm_up`, the ledger opens in the background right after the
+    client's `initialize` has been answered (stdio: the handshake must not wait for it)."""
     root = FastMCP(
         "kimi-mcp",
         instructions=INSTRUCTIONS,
         version=__version__,
-        middleware=[LedgerMiddleware(deps)],
+        middleware=[LedgerMiddleware(deps, warm_up)],
     )
     for family in deps.settings.mcp.families:
         module_name = FAMILY_MODULES[family]
@@ -76,9 +78,24 @@ class LedgerMiddleware(Middleware):
     Counting and the ledger write run on a worker thread, off the call's critical path.
     """
 
-    def __init__(self, deps: Deps) -> None:
+    def __init__(self, deps: Deps, warm_up: bool = False) -> None:
         self.deps = deps
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kimi-tool-ledger")
+        self._warm_up = warm_up
+
+    async def on_initialize(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]) -> Any:
+        result = await call_next(context)
+        if self._warm_up:
+            self._warm_up = False
+            self._pool.submit(self._open_ledger)
+        return result
+
+    def _open_ledger(self) -> None:
+        try:
+            self.deps.ledger.start()
+            self.deps.mcp_session_id()
+        except Exception:
+            log.exception("could not open the ledger")
 
     async def on_call_tool(
         self,
@@ -139,10 +156,16 @@ def _result_text(result: ToolResult | None) -> str:
 
 
 def _add_stats_resources(root: FastMCP, deps: Deps) -> None:
-    from kimi_mcp import stats
-
     def dump(data: Any) -> str:
         return json.dumps(data, ensure_ascii=False, default=str)
+
+    class _Stats:  # imports the ledger's queries on first read, not at server start
+        def __getattr__(self, name: str) -> Any:
+            from kimi_mcp import stats as module
+
+            return getattr(module, name)
+
+    stats = _Stats()
 
     @root.resource("stats://summary", mime_type="application/json",
                    description="Ledger totals: requests, tokens, cost, savings, tool calls.")

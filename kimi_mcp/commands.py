@@ -1,0 +1,231 @@
+"""What each `kimi-mcp` subcommand does, given parsed arguments and the settings."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import socket
+import sys
+from typing import Any
+
+from kimi_mcp.config import Settings, redacted
+from kimi_mcp.deps import Deps, build_deps
+from kimi_mcp.errors import ConfigError, KimiError
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _started_deps(settings: Settings) -> Deps:
+    deps = build_deps(settings)
+    deps.ledger.start()
+    return deps
+
+
+def check_port(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise KimiError(
+                    f"port {port} on {host} is already in use: stop the other server "
+                    f"(`kimi-mcp stop`) or choose another with --port"
+                ) from None
+            raise KimiError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from kimi_mcp.app import check_bind, create_app
+
+    check_bind(settings)
+    check_port(settings.server.host, settings.server.port)
+    deps = _started_deps(settings)
+    try:
+        app = create_app(settings, deps)
+        sys.stderr.write(
+            f"kimi-mcp {_version()} on http://{settings.server.host}:{settings.server.port}/ "
+            f"(dashboard /, proxy /v1, MCP /mcp; ledger {deps.ledger.path or 'database.url'})\n"
+        )
+        uvicorn.run(app, host=settings.server.host, port=settings.server.port,
+                    log_level=settings.server.log_level, access_log=False, lifespan="on",
+                    timeout_graceful_shutdown=5)
+    finally:
+        deps.ledger.close()
+    return 0
+
+
+def stdio(args: argparse.Namespace, settings: Settings) -> int:
+    """MCP over stdio: stdout carries only JSON-RPC; every log line goes to stderr."""
+    import anyio
+
+    from kimi_mcp.server import build_mcp
+
+    deps = build_deps(settings, lazy=True)
+    try:
+        server = build_mcp(deps, warm_up=True)
+        anyio.run(lambda: server.run_stdio_async(show_banner=False))
+    finally:
+        deps.ledger.close()
+    return 0
+
+
+def status(args: argparse.Namespace, settings: Settings) -> int:
+    import httpx
+
+    from kimi_mcp import stats
+
+    url = f"http://{settings.server.host}:{settings.server.port}"
+    headers = {}
+    if settings.server.auth_tokens:
+        headers["authorization"] = f"Bearer {settings.server.auth_tokens[0].get_secret_value()}"
+    try:
+        health = httpx.get(f"{url}/health", timeout=2, headers=headers).json()
+        _out(f"server: up at {url} (version {health.get('version')}, "
+             f"uptime {health.get('uptime_s', 0):.0f} s)")
+        up = True
+    except (httpx.HTTPError, ValueError):
+        _out(f"server: not running at {url}")
+        up = False
+    deps = _started_deps(settings)
+    try:
+        totals = stats.summary(deps)["totals"]
+    finally:
+        deps.ledger.close()
+    cost = totals["cost_usd"]
+    _out(f"ledger: {deps.ledger.path or 'database.url'}")
+    _out(f"requests: {totals['requests']} ({totals['errors']} errors), "
+         f"tokens in/out: {totals['prompt_tokens']}/{totals['completion_tokens']}, "
+         f"saved: {totals['saved_mask_tokens'] + totals['saved_compress_tokens']}, "
+         f"cost: {'n/a' if cost is None else f'${cost:.4f}'}")
+    _out(f"tool calls: {totals['tool_calls']} ({totals['tool_errors']} errors)")
+    return 0 if up else 3
+
+
+def sessions(args: argparse.Namespace, settings: Settings) -> int:
+    import anyio
+
+    deps = _started_deps(settings)
+    try:
+        if args.action == "list":
+            rows = deps.sessions.list()
+            if not rows:
+                _out("no sessions yet")
+            for s in rows:
+                t = s["totals"]
+                mark = "*" if s["active"] else " "
+                _out(f"{mark} {s['id']}  {s['name']:<32} {s.get('model') or '-':<36} "
+                     f"{t['requests']:>6} req {t['prompt_tokens']:>10} tok in")
+        elif args.action == "create":
+            created = deps.sessions.create_sync(args.name, args.provider, args.model)
+            _out(created["id"])
+        else:
+            session_id = deps.sessions.resolve(args.id)
+            if session_id is None:
+                raise KimiError(f"no session with id or name {args.id!r} (see `kimi-mcp sessions list`)")
+            anyio.run(deps.sessions.delete, session_id)
+            _out(f"deleted {session_id}")
+    finally:
+        deps.ledger.close()
+    return 0
+
+
+def export(args: argparse.Namespace, settings: Settings) -> int:
+    import anyio
+
+    from kimi_mcp.dashboard.export import stream_export
+    from kimi_mcp.httputil import BadRequest
+
+    since, until = _time(args.since, "since"), _time(args.until, "until")
+    deps = _started_deps(settings)
+    target = None
+    try:
+        if args.output:
+            try:
+                target = args.output.open("wb")
+            except OSError as exc:
+                raise KimiError(f"cannot write {args.output}: {exc.strerror}") from None
+        sink = target or sys.stdout.buffer
+
+        async def run() -> None:
+            async for chunk in stream_export(deps, args.format, args.session, since, until):
+                sink.write(chunk)
+
+        try:
+            anyio.run(run)
+        except BadRequest as exc:
+            raise KimiError(str(exc)) from None
+        sink.flush()
+    finally:
+        if target is not None:
+            target.close()
+        deps.ledger.close()
+    return 0
+
+
+def _time(raw: str | None, name: str) -> float | None:
+    if raw is None:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        pass
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise KimiError(f"--{name} must be UNIX seconds or ISO 8601, got {raw!r}") from None
+
+
+def config(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "show":
+        data: dict[str, Any] = redacted(settings)
+        data["_config_file"] = str(settings.config_file) if settings.config_file else None
+        _out(json.dumps(data, indent=2, default=str))
+        return 0
+    from kimi_mcp.catalog import Catalog
+
+    catalog = Catalog(settings)  # raises ConfigError for a provider without base_url
+    for ref in [settings.routing.default_model] + [
+        m for alias in settings.routing.aliases.values() for m in alias.models
+    ]:
+        try:
+            catalog.resolve(ref)
+        except KimiError as exc:
+            raise ConfigError(f"routing: {exc}") from None
+    keys = [p.name for p in catalog.providers.values() if p.has_key]
+    _out(f"ok: {settings.config_file or 'built-in defaults'}; providers with a key: "
+         f"{', '.join(keys) or 'none (set e.g. MOONSHOT_API_KEY)'}")
+    return 0
+
+
+def memory(args: argparse.Namespace, settings: Settings) -> int:
+    deps = _started_deps(settings)
+    try:
+        from kimi_mcp.memory.reindex import reindex
+
+        def progress(done: int, total: int) -> None:
+            width = 30
+            filled = width * done // total if total else width
+            sys.stderr.write(f"\rreindex [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+            sys.stderr.flush()
+
+        count = reindex(deps.memory, progress)
+        sys.stderr.write("\n")
+        _out(f"reindexed {count} memories")
+    finally:
+        deps.ledger.close()
+    return 0
+
+
+def _version() -> str:
+    from kimi_mcp import __version__
+
+    return __version__
