@@ -288,6 +288,6 @@ def complexity(title: str, description: str, details: str, test_strategy: str,
     if hard:
         parts.append("touches " + ", ".join(hard[:5]))
     if dependency_count:
-        parts.append(f"{dependency_count} dependencies")
+        parts.append(f"{dependency_count} dependenc{'y' if dependency_count == 1 else 'ies'}")
     advice = "small enough to do directly" if recommended == 0 else f"split into about {recommended} subtasks"
     return Complexity(score, recommended, f"{'; '.join(parts)} → {advice}")

@@ -17,13 +17,14 @@ BOARD = Path(".taskmaster") / "tasks" / "tasks.json"
 
 
 def make_server(tmp_path: Path, *, llm_model: str = "", read_only: bool = False,
-                transport: httpx.AsyncBaseTransport | None = None) -> tuple[FastMCP, Path]:
+                transport: httpx.AsyncBaseTransport | None = None,
+                providers: dict[str, Any] | None = None) -> tuple[FastMCP, Path]:
     workspace = tmp_path / "ws"
     workspace.mkdir(exist_ok=True)
     settings = load_settings(
         overrides={"data_dir": str(tmp_path / "data"),
                    "mcp": {"workspace": str(workspace), "read_only": read_only},
-                   "tasks": {"llm_model": llm_model}},
+                   "tasks": {"llm_model": llm_model}, "providers": providers or {}},
         launch_dir=tmp_path,
     )
     deps = Deps(settings=settings, ledger=None, memory=None, roots=[workspace.resolve()])  # type: ignore[arg-type]
