@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from kimi_mcp import stats
+from kimi_mcp.dashboard import feed, panels, timeseries
 from kimi_mcp.dashboard.export import stream_export
 from kimi_mcp.errors import LedgerError
 from kimi_mcp.httputil import BadRequest, json_error, query_float, read_json
@@ -62,12 +63,15 @@ def routes(rt: Runtime) -> list[BaseRoute]:
     @guarded
     async def update_session(request: Request) -> Response:
         body = await _object(request)
-        allowed = {"name", "active", "context", "provider", "model"}
+        allowed = {"name", "active", "context", "provider", "model", "compress_requested"}
         unknown = set(body) - allowed
         if unknown:
             raise BadRequest(f"unknown field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
         if "context" in body and not isinstance(body["context"], dict):
             raise BadRequest("'context' must be an object of switches, e.g. {\"sanitize\": false}")
+        for key in ("active", "compress_requested"):
+            if key in body and not isinstance(body[key], bool):
+                raise BadRequest(f"'{key}' must be true or false")
         return JSONResponse(await deps.sessions.update(request.path_params["id"], **body))
 
     @guarded
@@ -97,6 +101,7 @@ def routes(rt: Runtime) -> list[BaseRoute]:
         )
 
     return [
+        *live_routes(rt),
         Route("/api/sessions", list_sessions, methods=["GET"]),
         Route("/api/sessions", create_session, methods=["POST"]),
         Route("/api/sessions/{id}", get_session, methods=["GET"]),
@@ -104,6 +109,103 @@ def routes(rt: Runtime) -> list[BaseRoute]:
         Route("/api/sessions/{id}", delete_session, methods=["DELETE"]),
         Route("/api/stats", get_stats, methods=["GET"]),
         Route("/api/export", export, methods=["GET"]),
+    ]
+
+
+def live_routes(rt: Runtime) -> list[BaseRoute]:
+    """What the dashboard page reads beyond sessions and totals."""
+    deps = rt.deps
+
+    @guarded
+    async def get_settings(request: Request) -> Response:
+        ctx = deps.settings.context
+        return JSONResponse({
+            "alert_thresholds": sorted(ctx.alert_thresholds), "compress_at": ctx.compress_at,
+            "context": {"sanitize": ctx.sanitize, "memory_tags": ctx.memory_tags,
+                        "compression": ctx.compression},
+            "default_model": deps.settings.routing.default_model,
+            "auth": bool(deps.settings.server.auth_tokens),
+        })
+
+    @guarded
+    async def get_timeseries(request: Request) -> Response:
+        q = request.query_params
+        since, until, bucket = timeseries.window(q.get("range") or None, query_float(request, "since"),
+                                         query_float(request, "until"),
+                                         query_float(request, "bucket"))
+        data = await anyio.to_thread.run_sync(timeseries.timeseries, deps, since, until, bucket,
+                                              q.get("session") or None)
+        data["range"] = q.get("range") or None
+        return JSONResponse(data)
+
+    @guarded
+    async def list_requests(request: Request) -> Response:
+        q = request.query_params
+        session = request.path_params.get("id") or q.get("session") or None
+        if request.path_params.get("id"):
+            await anyio.to_thread.run_sync(deps.sessions.get, session)  # 404 when unknown
+        page = await anyio.to_thread.run_sync(
+            feed.requests_page, deps, session, feed.parse_cursor(q.get("cursor")),
+            feed.parse_limit(q.get("limit")), q.get("status") or None)
+        return JSONResponse(page)
+
+    @guarded
+    async def get_request(request: Request) -> Response:
+        row = await anyio.to_thread.run_sync(feed.request_detail, deps, request.path_params["id"])
+        if row is None:
+            return json_error(404, f"no request with id {request.path_params['id']!r}",
+                              "request_not_found")
+        return JSONResponse(row)
+
+    @guarded
+    async def list_tool_calls(request: Request) -> Response:
+        q = request.query_params
+        page = await anyio.to_thread.run_sync(
+            feed.tool_calls_page, deps, q.get("session") or None,
+            feed.parse_cursor(q.get("cursor")), feed.parse_limit(q.get("limit")),
+            q.get("tool") or None)
+        return JSONResponse(page)
+
+    @guarded
+    async def get_providers(request: Request) -> Response:
+        return JSONResponse(await anyio.to_thread.run_sync(panels.providers, rt))
+
+    @guarded
+    async def get_mcp(request: Request) -> Response:
+        return JSONResponse(await panels.mcp_panel(rt))
+
+    @guarded
+    async def get_masked(request: Request) -> Response:
+        mid = request.path_params["id"]
+        if deps.memory is None:
+            return json_error(404, "the memory engine is not part of this build", "no_memory")
+        items = await deps.memory.get([mid])
+        if not items:
+            return json_error(404, f"no masked original with id {mid!r}", "masked_not_found")
+        item = items[0]
+        if request.query_params.get("raw"):
+            return Response(item.content.encode("utf-8", "surrogatepass"),
+                            media_type="text/plain; charset=utf-8")
+        return JSONResponse({"id": item.id, "content": item.content, "tokens": item.tokens,
+                             "source": item.source, "tags": item.tags, "metadata": item.metadata,
+                             "created_at": item.created_at})
+
+    @guarded
+    async def compress(request: Request) -> Response:
+        session = await deps.sessions.update(request.path_params["id"], compress_requested=True)
+        return JSONResponse(session, status_code=202)
+
+    return [
+        Route("/api/settings", get_settings, methods=["GET"]),
+        Route("/api/stats/timeseries", get_timeseries, methods=["GET"]),
+        Route("/api/requests", list_requests, methods=["GET"]),
+        Route("/api/requests/{id}", get_request, methods=["GET"]),
+        Route("/api/sessions/{id}/requests", list_requests, methods=["GET"]),
+        Route("/api/sessions/{id}/compress", compress, methods=["POST"]),
+        Route("/api/tool-calls", list_tool_calls, methods=["GET"]),
+        Route("/api/providers", get_providers, methods=["GET"]),
+        Route("/api/mcp", get_mcp, methods=["GET"]),
+        Route("/api/masked/{id}", get_masked, methods=["GET"]),
     ]
 
 
