@@ -1,0 +1,126 @@
+"""The sanitizer: old, verbose tool output becomes a small placeholder; the original is kept.
+
+The placeholder is a pure function of the content (a content-addressed id, a fixed format,
+fixed preview sizes), so a block masked in one request is byte-identical in every later one
+and provider prompt caches keep working. Nothing here reads settings that could change it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kimi_mcp import tokens
+from kimi_mcp.context.conversation import TOOL_ROLES, Message
+
+HEAD_LINES = 5
+TAIL_LINES = 3
+LINE_CHARS = 160
+_HEADER = "[kimi-mcp masked a tool output: "
+_PLACEHOLDER = re.compile(r"^\[kimi-mcp masked a tool output: [\d,]+ tokens, id (m-[0-9a-f]{16})\]\n")
+
+
+def masked_id(content: str) -> str:
+    """The content-addressed id of a masked block (the memory engine's id for it)."""
+    digest = hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest()
+    return "m-" + digest[:16]
+
+
+def placeholder_id(content: str) -> str | None:
+    """The id when `content` is a placeholder this module wrote, else None."""
+    if not content.startswith(_HEADER):
+        return None
+    match = _PLACEHOLDER.match(content)
+    return match.group(1) if match else None
+
+
+def _clip(line: str) -> str:
+    return line if len(line) <= LINE_CHARS else line[: LINE_CHARS - 1] + "…"
+
+
+def placeholder(content: str, mid: str, size: int) -> str:
+    lines = content.splitlines()
+    shown = HEAD_LINES + TAIL_LINES
+    if len(lines) <= shown:
+        head, tail, omitted = lines, [], 0
+    else:
+        head, tail, omitted = lines[:HEAD_LINES], lines[-TAIL_LINES:], len(lines) - shown
+    parts = [f"{_HEADER}{size:,} tokens, id {mid}]"]
+    parts.extend(_clip(line) for line in head)
+    if omitted:
+        parts.append(f"[… {omitted:,} lines not shown …]")
+    parts.extend(_clip(line) for line in tail)
+    parts.append(f'[to read it in full, call the memory_get tool with ids ["{mid}"]]')
+    return "\n".join(parts)
+
+
+@dataclass(frozen=True)
+class Masked:
+    id: str
+    original: str
+    text: str
+    tokens: int  # of the original content
+
+
+def maskable_text(content: Any) -> str | None:
+    """The text of a tool result that can be masked: a string, or a list of text parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and content and all(
+        isinstance(p, Mapping) and p.get("type") == "text" and isinstance(p.get("text"), str)
+        for p in content
+    ):
+        return tokens.content_text(content)
+    return None
+
+
+class Sanitizer:
+    """Masks tool messages; keeps a bounded cache of placeholders by content."""
+
+    def __init__(self, cache_size: int = 4096) -> None:
+        self._cache: dict[str, Masked] = {}
+        self._cache_size = cache_size
+
+    def masked(self, text: str) -> Masked:
+        found = self._cache.get(text)
+        if found is None:
+            mid = masked_id(text)
+            size = tokens.count_text(text)
+            found = Masked(mid, text, placeholder(text, mid, size), size)
+            if len(self._cache) >= self._cache_size:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[text] = found
+        return found
+
+    def candidates(
+        self, messages: Sequence[Message], end: int, threshold: int
+    ) -> list[tuple[int, Masked]]:
+        """Tool messages before `end` whose content is over `threshold` tokens."""
+        out = []
+        for i in range(min(end, len(messages))):
+            m = messages[i]
+            if m.get("role") not in TOOL_ROLES:
+                continue
+            text = maskable_text(m.get("content"))
+            if text is None or placeholder_id(text) is not None:
+                continue
+            if tokens.count_text(text) > threshold:
+                item = self.masked(text)
+                if tokens.count_text(item.text) < item.tokens:
+                    out.append((i, item))
+        return out
+
+
+def apply_masks(messages: list[Message], chosen: Sequence[tuple[int, Masked]]) -> int:
+    """Replace the chosen messages in place (the list is the caller's copy); tokens saved."""
+    saved = 0
+    for i, item in chosen:
+        before = tokens.count_message(messages[i])
+        new = dict(messages[i])
+        new["content"] = item.text
+        messages[i] = new
+        saved += before - tokens.count_message(new)
+    return saved
