@@ -162,7 +162,9 @@ class HashEmbedder:
             words = _WORD.findall(text.lower()) or [text]
             for word in words:
                 h = hashlib.blake2b(word.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-                out[row, int.from_bytes(h[:4], "little") % DIM] += 1.0 if h[4] & 1 else -1.0
+                for part in (h[:4], h[4:]):  # two buckets per word: fewer exact collisions
+                    value = int.from_bytes(part, "little")
+                    out[row, (value >> 1) % DIM] += 1.0 if value & 1 else -1.0
             if not out[row].any():
                 out[row, 0] = 1.0
         return normalize(out)

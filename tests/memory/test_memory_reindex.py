@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import pytest
+from conftest import MakeEngine
+
+from kimi_mcp.memory.reindex import reindex
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_reindex_recreates_every_vector_from_the_records(make_engine: MakeEngine) -> None:
+    engine = make_engine()
+    ids = [(await engine.store(f"memory about topic {n}", project=f"p{n % 2}")).id
+           for n in range(300)]
+    engine.store_text_sync("a masked block of output")
+    engine.ledger.flush()
+    engine.vectors.recreate()  # the vectors are lost
+    assert engine.vectors.count() == 0
+    calls: list[tuple[int, int]] = []
+    assert reindex(engine, lambda done, total: calls.append((done, total))) == 301
+    assert engine.vectors.count() == 301
+    assert calls[0] == (0, 301) and calls[-1] == (301, 301)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+    [hit] = await engine.recall("memory about topic 7", project="p1", limit=1)
+    assert hit.item.id == ids[7]
+    engine.close()
+    [hit] = await make_engine().recall("memory about topic 8", project="p0", limit=1)
+    assert hit.item.id == ids[8]
+
+
+async def test_reindex_of_an_empty_store_reports_zero(make_engine: MakeEngine) -> None:
+    calls: list[tuple[int, int]] = []
+    assert reindex(make_engine(), lambda d, t: calls.append((d, t))) == 0
+    assert calls == [(0, 0)]
