@@ -18,7 +18,8 @@ from kimi_mcp.context.conversation import SUMMARY_TAG, TOOL_ROLES, Message
 from kimi_mcp.context.sanitizer import placeholder_id
 
 _ERROR = re.compile(
-    r"(?i)\b(error|exception|traceback|failed|failure|not found|no such file|denied|invalid|cannot)\b"
+    r"(?i)(?:error|exception)\b|\b(?:traceback|failed|failure|not found|no such file|denied|"
+    r"invalid|cannot)\b"
 )
 _PATH = re.compile(r"(?<![\w@])(?:[\w.-]+/)*[\w-][\w.-]*\.[A-Za-z][A-Za-z0-9]{0,7}\b|(?:/[\w.-]+){2,}")
 _EXTS = frozenset(
