@@ -1,0 +1,271 @@
+"""The ledger row of each proxied call, built off the request's critical path.
+
+The request path only hands a `CallRecord` (timings, the body sent, the raw answer or the raw
+stream events) to the `Accountant`'s thread. There the answer is parsed, tokens are estimated
+with tiktoken beside what the provider reported, cost is priced, the `Request` row is queued in
+the ledger, the router's moving averages are updated, and the session's context usage is compared
+with `[context] alert_thresholds`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import text
+
+from kimi_mcp.catalog import Resolved
+from kimi_mcp.deps import Deps
+from kimi_mcp.ledger.models import Alert, Request
+from kimi_mcp.tokens import count_chat, count_text
+
+log = logging.getLogger(__name__)
+_STOP = object()
+
+
+@dataclass
+class CallRecord:
+    created_at: float
+    started: float  # perf_counter when the request arrived
+    stream: bool
+    session_id: str | None = None
+    resolved: Resolved | None = None
+    provider: str = ""
+    model: str = ""
+    status: str = "ok"
+    http_status: int | None = None
+    error: str | None = None
+    route: str | None = None
+    body: dict[str, Any] | None = None  # what went upstream (OpenAI shape)
+    first_at: float | None = None
+    ended_at: float | None = None
+    usage: dict[str, Any] | None = None
+    raw_answer: bytes | None = None  # a non-streamed OpenAI-format answer, unparsed
+    events: list[bytes] | None = None  # raw SSE events of a streamed OpenAI-format answer
+    text: list[str] | None = None  # streamed text already decoded (translated formats)
+    saved_mask_tokens: int = 0
+    saved_compress_tokens: int = 0
+    memory_tokens: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Accountant:
+    deps: Deps
+    observe: Callable[[str, float | None, float | None], None] | None = None
+    _queue: queue.Queue[Any] = field(default_factory=queue.Queue)
+    _thread: threading.Thread | None = None
+    _levels: dict[str, float] = field(default_factory=dict)
+    accounted: int = 0
+    _done: threading.Condition = field(default_factory=threading.Condition)
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="kimi-proxy-accounting",
+                                            daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def submit(self, record: CallRecord) -> None:
+        self._queue.put(record)
+
+    def flush(self) -> None:
+        """Block until every submitted record is in the ledger's queue."""
+        self._queue.join()
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> bool:
+        """Block until `count` calls in all have been accounted (streams finish after the client)."""
+        with self._done:
+            return self._done.wait_for(lambda: self.accounted >= count, timeout)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is _STOP:
+                    return
+                self.record(item)
+                with self._done:
+                    self.accounted += 1
+                    self._done.notify_all()
+            except Exception:  # one bad record must not stop the accounting of the others
+                log.exception("could not account a proxied call")
+            finally:
+                self._queue.task_done()
+
+    # ---- one record -------------------------------------------------------------------------
+
+    def record(self, rec: CallRecord) -> None:
+        usage, completion_text = self._answer(rec)
+        est_prompt = count_chat(rec.body) if rec.body else None
+        est_completion = count_text(completion_text) if completion_text or rec.body else None
+        reported = usage is not None and usage.get("prompt_tokens") is not None
+        prompt = _int(usage, "prompt_tokens") if reported else None
+        completion = _int(usage, "completion_tokens") if reported else None
+        cached = _cached(usage) if reported else None
+        reasoning = _reasoning(usage) if reported else None
+        eff_prompt = prompt if prompt is not None else (est_prompt or 0)
+        eff_completion = completion if completion is not None else (est_completion or 0)
+        cost = None
+        if rec.resolved is not None and (eff_prompt or eff_completion):
+            cost = self.deps.catalog.cost(rec.resolved, eff_prompt, eff_completion,
+                                          cached or 0, reasoning or 0)
+        ttft = _ms(rec.first_at, rec.started)
+        latency = _ms(rec.ended_at, rec.started)
+        window = rec.resolved.model.context_window if rec.resolved else None
+        self.deps.ledger.insert(
+            Request, session_id=rec.session_id, created_at=rec.created_at, provider=rec.provider,
+            model=rec.model, stream=rec.stream, status=rec.status, http_status=rec.http_status,
+            error=rec.error, prompt_tokens=prompt, completion_tokens=completion,
+            cached_tokens=cached, reasoning_tokens=reasoning, est_prompt_tokens=est_prompt,
+            est_completion_tokens=est_completion,
+            usage_source="provider" if reported else "estimate", cost_usd=cost, ttft_ms=ttft,
+            latency_ms=latency, saved_mask_tokens=rec.saved_mask_tokens,
+            saved_compress_tokens=rec.saved_compress_tokens, memory_tokens=rec.memory_tokens,
+            context_window=window, route=rec.route, meta=rec.meta,
+        )
+        if rec.status == "ok" and rec.resolved is not None:
+            self._observe(rec, eff_completion)
+        if rec.session_id and window and rec.body is not None and rec.status == "ok":
+            used = eff_prompt + rec.saved_mask_tokens + rec.saved_compress_tokens
+            self.check_alert(rec.session_id, used, window, rec.resolved.ref if rec.resolved else "")
+
+    def _observe(self, rec: CallRecord, completion: int) -> None:
+        if self.observe is None or rec.resolved is None or rec.ended_at is None:
+            return
+        ttft = rec.first_at - rec.started if rec.stream and rec.first_at else None
+        gen_s = rec.ended_at - (rec.first_at if rec.stream and rec.first_at else rec.started)
+        tps = completion / gen_s if completion and gen_s > 0 else None
+        self.observe(rec.resolved.ref, ttft, tps)
+
+    def _answer(self, rec: CallRecord) -> tuple[dict[str, Any] | None, str]:
+        if rec.raw_answer is not None:
+            return _parse_answer(rec.raw_answer, rec.usage)
+        if rec.events is not None:
+            return _parse_events(rec.events, rec.usage)
+        return rec.usage, "".join(rec.text or ())
+
+    # ---- alerts -------------------------------------------------------------------------------
+
+    def check_alert(self, session_id: str, prompt_tokens: int, window: int, model: str) -> None:
+        thresholds = sorted(self.deps.settings.context.alert_thresholds)
+        usage = prompt_tokens / window
+        level = max((t for t in thresholds if usage >= t), default=0.0)
+        previous = self._levels.get(session_id)
+        if previous is None:
+            previous = self._last_alerted(session_id)
+        self._levels[session_id] = level
+        if level > previous:
+            self.deps.ledger.insert(
+                Alert, session_id=session_id, threshold=level, usage=round(usage, 4),
+                prompt_tokens=prompt_tokens, context_window=window, model=model,
+                message=f"context at {usage:.0%} of {window} tokens (threshold {level:.0%})",
+            )
+
+    def _last_alerted(self, session_id: str) -> float:
+        found = self.deps.ledger.scalar(
+            "SELECT MAX(threshold) FROM alert WHERE session_id = :s", s=session_id)
+        return float(found or 0.0)
+
+
+def _int(usage: dict[str, Any] | None, key: str) -> int | None:
+    value = (usage or {}).get(key)
+    return int(value) if isinstance(value, int | float) else None
+
+
+def _cached(usage: dict[str, Any] | None) -> int | None:
+    details = (usage or {}).get("prompt_tokens_details")
+    if isinstance(details, dict) and isinstance(details.get("cached_tokens"), int):
+        return int(details["cached_tokens"])
+    for key in ("cached_tokens", "prompt_cache_hit_tokens"):
+        if isinstance((usage or {}).get(key), int):
+            return int(usage[key])  # type: ignore[index]
+    return None
+
+
+def _reasoning(usage: dict[str, Any] | None) -> int | None:
+    details = (usage or {}).get("completion_tokens_details")
+    if isinstance(details, dict) and isinstance(details.get("reasoning_tokens"), int):
+        return int(details["reasoning_tokens"])
+    return None
+
+
+def _ms(end: float | None, start: float) -> float | None:
+    return None if end is None else round((end - start) * 1000, 3)
+
+
+def _message_text(message: dict[str, Any]) -> list[str]:
+    parts = []
+    for key in ("content", "reasoning_content", "reasoning"):
+        if isinstance(message.get(key), str):
+            parts.append(message[key])
+    for call in message.get("tool_calls") or ():
+        function = call.get("function") or {}
+        parts.append(str(function.get("name") or ""))
+        parts.append(str(function.get("arguments") or ""))
+    return parts
+
+
+def _parse_answer(raw: bytes, usage: dict[str, Any] | None) -> tuple[dict[str, Any] | None, str]:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return usage, ""
+    if not isinstance(data, dict):
+        return usage, ""
+    texts = []
+    for choice in data.get("choices") or ():
+        texts += _message_text(choice.get("message") or {})
+    found = data.get("usage") if isinstance(data.get("usage"), dict) else usage
+    return found, "".join(texts)
+
+
+def _parse_events(events: list[bytes], usage: dict[str, Any] | None) -> tuple[dict[str, Any] | None, str]:
+    texts: list[str] = []
+    for event in events:
+        for line in event.splitlines():
+            if not line.startswith(b"data:"):
+                continue
+            payload = line[5:].strip()
+            if not payload or payload == b"[DONE]":
+                continue
+            try:
+                data = json.loads(payload)
+            except ValueError:
+                continue
+            if not isinstance(data, dict):
+                continue
+            if usage is None and isinstance(data.get("usage"), dict):
+                usage = data["usage"]
+            for choice in data.get("choices") or ():
+                texts += _message_text(choice.get("delta") or {})
+    return usage, "".join(texts)
+
+
+def now() -> float:
+    return time.time()
+
+
+def seed_stats(deps: Deps, observe: Callable[[str, float | None, float | None], None]) -> None:
+    """Start the router's moving averages from the last day of successful calls."""
+    since = time.time() - 86_400
+    with deps.ledger.read() as db:
+        rows = db.execute(text(
+            """SELECT provider, model, AVG(ttft_ms),
+            SUM(COALESCE(completion_tokens, est_completion_tokens, 0)), SUM(latency_ms - COALESCE(ttft_ms, 0))
+            FROM request WHERE source = 'proxy' AND status = 'ok' AND created_at >= :since
+            GROUP BY provider, model"""), {"since": since}).all()
+    for provider, model, ttft_ms, tokens, gen_ms in rows:
+        tps = tokens / (gen_ms / 1000) if tokens and gen_ms else None
+        observe(f"{provider}/{model}", ttft_ms / 1000 if ttft_ms else None, tps)

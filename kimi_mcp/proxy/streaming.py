@@ -1,0 +1,173 @@
+"""Server-sent events from the provider to the client, as they arrive.
+
+OpenAI-format streams pass through byte for byte, cut only at event boundaries; the one
+exception is the usage chunk we asked for on the client's behalf, which is removed. Gemini
+streams are translated event by event. A failure mid-stream ends the client's stream with an
+OpenAI-style error event and `data: [DONE]`; a client that goes away closes the upstream at once.
+In every case `finish(record)` runs exactly once, after the upstream is closed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import anyio
+import httpx
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from kimi_mcp.catalog import Provider
+from kimi_mcp.proxy.accounting import CallRecord
+from kimi_mcp.proxy.gemini import StreamTranslator
+from kimi_mcp.proxy.upstream import to_proxy_error
+
+log = logging.getLogger(__name__)
+
+DONE = b"data: [DONE]\n\n"
+Finish = Callable[[CallRecord], None]
+
+
+def error_event(message: str, code: str = "upstream_stream_error") -> bytes:
+    body = {"error": {"message": message, "type": "api_error", "code": code, "param": None}}
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+async def relay_openai(response: httpx.Response, provider: Provider, rec: CallRecord,
+                       strip_usage: bool, finish: Finish) -> AsyncIterator[bytes]:
+    events: list[bytes] = []
+    rec.events = events
+    buf = b""
+    sep = b"\n\n"
+    done = finished = False
+    try:
+        try:
+            async for chunk in response.aiter_bytes():
+                buf += chunk
+                cut = buf.rfind(sep)
+                if cut < 0:
+                    if b"\r\n\r\n" in buf:
+                        sep = b"\r\n\r\n"
+                        cut = buf.rfind(sep)
+                    else:
+                        continue
+                block, buf = buf[: cut + len(sep)], buf[cut + len(sep):]
+                if b'"usage"' in block and strip_usage:
+                    block = _strip_usage(block, sep, rec)
+                events.append(block)
+                done = done or b"[DONE]" in block
+                finished = finished or b'"finish_reason":"' in block or b'"finish_reason": "' in block
+                if block:
+                    if rec.first_at is None:
+                        rec.first_at = time.perf_counter()
+                    yield block
+        except httpx.HTTPError as exc:
+            yield _fail(rec, provider, exc)
+            return
+        if buf.strip():
+            events.append(buf)
+            yield buf
+        if not done and not finished:
+            rec.status, rec.error = "error", f"{provider.name} ended the stream before it finished"
+            yield error_event(rec.error) + DONE
+    except (GeneratorExit, anyio.get_cancelled_exc_class()):
+        rec.status, rec.error = "cancelled", "the client disconnected"
+        raise
+    finally:
+        await _close(response, rec, finish)
+
+
+async def relay_gemini(response: httpx.Response, provider: Provider, rec: CallRecord,
+                       translator: StreamTranslator, include_usage: bool,
+                       finish: Finish) -> AsyncIterator[bytes]:
+    rec.text = translator.text
+    try:
+        try:
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                try:
+                    data = json.loads(line[5:])
+                except ValueError:
+                    continue
+                chunk = translator.chunk(data) if isinstance(data, dict) else None
+                if chunk is None:
+                    continue
+                if rec.first_at is None:
+                    rec.first_at = time.perf_counter()
+                yield b"data: " + json.dumps(chunk, ensure_ascii=False).encode() + b"\n\n"
+        except httpx.HTTPError as exc:
+            rec.usage = translator.usage
+            yield _fail(rec, provider, exc)
+            return
+        rec.usage = translator.usage
+        if include_usage and translator.usage:
+            yield b"data: " + json.dumps(translator.usage_chunk()).encode() + b"\n\n"
+        yield DONE
+    except (GeneratorExit, anyio.get_cancelled_exc_class()):
+        rec.status, rec.error = "cancelled", "the client disconnected"
+        rec.usage = translator.usage
+        raise
+    finally:
+        await _close(response, rec, finish)
+
+
+def _fail(rec: CallRecord, provider: Provider, exc: BaseException) -> bytes:
+    error = to_proxy_error(provider, exc=exc)
+    rec.status, rec.error = "error", f"mid-stream: {error}"
+    log.warning("stream from %s failed: %s", provider.name, error)
+    return error_event(str(error)) + DONE
+
+
+async def _close(response: httpx.Response, rec: CallRecord, finish: Finish) -> None:
+    if rec.ended_at is not None:
+        return
+    rec.ended_at = time.perf_counter()
+    with anyio.CancelScope(shield=True):
+        await response.aclose()
+    finish(rec)
+
+
+def _strip_usage(block: bytes, sep: bytes, rec: CallRecord) -> bytes:
+    """Drop the usage-only chunk the client did not ask for; keep its numbers for the ledger."""
+    kept = []
+    for event in block.split(sep):
+        if not event:
+            continue
+        if b'"usage"' in event and event.startswith(b"data:"):
+            try:
+                data: Any = json.loads(event[5:])
+            except ValueError:
+                data = None
+            if isinstance(data, dict) and isinstance(data.get("usage"), dict):
+                rec.usage = data["usage"]
+                if not data.get("choices"):
+                    continue
+                del data["usage"]
+                event = b"data: " + json.dumps(data, ensure_ascii=False).encode()
+        kept.append(event + sep)
+    return b"".join(kept)
+
+
+class Relay(StreamingResponse):
+    """A streamed answer that closes the upstream and accounts the call even if it never ran."""
+
+    def __init__(self, content: AsyncIterator[bytes], upstream: httpx.Response, rec: CallRecord,
+                 finish: Finish, headers: dict[str, str]) -> None:
+        super().__init__(content, media_type="text/event-stream", headers=headers)
+        self._upstream = upstream
+        self._rec = rec
+        self._finish = finish
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.body_iterator.aclose()  # type: ignore[attr-defined]
+            if self._rec.ended_at is None:  # the body never started: the client left first
+                self._rec.status, self._rec.error = "cancelled", "the client disconnected"
+                await _close(self._upstream, self._rec, self._finish)
