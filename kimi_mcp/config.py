@@ -18,7 +18,6 @@ import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
-    DotEnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -136,7 +135,7 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX,
         env_nested_delimiter="__",
         env_file=".env",
-        extra="forbid",
+        extra="ignore",  # .env holds other tools' variables too; unknown TOML keys are checked below
         validate_assignment=True,
     )
 
@@ -221,6 +220,9 @@ def read_toml(path: Path, environ: Mapping[str, str]) -> dict[str, Any]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    unknown = sorted(set(data) - set(Settings.model_fields))
+    if unknown:
+        raise ConfigError(f"{path}: unknown key '{unknown[0]}'")
     result = _expand(data, environ, path, ())
     assert isinstance(result, dict)
     return result
@@ -291,8 +293,9 @@ def load_settings(
 def _dotenv(path: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
-    source = DotEnvSettingsSource(Settings, env_file=path)
-    return {k: v for k, v in source._read_env_files().items() if v is not None}  # noqa: SLF001
+    from dotenv import dotenv_values  # python-dotenv, which pydantic-settings uses for .env
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
 _SECRETISH = re.compile(r"key|token|secret|password", re.I)

@@ -71,6 +71,7 @@ class Ledger:
         self._engine: Engine | None = None
         self._read_engine: Engine | None = None
         self.lost_rows = 0
+        self._busy_timeout_ms = 10_000
 
     # ---- lifecycle --------------------------------------------------------------------------
 
@@ -112,10 +113,11 @@ class Ledger:
                     f"cannot create the data dir {path.parent}: {exc.strerror}; "
                     "set KIMI_MCP_DATA_DIR to a writable directory"
                 ) from None
-        args = {"check_same_thread": False, "timeout": 10} if self.is_sqlite else {}
+        busy = self._busy_timeout_ms
+        args = {"check_same_thread": False, "timeout": busy / 1000} if self.is_sqlite else {}
         engine = create_engine(self.url, connect_args=args)
         if self.is_sqlite:
-            event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "connect", lambda conn, _rec: _sqlite_pragmas(conn, busy))
         if not readonly:
             self._prepare(engine)
         return engine
@@ -221,8 +223,12 @@ class Ledger:
             except OperationalError as exc:  # locked by a reader or another process: retry
                 log.warning("ledger commit failed (attempt %d): %s", attempt + 1, exc.orig)
                 threading.Event().wait(0.05 * 2**attempt)
-            except SQLAlchemyError as exc:
-                log.error("ledger commit failed: %s", exc)
+            except (SQLAlchemyError, LedgerError) as exc:
+                if len(batch) > 1:  # find the bad item: commit one by one
+                    for item in batch:
+                        self._commit([item])
+                    return
+                log.error("ledger write refused: %s", exc)
                 break
         rows = [item for item in batch if not isinstance(item, _Call)]
         self.lost_rows += len(rows)
@@ -253,13 +259,13 @@ class Ledger:
                     rows_by_table.setdefault(item.model, []).append(values)
             self._insert(db, rows_by_table, events)
             db.commit()
+        for ev in events:
+            self.bus.publish(ev)
         for call, value, error in results:
             if error is not None:
                 call.future.set_exception(error)
             else:
                 call.future.set_result(value)
-        for ev in events:
-            self.bus.publish(ev)
 
     @staticmethod
     def _insert(
@@ -292,10 +298,10 @@ class Ledger:
             return db.execute(text(sql), params).scalar()
 
 
-def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, busy_ms: int) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
     cur.execute("PRAGMA foreign_keys=OFF")
     cur.close()
 

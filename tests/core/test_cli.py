@@ -1,0 +1,161 @@
+"""The `kimi-mcp` command, run as a real subprocess the way a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+EXE = [sys.executable, "-m", "kimi_mcp"]
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KIMI_MCP_") and not k.endswith("_API_KEY")}
+    env.update({"KIMI_MCP_DATA_DIR": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "cfg")})
+    env.update(extra)
+    return env
+
+
+def run(tmp_path: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*EXE, *args], cwd=tmp_path, env=_env(tmp_path, **extra),
+                          capture_output=True, text=True, timeout=60)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_version_and_help(tmp_path: Path) -> None:
+    assert run(tmp_path, "--version").stdout.startswith("kimi-mcp ")
+    assert run(tmp_path).returncode == 2
+
+
+def test_sessions_create_list_delete_and_export(tmp_path: Path) -> None:
+    created = run(tmp_path, "sessions", "create", "refactor", "--model", "kimi/kimi-k2-0905-preview")
+    assert created.returncode == 0, created.stderr
+    sid = created.stdout.strip()
+    listed = run(tmp_path, "sessions", "list")
+    assert sid in listed.stdout and "refactor" in listed.stdout
+    exported = run(tmp_path, "export", "--format", "json", "--session", sid)
+    assert exported.returncode == 0 and json.loads(exported.stdout) == []
+    out = tmp_path / "out.csv"
+    assert run(tmp_path, "export", "-o", str(out)).returncode == 0
+    assert out.read_text().startswith("kind,id,created_at")
+    assert run(tmp_path, "sessions", "delete", "refactor").returncode == 0
+    assert "no sessions yet" in run(tmp_path, "sessions", "list").stdout
+    missing = run(tmp_path, "sessions", "delete", "nope")
+    assert missing.returncode == 1 and "no session" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
+def test_bad_config_exits_2_with_one_line_naming_key_and_file(tmp_path: Path) -> None:
+    (tmp_path / "kimi-mcp.toml").write_text("[server]\nprot = 80\n")
+    done = run(tmp_path, "config", "check")
+    assert done.returncode == 2
+    assert "unknown key 'server.prot'" in done.stderr and "kimi-mcp.toml" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_config_show_redacts_keys_and_check_reports_providers(tmp_path: Path) -> None:
+    (tmp_path / "kimi-mcp.toml").write_text('[providers.kimi]\napi_key = "${MOONSHOT_API_KEY}"\n')
+    shown = run(tmp_path, "config", "show", MOONSHOT_API_KEY="sk-live-123")
+    assert shown.returncode == 0 and "sk-live-123" not in shown.stdout
+    checked = run(tmp_path, "config", "check", MOONSHOT_API_KEY="sk-live-123")
+    assert "providers with a key: kimi" in checked.stdout
+
+
+def test_serve_answers_health_and_metrics_and_refuses_a_busy_port(tmp_path: Path) -> None:
+    port = _free_port()
+    proc = subprocess.Popen([*EXE, "serve", "--port", str(port)], cwd=tmp_path, env=_env(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+                assert time.monotonic() < deadline, "serve did not come up"
+                time.sleep(0.1)
+        assert health.json()["status"] == "ok"
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        assert "kimi_sessions" in metrics.text
+        busy = run(tmp_path, "serve", "--port", str(port))
+        assert busy.returncode == 1 and "already in use" in busy.stderr
+        status = run(tmp_path, "status", KIMI_MCP_SERVER__PORT=str(port))
+        assert "server: up" in status.stdout and status.returncode == 0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def test_serve_refuses_a_public_address_without_tokens(tmp_path: Path) -> None:
+    done = run(tmp_path, "serve", "--host", "0.0.0.0", "--port", str(_free_port()))
+    assert done.returncode == 2 and "auth_tokens" in done.stderr
+
+
+def test_a_corrupt_ledger_is_named_and_kept(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "kimi-mcp.db").write_bytes(b"not sqlite at all" * 64)
+    done = run(tmp_path, "sessions", "list")
+    assert done.returncode == 1
+    assert "kimi-mcp.db" in done.stderr and "Traceback" not in done.stderr
+    assert (data / "kimi-mcp.db").read_bytes() == b"not sqlite at all" * 64
+
+
+class _Rpc:
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc, self.next_id = proc, 0
+
+    def call(self, method: str, params: dict[str, object]) -> dict[str, object]:
+        self.next_id += 1
+        assert self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(json.dumps({"jsonrpc": "2.0", "id": self.next_id, "method": method,
+                                          "params": params}).encode() + b"\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        reply: dict[str, object] = json.loads(line)  # stdout carries only JSON-RPC
+        assert reply["id"] == self.next_id
+        return reply
+
+    def notify(self, method: str) -> None:
+        assert self.proc.stdin
+        self.proc.stdin.write(json.dumps({"jsonrpc": "2.0", "method": method}).encode() + b"\n")
+        self.proc.stdin.flush()
+
+
+@pytest.mark.parametrize("version", ["2025-06-18", "2025-11-25"])
+def test_stdio_answers_initialize_and_reads_stats_summary(tmp_path: Path, version: str) -> None:
+    proc = subprocess.Popen([*EXE, "stdio", "--workspace", str(tmp_path)], cwd=tmp_path,
+                            env=_env(tmp_path), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        rpc = _Rpc(proc)
+        init = rpc.call("initialize", {"protocolVersion": version, "capabilities": {},
+                                       "clientInfo": {"name": "raw", "version": "1"}})
+        assert init["result"]["protocolVersion"] == version  # type: ignore[index]
+        assert init["result"]["serverInfo"]["name"] == "kimi-mcp"  # type: ignore[index]
+        rpc.notify("notifications/initialized")
+        read = rpc.call("resources/read", {"uri": "stats://summary"})
+        content = read["result"]["contents"][0]  # type: ignore[index]
+        assert content["mimeType"] == "application/json"
+        assert json.loads(content["text"])["totals"]["requests"] == 0
+    finally:
+        if proc.stdin:
+            proc.stdin.close()
+        proc.wait(timeout=15)
+        if proc.stdout:
+            proc.stdout.close()
+        if proc.stderr:
+            proc.stderr.close()

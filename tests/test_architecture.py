@@ -1,0 +1,88 @@
+"""The house rules that keep the code base navigable: imports flow one way, modules stay small."""
+
+from __future__ import annotations
+
+import ast
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CORE = {"config", "tokens", "catalog", "ledger", "memory", "errors", "deps", "llm"}
+FACES = {"proxy", "context", "dashboard", "logwatch", "server", "app", "cli", "commands",
+         "daemon", "clients", "runtime", "auth", "metrics", "httputil", "stats"}
+MAX_LINES = 800
+
+
+def _sources() -> list[tuple[str, Path]]:
+    out = []
+    for base, package in ((ROOT / "kimi_mcp", "kimi_mcp"), (ROOT / "servers", "kimi_mcp.servers")):
+        for path in base.rglob("*.py"):
+            rel = path.relative_to(base).with_suffix("")
+            parts = [p for p in rel.parts if p != "__init__"]
+            out.append((".".join([package, *parts]), path))
+    return out
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _area(module: str) -> str:
+    parts = module.split(".")
+    if parts[:2] == ["kimi_mcp", "servers"]:
+        return "servers." + parts[2] if len(parts) > 2 else "servers"
+    return parts[1] if len(parts) > 1 else ""
+
+
+@pytest.mark.parametrize("module,path", _sources(), ids=lambda v: str(v) if isinstance(v, str) else "")
+def test_imports_flow_one_way(module: str, path: Path) -> None:
+    area = _area(module)
+    for target in _imports(path):
+        if not target.startswith("kimi_mcp."):
+            if area in CORE or area.startswith("servers"):
+                assert not target.startswith("starlette"), f"{module} (core) imports {target}"
+            continue
+        to = _area(target)
+        if area in CORE:
+            assert to in CORE or to == "", f"{module} (core) imports the face {target}"
+        if area.startswith("servers"):
+            assert to in CORE or to in ("", area) or to == "servers", \
+                f"{module} imports {target}: servers import only the core, never each other"
+
+
+@pytest.mark.parametrize("module,path", _sources(), ids=lambda v: str(v) if isinstance(v, str) else "")
+def test_modules_stay_under_the_line_ceiling(module: str, path: Path) -> None:
+    lines = len(path.read_text(encoding="utf-8").splitlines())
+    assert lines <= MAX_LINES, f"{module} has {lines} lines; split it (ceiling {MAX_LINES})"
+
+
+def test_every_package_directory_ships_in_the_wheel() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    listed = set(config["tool"]["setuptools"]["packages"])
+    for base, package in ((ROOT / "kimi_mcp", "kimi_mcp"), (ROOT / "servers", "kimi_mcp.servers")):
+        for init in base.rglob("__init__.py"):
+            rel = init.parent.relative_to(base).parts
+            name = ".".join([package, *rel])
+            assert name in listed, f"{name} is missing from [tool.setuptools] packages"
+
+
+def test_importing_the_package_has_no_side_effects(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = ("import threading, kimi_mcp.app, kimi_mcp.server, kimi_mcp.cli, kimi_mcp.ledger;"
+            "assert threading.active_count() == 1, threading.enumerate()")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                          env={"KIMI_MCP_DATA_DIR": str(tmp_path / "d"), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "d").exists()
