@@ -169,7 +169,7 @@ async def test_copy_copies_a_tree_and_skips_links_that_leave_the_workspace(tmp_p
     assert got["files_copied"] == 2
     assert (ws / "d2" / "e" / "f.txt").read_text() == "F"
     assert os.readlink(ws / "d2" / "inner") == "e/f.txt"
-    assert not os.path.lexists(ws / "d2" / "escape")
+    assert not (ws / "d2" / "escape").is_symlink()
     assert "into itself" in await refused(server, "copy", source="d", destination="d/e/again")
 
 
