@@ -25,15 +25,13 @@ from .engine import (
     JsonError,
     JsonFiles,
     JsonSyntaxError,
-    find,
     json_size,
-    match_path,
     parse_text,
-    render,
     spread,
     type_name,
 )
 from .outline import OutlineNode, Outliner
+from .paths import find, path_of, render
 
 if TYPE_CHECKING:
     from kimi_mcp.deps import Deps
@@ -111,14 +109,14 @@ def run_query(
     result = QueryResult(expression=expression, total=len(matches), returned=0)
     picked: list[tuple[str | None, Any]] = []
     used = 0
-    for datum in matches[offset : offset + limit]:
-        path = match_path(datum) if result_type != "value" else None
+    for parts, found in matches[offset : offset + limit]:
+        path = path_of(parts) if result_type != "value" else None
         size = len(path or "") + 4
         if result_type != "path":
-            size += json_size(datum.value, MAX_OUTPUT_CHARS - used)
+            size += json_size(found, MAX_OUTPUT_CHARS - used)
         if used + size > MAX_OUTPUT_CHARS:
             if not picked:
-                where = path or match_path(datum)
+                where = path or path_of(parts)
                 result.hint = (
                     f"The match at {where} is over {MAX_OUTPUT_CHARS:,} characters of JSON; "
                     "outline it with the structure tool (at=that path) or select inside it. "
@@ -127,7 +125,7 @@ def run_query(
                 result.next_offset = offset + 1
             break
         used += size
-        picked.append((path, datum.value))
+        picked.append((path, found))
     result.returned = len(picked)
     if result_type == "value":
         result.values = [v for _, v in picked]
@@ -156,9 +154,9 @@ def run_outline(
     matches = find(value, at)
     if not matches:
         raise JsonError(f"{at!r} matched nothing; outline '$' first to see what is there")
-    samples = spread([m.value for m in matches], SAMPLES)
+    samples = spread([v for _, v in matches], SAMPLES)
     outliner.visit(samples, [], 0, False)
-    prefix = match_path(matches[0]) if len(matches) == 1 else at.strip()
+    prefix = path_of(matches[0][0]) if len(matches) == 1 else at.strip()
     for node in outliner.nodes:
         node.path = prefix + node.path[1:]
     if len(matches) > 1 and outliner.nodes:

@@ -11,16 +11,8 @@ from typing import Any, Literal
 from jsonpath_ng import jsonpath as jp
 from pydantic import BaseModel, Field
 
-from .engine import (
-    JsonError,
-    Segment,
-    compile_path,
-    find,
-    preview,
-    render,
-    segments,
-    type_name,
-)
+from .engine import JsonError, preview, type_name
+from .paths import Parts, Segment, compile_path, evaluate, find, render
 
 # ---- updates --------------------------------------------------------------------------------
 
@@ -73,7 +65,7 @@ def _parent(doc: Any, parts: Sequence[Segment]) -> Any:
     return node
 
 
-def _creatable(expression: str, doc: Any) -> list[tuple[list[Segment], str]]:
+def _creatable(expression: str, doc: Any) -> list[tuple[Parts, str]]:
     """Where `set` may add a missing key: `<parent expression>.<name>` with object parents."""
     compiled = compile_path(expression)
     if not (isinstance(compiled, jp.Child) and isinstance(compiled.right, jp.Fields)):
@@ -81,69 +73,62 @@ def _creatable(expression: str, doc: Any) -> list[tuple[list[Segment], str]]:
     if len(compiled.right.fields) != 1 or compiled.right.fields == ("*",):
         return []
     name = compiled.right.fields[0]
-    out = []
-    for datum in compiled.left.find(doc):
-        parts = segments(datum)
-        if parts is not None and isinstance(datum.value, dict) and name not in datum.value:
-            out.append((parts, name))
-    return out
+    return [
+        (parts, name)
+        for parts, parent in evaluate(compiled.left, doc, expression)
+        if parts is not None and isinstance(parent, dict) and name not in parent
+    ]
+
+
+def _create(doc: Any, expression: str, operation: str, value: Any) -> list[Change]:
+    changes = []
+    for parts, name in _creatable(expression, doc):
+        new = value if operation == "set" else [value]
+        _parent(doc, [*parts, name])[name] = new
+        changes.append(Change(path=render([*parts, name]), action="created", after=preview(new)))
+    if not changes:
+        raise JsonError(
+            f"{expression!r} matched nothing and has no parent object to add it to; check the "
+            "path with the query tool (result_type='path')"
+        )
+    return changes
+
+
+def _change_one(doc: Any, parts: Parts, operation: str, value: Any) -> Change:
+    if operation == "delete":
+        if not parts:
+            raise JsonError("Cannot delete the root '$'; set it to {} or [] instead")
+        parent = _parent(doc, parts)
+        old = parent[parts[-1]]
+        del parent[parts[-1]]
+        return Change(path=render(parts), action="deleted", before=preview(old))
+    target = _parent(doc, parts)[parts[-1]] if parts else doc
+    if operation == "append":
+        if not isinstance(target, list):
+            raise JsonError(
+                f"append needs an array but {render(parts)} is {type_name(target)}; "
+                "use operation='set' with a key path instead"
+            )
+        target.append(value)
+        where = render([*parts, len(target) - 1])
+        return Change(path=where, action="appended", after=preview(value))
+    if parts:
+        _parent(doc, parts)[parts[-1]] = value
+    return Change(path=render(parts), action="set", before=preview(target), after=preview(value))
 
 
 def apply_update(doc: Any, expression: str, operation: str, value: Any) -> tuple[Any, list[Change]]:
-    """Apply the operation in place (the root itself may be replaced); return the new root."""
-    located = []
-    for datum in find(doc, expression):
-        parts = segments(datum)
+    """Apply the operation in place (`set` on '$' replaces the root); return the new root."""
+    located = set()
+    for parts, _value in find(doc, expression):
         if parts is None:
             raise JsonError(f"{expression!r} selects a computed value; it cannot be updated")
-        located.append(parts)
-    changes: list[Change] = []
-    if not located and operation in ("set", "append"):
-        for parts, name in _creatable(expression, doc):
-            new = value if operation == "set" else [value]
-            _parent(doc, [*parts, name])[name] = new
-            changes.append(
-                Change(path=render([*parts, name]), action="created", after=preview(new))
-            )
-        if not changes:
-            raise JsonError(
-                f"{expression!r} matched nothing and no parent object to add it to; check the "
-                "path with the query tool (result_type='path')"
-            )
-        return doc, changes
+        located.add(parts)
+    if not located:
+        return doc, _create(doc, expression, operation, value) if operation != "delete" else []
+    if () in located and operation == "set":
+        return value, [Change(path="$", action="set", before=preview(doc), after=preview(value))]
     # deepest and highest indices first, so earlier removals do not shift later ones
-    for parts in sorted(located, reverse=True):
-        if operation == "delete":
-            if not parts:
-                raise JsonError("Cannot delete the root '$'; set it to {} or [] instead")
-            old = _parent(doc, parts)[parts[-1]]
-            del _parent(doc, parts)[parts[-1]]
-            changes.append(Change(path=render(parts), action="deleted", before=preview(old)))
-            continue
-        target = _parent(doc, parts)[parts[-1]] if parts else doc
-        if operation == "append":
-            if not isinstance(target, list):
-                raise JsonError(
-                    f"append needs an array but {render(parts)} is {type_name(target)}; "
-                    "use operation='set' with a key path instead"
-                )
-            target.append(value)
-            changes.append(
-                Change(
-                    path=render([*parts, len(target) - 1]), action="appended", after=preview(value)
-                )
-            )
-        elif parts:
-            _parent(doc, parts)[parts[-1]] = value
-            changes.append(
-                Change(
-                    path=render(parts), action="set", before=preview(target), after=preview(value)
-                )
-            )
-        else:
-            doc = value
-            changes.append(
-                Change(path="$", action="set", before=preview(target), after=preview(value))
-            )
+    changes = [_change_one(doc, parts, operation, value) for parts in sorted(located, reverse=True)]
     changes.reverse()
     return doc, changes

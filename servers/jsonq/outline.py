@@ -6,14 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from .engine import (
-    SAMPLES,
-    WIDE_OBJECT_KEYS,
-    Segment,
-    render,
-    spread,
-    type_name,
-)
+from .engine import SAMPLES, WIDE_OBJECT_KEYS, spread, type_name
+from .paths import Segment, render
 
 # ---- the outline ----------------------------------------------------------------------------
 
