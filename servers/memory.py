@@ -3,6 +3,7 @@ recalled by meaning, scoped to the workspace's project, stored offline."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from kimi_mcp.deps import Deps
 
 T = TypeVar("T")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 MemoryType = Literal["episodic", "semantic", "frequent"]
 
 
@@ -33,11 +35,15 @@ class Memory(BaseModel):
     updated_at: float
     recall_count: int
     merged_from: list[str]
+    replaced_surrogates: int = Field(
+        default=0, description="lone UTF-16 surrogates in the stored text that JSON cannot "
+        "carry, sent as U+FFFD (the ledger keeps the original)")
 
     @classmethod
     def of(cls, item: MemoryItem) -> Memory:
+        content, replaced = _json_safe(item.content)
         return cls(
-            id=item.id, content=item.content, type=item.type, tags=item.tags,
+            id=item.id, content=content, replaced_surrogates=replaced, type=item.type, tags=item.tags,
             metadata=item.metadata, project=item.project, source=item.source,
             tokens=item.tokens, created_at=item.created_at, updated_at=item.updated_at,
             recall_count=item.recall_count, merged_from=item.merged_from,
@@ -105,11 +111,16 @@ class ConsolidateResult(BaseModel):
         )
 
 
+def _json_safe(text: str) -> tuple[str, int]:
+    safe, lone = _SURROGATE.subn("\ufffd", text)
+    return safe, lone
+
+
 def _hit(hit: Hit) -> RecallHit:
     item = hit.item
     return RecallHit(
         id=item.id, score=None if hit.score is None else round(hit.score, 4), type=item.type,
-        tags=item.tags, snippet=item.snippet(), project=item.project, tokens=item.tokens,
+        tags=item.tags, snippet=_json_safe(item.snippet())[0], project=item.project, tokens=item.tokens,
         created_at=item.created_at, recall_count=item.recall_count,
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,7 @@ SNIPPET_CHARS = 240
 # it is kept as base64 of its surrogatepass bytes and flagged in meta.
 _ENCODING_KEY = "_encoding"
 _B64 = "b64-surrogatepass"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,7 @@ def encode_content(content: str, meta: dict[str, Any]) -> tuple[str, dict[str, A
 
 def embeddable(content: str) -> str:
     """The text given to the embedder (lone surrogates replaced)."""
-    return content.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return _SURROGATE.sub("\ufffd", content)
 
 
 def content_hash(content: str) -> str:
