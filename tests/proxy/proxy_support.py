@@ -184,3 +184,24 @@ def provider_settings(base: str, **extra: Any) -> dict[str, Any]:
     fake.update(extra.pop("fake", {}))
     gfake.update(extra.pop("gfake", {}))
     return {"fake": fake, "gfake": gfake, **extra}
+
+
+def proxy_app(deps: Any) -> Starlette:
+    """Only the proxy's routes and lifespan around the deps (faster than the whole app)."""
+    import httpx
+
+    from kimi_mcp.proxy import routes
+    from kimi_mcp.runtime import Runtime
+
+    rt = Runtime(deps)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with httpx.AsyncClient(transport=deps.http_transport, timeout=None) as client:
+            rt.http = client
+            async with routes.lifespan(rt):
+                yield
+
+    app = Starlette(routes=routes.routes(rt), lifespan=lifespan)
+    app.state.runtime = rt
+    return app
