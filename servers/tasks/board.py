@@ -77,6 +77,8 @@ class TagData:
     name: str
     raw: dict[str, Any]
     index: dict[str, Task] = field(default_factory=dict)
+    frozen: bool = False  # a snapshot view: never edited, so derived answers may be kept
+    memo: dict[Any, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.reindex()
@@ -86,6 +88,14 @@ class TagData:
         tasks = self.raw.setdefault("tasks", [])
         assert isinstance(tasks, list)
         return tasks
+
+    def remember(self, key: Any, compute: Any) -> Any:
+        """`compute()`, kept for the life of a frozen view; recomputed every time otherwise."""
+        if not self.frozen:
+            return compute()
+        if key not in self.memo:
+            self.memo[key] = compute()
+        return self.memo[key]
 
     def reindex(self) -> None:
         self.index = {}
@@ -127,6 +137,7 @@ class Document:
     data: dict[str, Any]
     legacy: bool = False
     changed: bool = True  # a transaction writes only when this is still true
+    frozen: bool = False
     signature: tuple[int, int, int] | None = None
     _tags: dict[str, TagData] = field(default_factory=dict)
 
@@ -145,7 +156,7 @@ class Document:
             raw = {"tasks": [], "metadata": {"created": now_iso(), "updated": now_iso(),
                                              "description": f"Tasks for {name} context"}}
             self.data[name] = raw
-        view = TagData(name, raw)
+        view = TagData(name, raw, frozen=self.frozen)
         self._tags[name] = view
         return view
 
@@ -213,6 +224,7 @@ class TaskBoard:
         if cached is not None and signature is not None and cached.signature == signature:
             return cached
         doc = self._read()
+        doc.frozen = True
         if doc.signature is not None:
             self._cache = doc
         return doc

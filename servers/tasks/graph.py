@@ -179,7 +179,7 @@ def fix(view: TagData) -> list[str]:
 
 
 def completed(view: TagData) -> set[str]:
-    return {k for k, t in view.index.items() if str(t.get("status", "pending")).lower() in DONE}
+    return {k for k, t in view.index.items() if t.get("status") in DONE}
 
 
 def _rank(priority: object) -> int:
@@ -190,15 +190,21 @@ def next_task(view: TagData) -> tuple[str, Task] | None:
     """task-master's rule: an eligible subtask of an in-progress parent, else the best task.
 
     Eligible: status pending or in-progress and every dependency done. Order: priority
-    (a subtask inherits its parent's), then fewest dependencies, then id.
+    (a subtask inherits its parent's), then fewest dependencies, then id. A snapshot view
+    remembers the answer; snapshots are replaced whenever the file changes.
     """
+    found: tuple[str, Task] | None = view.remember("next", lambda: _next_task(view))
+    return found
+
+
+def _next_task(view: TagData) -> tuple[str, Task] | None:
     done = completed(view)
     best: tuple[tuple[int, int, int, int], str] | None = None
     for task in view.tasks:
-        if str(task.get("status", "pending")).lower() != "in-progress":
+        if task.get("status") != "in-progress":
             continue
         for sub in task.get("subtasks") or []:
-            if str(sub.get("status") or "pending").lower() not in WORKABLE:
+            if (sub.get("status") or "pending") not in WORKABLE:
                 continue
             key = f"{task.get('id')}.{sub.get('id')}"
             deps = deps_of(view, key)
@@ -211,10 +217,10 @@ def next_task(view: TagData) -> tuple[str, Task] | None:
         return best[1], view.index[best[1]]
     top: tuple[tuple[int, int, int], Task] | None = None
     for task in view.tasks:
-        if str(task.get("status") or "pending").lower() not in WORKABLE:
+        if (task.get("status") or "pending") not in WORKABLE:
             continue
-        deps = [str(d) for d in task.get("dependencies") or []]
-        if all(d in done for d in deps):
+        deps = task.get("dependencies") or []
+        if all(str(d) in done for d in deps):
             rank3 = (-_rank(task.get("priority")), len(deps), int(task["id"]))
             if top is None or rank3 < top[0]:
                 top = (rank3, task)

@@ -21,6 +21,7 @@ from .models import (
     Status,
     TaskId,
     TaskResult,
+    TaskRow,
     UpdateResult,
     detail,
     row,
@@ -53,7 +54,7 @@ def _counts(view: TagData) -> dict[str, Any]:
             "progress_percent": round(100 * done / total, 1) if total else 0.0}
 
 
-def _select(view: TagData, status: str | None, ids: list[TaskId] | None, with_subtasks: bool) -> list[Any]:
+def _select(view: TagData, status: str | None, ids: list[TaskId] | None, with_subtasks: bool) -> list[TaskRow]:
     wanted = {s.strip() for s in status.split(",") if s.strip()} if status else None
     unknown = wanted - set(STATUSES) - {"completed"} if wanted else set()
     if unknown:
@@ -63,7 +64,8 @@ def _select(view: TagData, status: str | None, ids: list[TaskId] | None, with_su
             items = [(key_of(i), view.get(i)) for i in ids]
         rows = [row(item, parent=view.parent_of(k), with_subtasks=with_subtasks) for k, item in items]
     else:
-        rows = [row(t, with_subtasks=with_subtasks) for t in view.tasks]
+        rows = view.remember(("rows", with_subtasks),
+                             lambda: [row(t, with_subtasks=with_subtasks) for t in view.tasks])
     if wanted:
         rows = [r for r in rows if r.status in wanted]
     return rows
@@ -75,11 +77,13 @@ def _read_tools(mcp: FastMCP, family: Family) -> None:
         status: Annotated[str | None, Field(description="only these statuses, comma-separated, e.g. 'pending,in-progress'")] = None,
         ids: Annotated[list[TaskId] | None, Field(description="only these ids: 3 or \"3.2\"")] = None,
         with_subtasks: Annotated[bool, Field(description="include each task's subtasks")] = False,
+        limit: Annotated[int, Field(ge=0, description="at most this many rows (0: no limit); counts always cover the whole tag")] = 200,
         tag: TagArg = None,
     ) -> ListResult:
         """List the board's tasks with status, priority, dependencies and progress counts.
 
-        Rows are short (no details); use tasks_next or ids=[...] with tasks_update to act.
+        Rows are short (no details); filter big boards by status or ids. Use tasks_next to
+        pick work and tasks_update to change it.
         """
         view = family.read(tag)
         name = family.tag(tag)
@@ -87,7 +91,14 @@ def _read_tools(mcp: FastMCP, family: Family) -> None:
             return ListResult(tag=name, tasks=[], total=0, counts={}, progress_percent=0.0,
                               subtasks_total=0, subtasks_done=0,
                               message="No tasks yet: call tasks_parse_prd or tasks_add.")
-        return ListResult(tag=name, tasks=_select(view, status, ids, with_subtasks), **_counts(view))
+        rows = _select(view, status, ids, with_subtasks)
+        note = ""
+        if limit and len(rows) > limit:
+            note = (f"Showing {limit} of {len(rows)} matching tasks; narrow with status "
+                    "(e.g. 'pending,in-progress') or ids, or raise limit.")
+            rows = rows[:limit]
+        return ListResult(tag=name, tasks=rows, message=note,
+                          **view.remember("counts", lambda: _counts(view)))
 
     @mcp.tool(name="next", annotations=READ)
     def next_task(tag: TagArg = None) -> NextResult:
