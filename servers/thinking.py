@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from kimi_mcp.deps import Deps
     from kimi_mcp.ledger import Ledger, Tx
 
+# Mount with `root.mount(sub, tool_names=MOUNT_TOOL_NAMES)` and no namespace: a namespace
+# would also rewrite the resource to thinking://thinking/sessions/{id}.
+MOUNT_TOOL_NAMES = {"sequential": "thinking_sequential"}
 MAX_THOUGHT_CHARS = 50_000
 MAX_HISTORY = 1000
 SESSION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from fastmcp import Client, FastMCP
-from kimi_mcp.servers.thinking import build_server
+from kimi_mcp.servers.thinking import MOUNT_TOOL_NAMES, build_server
 
 from kimi_mcp.deps import Deps
 
@@ -194,7 +194,7 @@ async def test_sessions_belong_to_their_project(make_deps: Any, tmp_path: Path) 
 
 async def test_mounting_without_namespace_keeps_the_resource_uri(deps: Deps) -> None:
     root = FastMCP("root")
-    root.mount(build_server(deps), tool_names={"sequential": "thinking_sequential"})
+    root.mount(build_server(deps), tool_names=MOUNT_TOOL_NAMES)
     async with Client(root) as client:
         names = [t.name for t in await client.list_tools()]
         sid = (await client.call_tool("thinking_sequential", step(1))).structured_content
