@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
+import anyio.to_thread
 from fastmcp.exceptions import ToolError
 from pydantic import Field
 
@@ -40,6 +41,17 @@ ExcludePatterns = Annotated[
         "with `/` matches the path from the search root; excluded dirs are not entered"
     ),
 ]
+
+
+T = TypeVar("T")
+
+
+async def offload(work: Callable[[], T], *, inline: bool) -> T:
+    """Run cheap work on the event loop (no thread hop, the bulk of a small call's cost);
+    anything that may take long goes to a worker thread so the loop stays responsive."""
+    if inline:
+        return work()
+    return await anyio.to_thread.run_sync(work)
 
 
 @contextmanager

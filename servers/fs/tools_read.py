@@ -32,25 +32,30 @@ from .models import (
     MediaInfo,
     MultipleFiles,
 )
-from .tooling import MAX_CHARS, READ, Encoding, PathArg, iso, kind, refusals
+from .tooling import MAX_CHARS, READ, Encoding, PathArg, iso, kind, offload, refusals
 from .workspace import Workspace
 
 MAX_MEDIA_BYTES = 10 << 20
+READ_MAX_CHARS = 128 * 1024  # a 128 KB text file comes back whole
 MAX_FILES = 50
 
 
 def register(mcp: FastMCP, ws: Workspace) -> None:
     @mcp.tool(annotations=READ)
-    def list_allowed_directories() -> AllowedDirectories:
+    async def list_allowed_directories() -> AllowedDirectories:
         """List the directories this server may read and write.
 
         Relative paths in every other fs tool resolve against the first one.
         """
-        with refusals():
-            return AllowedDirectories(roots=list(ws.roots))
+
+        def work() -> AllowedDirectories:
+            with refusals():
+                return AllowedDirectories(roots=list(ws.roots))
+
+        return await offload(work, inline=True)
 
     @mcp.tool(annotations=READ)
-    def read_file(
+    async def read_file(
         path: PathArg,
         offset_line: Annotated[int, Field(ge=1, description="1-based line to start at")] = 1,
         max_lines: Annotated[
@@ -60,17 +65,23 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
     ) -> FileContent:
         """Read a text file, or a window of its lines.
 
-        Returns at most max_lines lines and about 100k characters; when `truncated` is true,
+        Returns at most max_lines lines and about 128k characters; when `truncated` is true,
         call again with offset_line=next_offset. Large files are streamed, never loaded whole.
         """
-        with refusals():
-            real = ws.resolve(path)
-            with ws.open_read(real) as handle:
-                window = textops.read_window(handle, encoding, offset_line, max_lines, MAX_CHARS)
-            return _content(ws.display(real), offset_line, window)
+
+        def work() -> FileContent:
+            with refusals():
+                real = ws.resolve(path)
+                with ws.open_read(real) as handle:
+                    window = textops.read_window(
+                        handle, encoding, offset_line, max_lines, READ_MAX_CHARS
+                    )
+                return _content(ws.display(real), offset_line, window)
+
+        return await offload(work, inline=ws.cheap(path))
 
     @mcp.tool(annotations=READ)
-    def read_multiple_files(
+    async def read_multiple_files(
         paths: Annotated[
             list[str],
             Field(min_length=1, max_length=MAX_FILES, description="Paths to read (at most 50)"),
@@ -82,61 +93,69 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
         The 100k-character budget is shared: each file gets an equal part; read a truncated
         file on with read_file(offset_line=next_offset).
         """
-        budget = max(1000, MAX_CHARS // len(paths))
-        files: list[FileEntry] = []
-        for item in paths:
-            try:
-                with refusals():
-                    real = ws.resolve(item)
-                    with ws.open_read(real) as handle:
-                        window = textops.read_window(handle, encoding, 1, 20_000, budget)
-                got = _content(ws.display(real), 1, window)
-                files.append(
-                    FileEntry(
-                        path=got.path,
-                        content=got.content,
-                        total_lines=got.total_lines,
-                        truncated=got.truncated,
-                        next_offset=got.next_offset,
+
+        def work() -> MultipleFiles:
+            budget = max(1000, MAX_CHARS // len(paths))
+            files: list[FileEntry] = []
+            for item in paths:
+                try:
+                    with refusals():
+                        real = ws.resolve(item)
+                        with ws.open_read(real) as handle:
+                            window = textops.read_window(handle, encoding, 1, 20_000, budget)
+                    got = _content(ws.display(real), 1, window)
+                    files.append(
+                        FileEntry(
+                            path=got.path,
+                            content=got.content,
+                            total_lines=got.total_lines,
+                            truncated=got.truncated,
+                            next_offset=got.next_offset,
+                        )
                     )
-                )
-            except ToolError as exc:
-                files.append(FileEntry(path=item, error=str(exc)))
-        failed = sum(1 for f in files if f.error)
-        return MultipleFiles(files=files, succeeded=len(files) - failed, failed=failed)
+                except ToolError as exc:
+                    files.append(FileEntry(path=item, error=str(exc)))
+            failed = sum(1 for f in files if f.error)
+            return MultipleFiles(files=files, succeeded=len(files) - failed, failed=failed)
+
+        return await offload(work, inline=ws.cheap(*paths))
 
     @mcp.tool(annotations=READ, output_schema=MediaInfo.model_json_schema())
-    def read_media_file(path: PathArg) -> ToolResult:
+    async def read_media_file(path: PathArg) -> ToolResult:
         """Read an image or audio file and return it as MCP image/audio content.
 
         Other binary files come back as an embedded resource (base64). At most 10 MB.
         """
-        with refusals():
-            real = ws.resolve(path)
-            with ws.open_read(real) as handle:
-                size = os.fstat(handle.fileno()).st_size
-                if size > MAX_MEDIA_BYTES:
-                    raise WorkspaceError(
-                        f"File too large for read_media_file: {size} bytes (limit {MAX_MEDIA_BYTES})"
-                    )
-                data = base64.b64encode(handle.read()).decode("ascii")
-        mime = mimetypes.guess_type(real)[0] or "application/octet-stream"
-        block: ImageContent | AudioContent | EmbeddedResource
-        if mime.startswith("image/"):
-            block = ImageContent(type="image", data=data, mime_type=mime)
-        elif mime.startswith("audio/"):
-            block = AudioContent(type="audio", data=data, mime_type=mime)
-        else:
-            resource = BlobResourceContents(uri=Path(real).as_uri(), mime_type=mime, blob=data)
-            block = EmbeddedResource(type="resource", resource=resource)
-        media_kind: Literal["image", "audio", "resource"] = (
-            "resource" if block.type == "resource" else block.type
-        )
-        info = MediaInfo(path=ws.display(real), mime_type=mime, size=size, kind=media_kind)
-        return ToolResult(content=[block], structured_content=info.model_dump())
+
+        def work() -> ToolResult:
+            with refusals():
+                real = ws.resolve(path)
+                with ws.open_read(real) as handle:
+                    size = os.fstat(handle.fileno()).st_size
+                    if size > MAX_MEDIA_BYTES:
+                        raise WorkspaceError(
+                            f"File too large for read_media_file: {size} bytes (limit {MAX_MEDIA_BYTES})"
+                        )
+                    data = base64.b64encode(handle.read()).decode("ascii")
+            mime = mimetypes.guess_type(real)[0] or "application/octet-stream"
+            block: ImageContent | AudioContent | EmbeddedResource
+            if mime.startswith("image/"):
+                block = ImageContent(type="image", data=data, mime_type=mime)
+            elif mime.startswith("audio/"):
+                block = AudioContent(type="audio", data=data, mime_type=mime)
+            else:
+                resource = BlobResourceContents(uri=Path(real).as_uri(), mime_type=mime, blob=data)
+                block = EmbeddedResource(type="resource", resource=resource)
+            media_kind: Literal["image", "audio", "resource"] = (
+                "resource" if block.type == "resource" else block.type
+            )
+            info = MediaInfo(path=ws.display(real), mime_type=mime, size=size, kind=media_kind)
+            return ToolResult(content=[block], structured_content=info.model_dump())
+
+        return await offload(work, inline=ws.cheap(path))
 
     @mcp.tool(annotations=READ)
-    def extract_lines(
+    async def extract_lines(
         path: PathArg,
         start_line: Annotated[
             int | None, Field(ge=1, description="First line (1-based) of a range")
@@ -158,64 +177,72 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
         Give either start_line (and optionally end_line) or pattern. At most 100 match ranges
         and about 100k characters are returned.
         """
-        with refusals():
-            real = ws.resolve(path)
-            if pattern is None and start_line is None:
-                raise WorkspaceError("Give start_line (and end_line) or a pattern")
-            if pattern is not None:
-                regex = _compile(pattern, 0)
+
+        def work() -> Extract:
+            with refusals():
+                real = ws.resolve(path)
+                if pattern is None and start_line is None:
+                    raise WorkspaceError("Give start_line (and end_line) or a pattern")
+                if pattern is not None:
+                    regex = _compile(pattern, 0)
+                    with ws.open_read(real) as handle:
+                        found, cut = textops.extract_by_pattern(
+                            handle, encoding, regex, context_lines, 100
+                        )
+                    ranges = [
+                        LineRange(start_line=r.start, end_line=r.end, text="\n".join(r.lines))
+                        for r in found
+                    ]
+                    return _capped_extract(ws.display(real), ranges, cut)
+                first = start_line or 1
+                count = (end_line - first + 1) if end_line else 20_000
+                if count < 1:
+                    raise WorkspaceError("end_line is before start_line")
                 with ws.open_read(real) as handle:
-                    found, cut = textops.extract_by_pattern(
-                        handle, encoding, regex, context_lines, 100
-                    )
+                    window = textops.read_window(handle, encoding, first, count, MAX_CHARS)
+                text = "".join(window.lines).removesuffix("\n")
                 ranges = [
-                    LineRange(start_line=r.start, end_line=r.end, text="\n".join(r.lines))
-                    for r in found
+                    LineRange(start_line=first, end_line=first + len(window.lines) - 1, text=text)
                 ]
-                return _capped_extract(ws.display(real), ranges, cut)
-            first = start_line or 1
-            count = (end_line - first + 1) if end_line else 20_000
-            if count < 1:
-                raise WorkspaceError("end_line is before start_line")
-            with ws.open_read(real) as handle:
-                window = textops.read_window(handle, encoding, first, count, MAX_CHARS)
-            text = "".join(window.lines).removesuffix("\n")
-            ranges = [
-                LineRange(start_line=first, end_line=first + len(window.lines) - 1, text=text)
-            ]
-            hint = (
-                f"cut at the size cap; continue at line {window.stopped_at}"
-                if window.stopped_at and end_line and window.stopped_at <= end_line
-                else None
-            )
-            return Extract(
-                path=ws.display(real), ranges=ranges, truncated=hint is not None, hint=hint
-            )
+                hint = (
+                    f"cut at the size cap; continue at line {window.stopped_at}"
+                    if window.stopped_at and end_line and window.stopped_at <= end_line
+                    else None
+                )
+                return Extract(
+                    path=ws.display(real), ranges=ranges, truncated=hint is not None, hint=hint
+                )
+
+        return await offload(work, inline=ws.cheap(path))
 
     @mcp.tool(annotations=READ)
-    def get_file_info(path: PathArg) -> FileInfo:
+    async def get_file_info(path: PathArg) -> FileInfo:
         """Get metadata of a file or directory: type, size, times, permissions, symlink target."""
-        with refusals():
-            entry = ws.resolve_entry(path)
-            ws.resolve(path)
-            lst = os.lstat(entry)
-            st = os.stat(entry) if stat.S_ISLNK(lst.st_mode) else lst
-            target = os.readlink(entry) if stat.S_ISLNK(lst.st_mode) else None
-            return FileInfo(
-                path=ws.display(entry),
-                type=kind(st.st_mode),
-                size=st.st_size,
-                modified=iso(st.st_mtime),
-                accessed=iso(st.st_atime),
-                created=_birth(st),
-                permissions=oct(stat.S_IMODE(st.st_mode)),
-                is_symlink=target is not None,
-                symlink_target=target,
-                mime_type=mimetypes.guess_type(entry)[0] if stat.S_ISREG(st.st_mode) else None,
-            )
+
+        def work() -> FileInfo:
+            with refusals():
+                entry = ws.resolve_entry(path)
+                ws.resolve(path)
+                lst = os.lstat(entry)
+                st = os.stat(entry) if stat.S_ISLNK(lst.st_mode) else lst
+                target = os.readlink(entry) if stat.S_ISLNK(lst.st_mode) else None
+                return FileInfo(
+                    path=ws.display(entry),
+                    type=kind(st.st_mode),
+                    size=st.st_size,
+                    modified=iso(st.st_mtime),
+                    accessed=iso(st.st_atime),
+                    created=_birth(st),
+                    permissions=oct(stat.S_IMODE(st.st_mode)),
+                    is_symlink=target is not None,
+                    symlink_target=target,
+                    mime_type=mimetypes.guess_type(entry)[0] if stat.S_ISREG(st.st_mode) else None,
+                )
+
+        return await offload(work, inline=True)
 
     @mcp.tool(annotations=READ)
-    def hash_file(
+    async def hash_file(
         path: PathArg,
         algorithm: Annotated[
             Literal["sha256", "sha1", "md5", "sha512", "blake2b"],
@@ -223,20 +250,24 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
         ] = "sha256",
     ) -> HashResult:
         """Compute a file's hash (sha256 by default), streaming it in 1 MB chunks."""
-        with refusals():
-            real = ws.resolve(path)
-            digest = hashlib.new(algorithm)
-            size = 0
-            with ws.open_read(real) as handle:
-                while chunk := handle.read(1 << 20):
-                    digest.update(chunk)
-                    size += len(chunk)
-            return HashResult(
-                path=ws.display(real), algorithm=algorithm, digest=digest.hexdigest(), size=size
-            )
+
+        def work() -> HashResult:
+            with refusals():
+                real = ws.resolve(path)
+                digest = hashlib.new(algorithm)
+                size = 0
+                with ws.open_read(real) as handle:
+                    while chunk := handle.read(1 << 20):
+                        digest.update(chunk)
+                        size += len(chunk)
+                return HashResult(
+                    path=ws.display(real), algorithm=algorithm, digest=digest.hexdigest(), size=size
+                )
+
+        return await offload(work, inline=ws.cheap(path))
 
     @mcp.tool(annotations=READ)
-    def diff_files(
+    async def diff_files(
         path_a: PathArg,
         path_b: PathArg,
         context_lines: Annotated[
@@ -245,17 +276,21 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
         encoding: Encoding = "utf-8",
     ) -> DiffResult:
         """Show a unified diff between two text files (at most about 100k characters)."""
-        with refusals():
-            real_a, real_b = ws.resolve(path_a), ws.resolve(path_b)
-            texts = []
-            for real in (real_a, real_b):
-                with ws.open_read(real) as handle:
-                    texts.append(handle.read(20 << 20).decode(encoding, errors="replace"))
-            diff = textops.unified_diff(
-                texts[0], texts[1], ws.display(real_a), ws.display(real_b), context_lines
-            )
-            shown, cut = textops.cap(diff, MAX_CHARS)
-            return DiffResult(identical=texts[0] == texts[1], diff=shown, truncated=cut)
+
+        def work() -> DiffResult:
+            with refusals():
+                real_a, real_b = ws.resolve(path_a), ws.resolve(path_b)
+                texts = []
+                for real in (real_a, real_b):
+                    with ws.open_read(real) as handle:
+                        texts.append(handle.read(20 << 20).decode(encoding, errors="replace"))
+                diff = textops.unified_diff(
+                    texts[0], texts[1], ws.display(real_a), ws.display(real_b), context_lines
+                )
+                shown, cut = textops.cap(diff, MAX_CHARS)
+                return DiffResult(identical=texts[0] == texts[1], diff=shown, truncated=cut)
+
+        return await offload(work, inline=ws.cheap(path_a, path_b, limit=256 * 1024))
 
 
 def _content(shown: str, start: int, window: textops.LineWindow) -> FileContent:

@@ -30,6 +30,7 @@ from .tooling import (
     ExcludePatterns,
     iso,
     kind,
+    offload,
     refusals,
     require_dir,
 )
@@ -53,7 +54,7 @@ _SORT_KEYS: dict[str, Callable[[ListedEntry], Any]] = {
 
 def register(mcp: FastMCP, ws: Workspace) -> None:
     @mcp.tool(annotations=READ)
-    def list_directory(
+    async def list_directory(
         path: DirArg = ".",
         pattern: Annotated[
             str | None, Field(description="Glob on entry names, e.g. `*.py`")
@@ -72,37 +73,41 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
 
         When next_page is set, call again with page=next_page for the rest.
         """
-        with refusals():
-            real = ws.resolve(path)
-            require_dir(real)
-            glob = Glob(pattern) if pattern else None
-            entries: list[ListedEntry] = []
-            with os.scandir(real) as it:
-                for entry in it:
-                    if not show_hidden and entry.name.startswith("."):
-                        continue
-                    if glob is not None and not glob.regex.match(entry.name):
-                        continue
-                    st = entry.stat(follow_symlinks=False)
-                    entries.append(
-                        ListedEntry(
-                            name=entry.name,
-                            type=kind(st.st_mode),
-                            size=st.st_size,
-                            modified=iso(st.st_mtime),
+
+        def work() -> DirectoryListing:
+            with refusals():
+                real = ws.resolve(path)
+                require_dir(real)
+                glob = Glob(pattern) if pattern else None
+                entries: list[ListedEntry] = []
+                with os.scandir(real) as it:
+                    for entry in it:
+                        if not show_hidden and entry.name.startswith("."):
+                            continue
+                        if glob is not None and not glob.regex.match(entry.name):
+                            continue
+                        st = entry.stat(follow_symlinks=False)
+                        entries.append(
+                            ListedEntry(
+                                name=entry.name,
+                                type=kind(st.st_mode),
+                                size=st.st_size,
+                                modified=iso(st.st_mtime),
+                            )
                         )
-                    )
-            entries.sort(key=_SORT_KEYS[sort_by])
-            start = (page - 1) * page_size
-            more = start + page_size < len(entries)
-            return DirectoryListing(
-                path=ws.display(real),
-                entries=entries[start : start + page_size],
-                total=len(entries),
-                page=page,
-                page_size=page_size,
-                next_page=page + 1 if more else None,
-            )
+                entries.sort(key=_SORT_KEYS[sort_by])
+                start = (page - 1) * page_size
+                more = start + page_size < len(entries)
+                return DirectoryListing(
+                    path=ws.display(real),
+                    entries=entries[start : start + page_size],
+                    total=len(entries),
+                    page=page,
+                    page_size=page_size,
+                    next_page=page + 1 if more else None,
+                )
+
+        return await offload(work, inline=True)
 
     @mcp.tool(annotations=READ)
     def directory_tree(

@@ -31,6 +31,7 @@ from .tooling import (
     DESTRUCTIVE_IDEMPOTENT,
     MAX_CHARS,
     PathArg,
+    offload,
     refusals,
 )
 from .workspace import Workspace
@@ -67,7 +68,7 @@ class Operation(BaseModel):
 
 def register(mcp: FastMCP, ws: Workspace) -> None:
     @mcp.tool(annotations=DESTRUCTIVE)
-    def write_file(
+    async def write_file(
         path: PathArg,
         content: Annotated[str, Field(description="Text to write")],
         append: Annotated[bool, Field(description="Append instead of replacing the file")] = False,
@@ -81,29 +82,36 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
         An existing file is replaced through a temp file and a rename; a new file is created
         exclusively. Prefer edit_file for changes to part of a file.
         """
-        with refusals():
-            real = ws.resolve(path)
-            parent = os.path.dirname(real)
-            if not os.path.isdir(parent):
-                if not create_dirs:
-                    raise WorkspaceError(
-                        f"Parent directory does not exist: {ws.display(parent)}; pass create_dirs=true"
-                    )
-                ws.makedirs(parent)
-            data = content.encode(encoding)
-            existed = os.path.lexists(real)
-            if append:
-                ws.append(real, data)
-            elif existed:
-                ws.write_atomic(real, data)
-            else:
-                ws.create_exclusive(real, data)
-            return WriteResult(
-                path=ws.display(real), bytes_written=len(data), created=not existed, appended=append
-            )
+
+        def work() -> WriteResult:
+            with refusals():
+                real = ws.resolve(path)
+                parent = os.path.dirname(real)
+                if not os.path.isdir(parent):
+                    if not create_dirs:
+                        raise WorkspaceError(
+                            f"Parent directory does not exist: {ws.display(parent)}; pass create_dirs=true"
+                        )
+                    ws.makedirs(parent)
+                data = content.encode(encoding)
+                existed = os.path.lexists(real)
+                if append:
+                    ws.append(real, data)
+                elif existed:
+                    ws.write_atomic(real, data)
+                else:
+                    ws.create_exclusive(real, data)
+                return WriteResult(
+                    path=ws.display(real),
+                    bytes_written=len(data),
+                    created=not existed,
+                    appended=append,
+                )
+
+        return await offload(work, inline=len(content) <= 1 << 20)
 
     @mcp.tool(annotations=DESTRUCTIVE)
-    def edit_file(
+    async def edit_file(
         path: PathArg,
         edits: Annotated[
             list[Edit], Field(min_length=1, description="Replacements, applied in order")
@@ -116,16 +124,20 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
         ignoring leading/trailing whitespace (the file's indentation is kept). A miss names the
         edit and shows the nearest lines. All edits apply or none do.
         """
-        with refusals():
-            real, text = _read_text(ws, path)
-            specs = [
-                textops.TextEdit(e.old_text, e.new_text, e.expected_replacements) for e in edits
-            ]
-            new, how = textops.apply_edits(text, specs)
-            return _finish(ws, real, text, new, dry_run, how)
+
+        def work() -> EditResult:
+            with refusals():
+                real, text = _read_text(ws, path)
+                specs = [
+                    textops.TextEdit(e.old_text, e.new_text, e.expected_replacements) for e in edits
+                ]
+                new, how = textops.apply_edits(text, specs)
+                return _finish(ws, real, text, new, dry_run, how)
+
+        return await offload(work, inline=ws.cheap(path))
 
     @mcp.tool(annotations=DESTRUCTIVE)
-    def edit_lines(
+    async def edit_lines(
         path: PathArg,
         edits: Annotated[
             list[LineEditSpec],
@@ -141,21 +153,29 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
         Line numbers all refer to the current file (read it first), so edits do not shift each
         other. Returns a unified diff.
         """
-        with refusals():
-            real, text = _read_text(ws, path)
-            specs = [textops.LineEdit(e.line, e.mode, e.text) for e in edits]
-            new = textops.apply_line_edits(text, specs)
-            return _finish(ws, real, text, new, dry_run, [])
+
+        def work() -> EditResult:
+            with refusals():
+                real, text = _read_text(ws, path)
+                specs = [textops.LineEdit(e.line, e.mode, e.text) for e in edits]
+                new = textops.apply_line_edits(text, specs)
+                return _finish(ws, real, text, new, dry_run, [])
+
+        return await offload(work, inline=ws.cheap(path))
 
     @mcp.tool(annotations=CREATE_IDEMPOTENT)
-    def create_directory(path: PathArg) -> DirectoryCreated:
+    async def create_directory(path: PathArg) -> DirectoryCreated:
         """Create a directory and any missing parents; succeeds if it already exists."""
-        with refusals():
-            real = ws.resolve(path)
-            return DirectoryCreated(path=ws.display(real), created=ws.makedirs(real))
+
+        def work() -> DirectoryCreated:
+            with refusals():
+                real = ws.resolve(path)
+                return DirectoryCreated(path=ws.display(real), created=ws.makedirs(real))
+
+        return await offload(work, inline=True)
 
     @mcp.tool(annotations=DESTRUCTIVE_IDEMPOTENT)
-    def copy(
+    async def copy(
         source: PathArg,
         destination: Annotated[
             str, Field(description="Full target path (not a folder to copy into)")
@@ -166,37 +186,49 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
 
         Symlinks are copied as links; links pointing outside the workspace are skipped.
         """
-        with refusals():
-            src, dst = ws.resolve(source), ws.resolve(destination)
-            copied = fileops.copy(ws, src, dst, overwrite)
-            return CopyResult(
-                source=ws.display(src), destination=ws.display(dst), files_copied=copied
-            )
+
+        def work() -> CopyResult:
+            with refusals():
+                src, dst = ws.resolve(source), ws.resolve(destination)
+                copied = fileops.copy(ws, src, dst, overwrite)
+                return CopyResult(
+                    source=ws.display(src), destination=ws.display(dst), files_copied=copied
+                )
+
+        return await offload(work, inline=ws.cheap(source))
 
     @mcp.tool(annotations=DESTRUCTIVE)
-    def move(
+    async def move(
         source: PathArg,
         destination: Annotated[str, Field(description="Full target path")],
         overwrite: Overwrite = False,
     ) -> MoveResult:
         """Move or rename a file or directory; fails if the destination exists unless overwrite=true."""
-        with refusals():
-            src, dst = ws.resolve_entry(source), ws.resolve(destination)
-            fileops.move(ws, src, dst, overwrite)
-            return MoveResult(source=ws.display(src), destination=ws.display(dst))
+
+        def work() -> MoveResult:
+            with refusals():
+                src, dst = ws.resolve_entry(source), ws.resolve(destination)
+                fileops.move(ws, src, dst, overwrite)
+                return MoveResult(source=ws.display(src), destination=ws.display(dst))
+
+        return await offload(work, inline=ws.cheap(source, limit=1 << 62))
 
     @mcp.tool(annotations=DESTRUCTIVE_IDEMPOTENT)
-    def delete(
+    async def delete(
         path: PathArg,
         recursive: Annotated[
             bool, Field(description="Delete a non-empty directory and everything in it")
         ] = False,
     ) -> DeleteResult:
         """Delete a file, a symlink (not its target) or a directory (non-empty needs recursive=true)."""
-        with refusals():
-            entry = ws.resolve_entry(path)
-            removed = fileops.delete(ws, entry, recursive)
-            return DeleteResult(path=ws.display(entry), entries_removed=removed)
+
+        def work() -> DeleteResult:
+            with refusals():
+                entry = ws.resolve_entry(path)
+                removed = fileops.delete(ws, entry, recursive)
+                return DeleteResult(path=ws.display(entry), entries_removed=removed)
+
+        return await offload(work, inline=ws.cheap(path, limit=1 << 62))
 
     @mcp.tool(annotations=DESTRUCTIVE)
     def batch(

@@ -123,6 +123,18 @@ class Workspace:
             )
         return os.path.join(real_parent, name)
 
+    def cheap(self, *paths: str, limit: int = 1 << 20) -> bool:
+        """True when every path is a file of at most `limit` bytes, or cannot be resolved at
+        all (then the refusal is quick): such calls run inline, others in a worker thread."""
+        for path in paths:
+            try:
+                st = os.stat(self.resolve(path))
+            except (WorkspaceError, OSError, ValueError):
+                continue
+            if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+                return False
+        return True
+
     def require_inside(self, real: str, what: str) -> None:
         if not self.is_inside(os.path.realpath(real)):
             raise WorkspaceError(f"Access denied: {what} resolves outside the workspace: {real}")

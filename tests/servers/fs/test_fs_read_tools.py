@@ -37,7 +37,7 @@ async def test_read_file_caps_a_large_file_by_characters(tmp_path: Path) -> None
     got = await call(server, "read_file", path="big.txt", max_lines=20000)
     assert got["truncated"] is True
     assert got["total_lines"] == 5000
-    assert len(got["content"]) <= 100_000
+    assert len(got["content"]) <= 128 * 1024
     assert got["next_offset"] == got["end_line"] + 1
 
 
