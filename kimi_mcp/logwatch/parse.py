@@ -79,7 +79,8 @@ def parse_devdata(line: str, now: float) -> Call | None:
         raise Unparseable("not a JSON object")
     if data.get("eventName", "tokensGenerated") != "tokensGenerated":
         return None
-    prompt, generated = data.get("promptTokens"), data.get("generatedTokens")
+    prompt: Any = data.get("promptTokens")
+    generated: Any = data.get("generatedTokens")
     if not _is_count(prompt) or not _is_count(generated) or not isinstance(data.get("model"), str):
         raise Unparseable("tokensGenerated record without model, promptTokens, generatedTokens")
     when = parse_timestamp(data.get("createdAt")) or parse_timestamp(data.get("timestamp")) or now
