@@ -8,7 +8,6 @@ prompt cache keeps working) until the conversation outgrows it and a later cut i
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -51,18 +50,17 @@ def summary_budget(budget: int) -> int:
     return max(SUMMARY_MIN_TOKENS, min(SUMMARY_MAX_TOKENS, budget // 10))
 
 
-def fingerprint(messages: Sequence[Message]) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    for m in messages:
-        h.update(str(m.get("role")).encode())
-        h.update(b"\x00")
-        h.update(tokens.content_text(m.get("content")).encode("utf-8", "surrogatepass"))
-        h.update(b"\x00")
-        for call in m.get("tool_calls") or ():
-            h.update(repr(call).encode("utf-8", "surrogatepass"))
-        h.update(str(m.get("tool_call_id", "")).encode("utf-8", "surrogatepass"))
-        h.update(b"\x01")
-    return h.hexdigest()
+def _key(m: Message) -> tuple[Any, ...]:
+    calls = m.get("tool_calls")
+    content = m.get("content")
+    text = content if isinstance(content, str) else tokens.content_text(content)
+    return (m.get("role"), text, m.get("tool_call_id"), repr(calls) if calls else None)
+
+
+def fingerprint(messages: Sequence[Message]) -> int:
+    """An in-process fingerprint of messages (str hashes are cached on the objects, so the
+    same request's strings are hashed once however often they are fingerprinted)."""
+    return hash(tuple(_key(m) for m in messages))
 
 
 def cut_for(messages: Sequence[Message], keep: int) -> Cut | None:
@@ -77,8 +75,8 @@ def cut_for(messages: Sequence[Message], keep: int) -> Cut | None:
 
 class Compressor:
     def __init__(self, size: int = 1024) -> None:
-        self._cuts: OrderedDict[Any, tuple[Cut, str]] = OrderedDict()
-        self._summaries: OrderedDict[str, Summary] = OrderedDict()
+        self._cuts: OrderedDict[Any, tuple[Cut, int]] = OrderedDict()
+        self._summaries: OrderedDict[int, Summary] = OrderedDict()
         self._size = size
 
     def sticky(self, key: Any, original: Sequence[Message]) -> Cut | None:

@@ -20,14 +20,19 @@ def turn_starts(messages: Sequence[Mapping[str, Any]]) -> list[int]:
     return [i for i, m in enumerate(messages) if m.get("role") == "assistant"]
 
 
-def protected_start(messages: Sequence[Mapping[str, Any]], keep_last_turns: int) -> int:
-    """Index of the first message of the last `keep_last_turns` turns (len when 0)."""
-    if keep_last_turns <= 0:
-        return len(messages)
+def protected_start(messages: Sequence[Mapping[str, Any]], keep_last_turns: int, step: int = 1) -> int:
+    """Index of the first message of the last `keep_last_turns` turns (len when 0).
+
+    With `step` > 1 the boundary moves forward `step` turns at a time (the window holds
+    `keep_last_turns` to `keep_last_turns + step - 1` turns): what lies before it changes
+    once every `step` requests instead of on every one, which keeps prompt caches warm.
+    """
     starts = turn_starts(messages)
-    if len(starts) <= keep_last_turns:
-        return starts[0] if starts else len(messages)
-    return starts[-keep_last_turns]
+    outside = max(0, len(starts) - max(keep_last_turns, 0))
+    outside -= outside % max(step, 1)
+    if outside >= len(starts):
+        return len(messages)
+    return starts[outside]
 
 
 def head_end(messages: Sequence[Mapping[str, Any]]) -> int:
