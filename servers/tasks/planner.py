@@ -88,7 +88,8 @@ class _PrdReader:
         made: list[int] = []
         for item in items:
             title, desc = _title(item.text)
-            details, tests = [], []
+            details: list[str] = []
+            tests: list[str] = []
             for child in item.children:
                 label = _LABEL.match(child.text)
                 if label:
@@ -137,7 +138,9 @@ class _PrdReader:
 
     def _feature(self, section: Section) -> int:
         title, _ = _title(section.title)
-        paragraphs, details, tests = [], [], []
+        paragraphs: list[str] = []
+        details: list[str] = []
+        tests: list[str] = []
         label_mode = False
         for block in section.blocks:
             label = _LABEL.match(block.text) if block.text else None

@@ -135,6 +135,11 @@ def _why_nothing(view: TagData) -> str:
 
 
 def _edit_tools(mcp: FastMCP, family: Family) -> None:
+    _add_tool(mcp, family)
+    _update_tool(mcp, family)
+
+
+def _add_tool(mcp: FastMCP, family: Family) -> None:
     @mcp.tool(name="add", annotations=ADD)
     def add_task(
         title: Annotated[str, Field(min_length=1, description="short imperative title")],
@@ -161,6 +166,8 @@ def _edit_tools(mcp: FastMCP, family: Family) -> None:
 
         return family.write(tag, edit, create=parent_id is None)
 
+
+def _update_tool(mcp: FastMCP, family: Family) -> None:
     @mcp.tool(name="update", annotations=EDIT)
     def update_task(
         id: Annotated[TaskId, Field(description="task id 3 or subtask id \"3.2\"")],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
@@ -17,6 +17,7 @@ from .family import ADD, EDIT, Family, TagArg, in_thread, refusals
 from .models import AnalyzeResult, ComplexityRow, ExpandResult, IssueRow, PlanResult, row
 
 log = logging.getLogger(__name__)
+Method = Literal["deterministic", "llm"]
 
 
 def _fallback_note(family: Family, exc: Exception) -> str:
@@ -24,7 +25,7 @@ def _fallback_note(family: Family, exc: Exception) -> str:
     return f"the model {family.model} failed ({exc}); used the deterministic planner instead"
 
 
-async def _plan_prd(family: Family, text: str, num_tasks: int | None) -> tuple[list[planner.Planned], str, list[str]]:
+async def _plan_prd(family: Family, text: str, num_tasks: int | None) -> tuple[list[planner.Planned], Method, list[str]]:
     if family.model:
         try:
             plan = await llm_plan.parse_prd(family.deps.settings, family.model, text, num_tasks, family.transport)
@@ -37,7 +38,7 @@ async def _plan_prd(family: Family, text: str, num_tasks: int | None) -> tuple[l
     return plan, "deterministic", warnings
 
 
-async def _plan_subtasks(family: Family, task: dict[str, Any], count: int | None) -> tuple[list[planner.Planned], str, list[str]]:
+async def _plan_subtasks(family: Family, task: dict[str, Any], count: int | None) -> tuple[list[planner.Planned], Method, list[str]]:
     warnings: list[str] = []
     if family.model:
         try:
@@ -60,6 +61,12 @@ def _score(task: dict[str, Any], dependency_count: int) -> planner.Complexity:
 
 
 def register_plan_tools(mcp: FastMCP, family: Family) -> None:
+    _parse_prd_tool(mcp, family)
+    _expand_tool(mcp, family)
+    _analyze_tool(mcp, family)
+
+
+def _parse_prd_tool(mcp: FastMCP, family: Family) -> None:
     @mcp.tool(name="parse_prd", annotations=ADD)
     async def parse_prd(
         prd_text: Annotated[str | None, Field(description="the PRD as markdown text")] = None,
@@ -89,6 +96,8 @@ def register_plan_tools(mcp: FastMCP, family: Family) -> None:
 
         return await in_thread(lambda: family.write(tag, edit, create=True))
 
+
+def _expand_tool(mcp: FastMCP, family: Family) -> None:
     @mcp.tool(name="expand", annotations=EDIT)
     async def expand(
         id: Annotated[int, Field(description="the task to split")],
@@ -118,6 +127,8 @@ def register_plan_tools(mcp: FastMCP, family: Family) -> None:
 
         return await in_thread(lambda: family.write(tag, edit))
 
+
+def _analyze_tool(mcp: FastMCP, family: Family) -> None:
     @mcp.tool(name="analyze", annotations=EDIT)
     async def analyze(
         ids: Annotated[list[int] | None, Field(description="tasks to score; default every task not done or cancelled")] = None,
@@ -152,7 +163,7 @@ def register_plan_tools(mcp: FastMCP, family: Family) -> None:
                              method=method, warnings=warnings)
 
 
-async def _scores(family: Family, tasks: list[dict[str, Any]]) -> tuple[list[planner.Complexity], str, list[str]]:
+async def _scores(family: Family, tasks: list[dict[str, Any]]) -> tuple[list[planner.Complexity], Method, list[str]]:
     warnings: list[str] = []
     if family.model and tasks:
         try:

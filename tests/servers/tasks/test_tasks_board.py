@@ -185,3 +185,18 @@ def test_snapshots_are_reused_until_the_file_changes(tmp_path: Path) -> None:
     second = board.snapshot()
     assert second is not first
     assert [t["id"] for t in second.tag("master").tasks] == [1, 2]
+
+
+async def test_list_limits_rows_but_counts_the_whole_tag(tmp_path: Path) -> None:
+    server, ws = make_server(tmp_path)
+    write_board(ws, [task(i, status="done" if i % 2 else "pending") for i in range(1, 251)])
+    async with Client(server) as client:
+        default = await client.call_tool("list", {})
+        everything = await client.call_tool("list", {"limit": 0})
+    assert default.structured_content is not None and everything.structured_content is not None
+    assert len(default.structured_content["tasks"]) == 200
+    assert default.structured_content["total"] == 250
+    assert default.structured_content["counts"]["done"] == 125
+    assert "Showing 200 of 250" in default.structured_content["message"]
+    assert len(everything.structured_content["tasks"]) == 250
+    assert everything.structured_content["message"] == ""

@@ -247,3 +247,20 @@ async def test_the_family_exposes_seven_annotated_tools_with_output_schemas(tmp_
         assert tool.output_schema is not None
         assert tool.description
         assert all("description" in p for p in tool.input_schema["properties"].values())
+
+
+async def test_parse_prd_reads_task_masters_default_prd_file(tmp_path: Path) -> None:
+    server, ws = make_server(tmp_path)
+    (ws / ".taskmaster" / "docs").mkdir(parents=True)
+    (ws / ".taskmaster" / "docs" / "prd.txt").write_text("## Features\n- Login page\n- Logout button\n")
+    result = await call(server, "parse_prd", {})
+    assert [t["title"] for t in result["created"]] == ["Login page", "Logout button"]
+
+
+async def test_a_subtask_can_be_updated_by_its_dotted_id(tmp_path: Path) -> None:
+    server, ws = make_server(tmp_path)
+    write_board(ws, [task(1, status="in-progress", subtasks=[sub(1), sub(2)])])
+    result = await call(server, "update", {"id": "1.2", "status": "done", "details": "shipped"})
+    assert result["task"]["id"] == "1.2" and result["task"]["status"] == "done"
+    stored = read_board(ws)["master"]["tasks"][0]["subtasks"][1]
+    assert (stored["status"], stored["details"]) == ("done", "shipped")
