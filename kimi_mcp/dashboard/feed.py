@@ -96,8 +96,9 @@ def request_detail(deps: Deps, row_id: str) -> dict[str, Any] | None:
         meta = json.loads(meta or "{}")
     meta = dict(meta or {})
     row["headers"] = redact_headers(meta.pop("headers", None) or {})
-    row["masked"] = masked_blocks(meta)
+    row["masked"] = _with_previews(deps, masked_blocks(meta))
     meta.pop("masked", None)
+    meta.pop("masked_ids", None)
     row["meta"] = meta
     return row
 
@@ -111,9 +112,25 @@ def redact_headers(headers: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def _with_previews(deps: Deps, blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Size and first line of each original, so the drawer can say what was masked."""
+    bare = [b["id"] for b in blocks if "preview" not in b]
+    if not bare or deps.memory is None:
+        return blocks
+    found = {m.id: m for m in deps.memory.get_sync(bare)}
+    for block in blocks:
+        item = found.get(block["id"])
+        if item is not None:
+            first = next((ln.strip() for ln in item.content.splitlines() if ln.strip()), "")
+            block.setdefault("tokens", item.tokens)
+            block["preview"] = first[:120]
+    return blocks
+
+
 def masked_blocks(meta: dict[str, Any]) -> list[dict[str, Any]]:
-    """`meta.masked` as written by the sanitizer: ids of memories holding each original."""
-    blocks = meta.get("masked") or []
+    """The masked blocks of a request: `meta.masked_ids` (the proxy) or `meta.masked`; each id
+    is the memory that holds the original."""
+    blocks = list(meta.get("masked") or []) + list(meta.get("masked_ids") or [])
     out = []
     for block in blocks if isinstance(blocks, list) else []:
         if isinstance(block, str):

@@ -1,8 +1,7 @@
 """The providers and MCP panels: catalog and settings joined with ledger figures.
 
-Live proxy state (circuit breakers, rate limiters) is read through `rt.extras["provider_state"]`
-when the proxy exposes it — a callable returning `{provider: {...}}` or an object with
-`snapshot()`; without it the panel shows what the ledger knows.
+Live proxy state (circuit breakers, rate-limit headroom, moving averages) comes from
+`proxystate.snapshot`; without a proxy the panel shows what the ledger knows.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from typing import Any
 from sqlalchemy import text
 
 from kimi_mcp.catalog import describe
+from kimi_mcp.dashboard import proxystate
 from kimi_mcp.deps import Deps
 from kimi_mcp.runtime import Runtime
 
@@ -24,29 +24,17 @@ RECENT_S = 3600.0  # the window of the moving averages and the error rate
 RECENT_N = 50  # and at most this many of the newest requests per provider
 
 
-def provider_state(rt: Runtime) -> dict[str, dict[str, Any]]:
-    source = rt.extras.get("provider_state")
-    if source is None:
-        return {}
-    try:
-        state = source.snapshot() if hasattr(source, "snapshot") else source()
-    except Exception:
-        log.exception("reading the proxy's provider state failed")
-        return {}
-    return {str(k): dict(v) for k, v in (state or {}).items()}
-
-
 def providers(rt: Runtime) -> list[dict[str, Any]]:
     deps = rt.deps
     recent = _recent_by_provider(deps)
-    live = provider_state(rt)
+    live = proxystate.snapshot(rt)
     out = []
     for provider in deps.catalog.providers.values():
         data = describe(provider)
         stats = recent.get(provider.name)
         state = live.get(provider.name, {})
         data["recent"] = stats
-        data["breaker"] = state.get("breaker") or state.get("circuit") or "unknown"
+        data["breaker"] = state.get("breaker") or ("closed" if live else "unknown")
         data["rate_limit"] = state.get("rate_limit") or state.get("limiter")
         data["health"] = _health(provider.has_key, stats, data["breaker"])
         data["live"] = state
