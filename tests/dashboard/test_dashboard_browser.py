@@ -143,7 +143,7 @@ def test_dashboard_screenshot_with_real_data(server: Server, open_page: Any) -> 
     server.chat(6600, session="refactor-auth")
     watched = open_page(server)
     page = watched.page
-    page.click(".session-item[data-id='%s'] .session-select" % sid)
+    page.click(f".session-item[data-id='{sid}'] .session-select")
     page.click("[data-range='15m']")
     page.wait_for_function("document.querySelector('#gauge').dataset.prompt === '6600'")
     page.wait_for_function("document.querySelector('#charts').dataset.points === '60'")
