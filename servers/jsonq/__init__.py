@@ -159,11 +159,10 @@ def run_outline(
     prefix = path_of(matches[0][0]) if len(matches) == 1 else at.strip()
     for node in outliner.nodes:
         node.path = prefix + node.path[1:]
-    if len(matches) > 1 and outliner.nodes:
-        outliner.nodes[
-            0
-        ].note = f"{len(matches)} matches merged (outline of {len(samples)} samples)"
-    return outliner.nodes[0].type, outliner.nodes, outliner.truncated
+    first = outliner.nodes[0]
+    if len(matches) > 1:
+        first.note = f"{len(matches)} matches merged (outline of {len(samples)} samples)"
+    return first.type, outliner.nodes, outliner.truncated
 
 
 def load_schema(schema: Any, schema_path: str | None, files: JsonFiles) -> Any:
@@ -258,7 +257,7 @@ def _source(files: JsonFiles, path: str | None, document: Any) -> tuple[Any, str
 
 def build_server(deps: Deps) -> FastMCP:
     mcp: FastMCP = FastMCP("json")
-    files = JsonFiles(deps.roots)
+    files = JsonFiles(lambda: deps.roots)
 
     @mcp.tool(annotations=READS)
     def query(
@@ -324,9 +323,7 @@ def build_server(deps: Deps) -> FastMCP:
     @mcp.tool(annotations=READS)
     def validate(
         path: PathArg = None,
-        document: Annotated[
-            str | None, Field(description="Inline JSON text. Give this or path.")
-        ] = None,
+        document: DocumentArg = None,
         schema: Annotated[
             str | dict[str, Any] | bool | None,
             Field(description="A JSON Schema (object or JSON text); omit to check syntax only"),

@@ -1,7 +1,8 @@
-"""JSON documents in the workspace: containment, JSONPath with normalised paths, a parse cache.
+"""JSON files in the workspace: containment, a parse cache, atomic rewrites; sizes and previews.
 
-Nothing here knows MCP. Paths in results use the normalised form `$['key'][0]`, which
-`jsonpath_ng` parses back, so a query result can feed an update directly.
+Nothing here knows MCP. A path is resolved against the first root, normalised, and must stay
+inside a root both lexically and after every symlink is resolved. A parsed document is cached
+by (real path, mtime, size), so a model exploring a 50 MB file pays for one parse.
 """
 
 from __future__ import annotations
@@ -10,18 +11,17 @@ import gc
 import json
 import logging
 import os
+import stat
 import tempfile
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kimi_mcp.errors import WorkspaceError
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 
@@ -106,24 +106,20 @@ def json_size(value: Any, budget: int) -> int:
 
 
 def preview(value: Any, limit: int = PREVIEW_CHARS) -> str:
-    if json_size(value, limit) > limit:
-        text = json.dumps(value, ensure_ascii=False)[:limit] if not _big(value) else _summary(value)
-        return text[:limit] + "…"
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _big(value: Any) -> bool:
-    return isinstance(value, dict | list) and len(value) > 1000
-
-
-def _summary(value: Any) -> str:
-    kind = "object" if isinstance(value, dict) else "array"
-    return f"<{kind} with {len(value)} entries>"
+    """`value` as JSON if short; else a cut string or a one-line summary of the container."""
+    if json_size(value, limit) <= limit:
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str):
+        return json.dumps(value[:limit], ensure_ascii=False) + "…"
+    if isinstance(value, dict):
+        keys = ", ".join(json.dumps(k, ensure_ascii=False) for k in list(value)[:5])
+        return f"<object with {len(value):,} keys: {keys[:limit]}…>"
+    return f"<array with {len(value):,} items>"
 
 
 def spread(items: Sequence[Any], k: int) -> list[Any]:
     n = len(items)
-    if n <= k:
+    if n <= k or k < 2:
         return list(items)
     step = (n - 1) / (k - 1)
     return [items[round(i * step)] for i in range(k)]
@@ -149,15 +145,15 @@ def type_name(value: Any) -> str:
 class JsonFiles:
     """Workspace JSON files: containment, a parse cache, atomic rewrites."""
 
-    def __init__(self, roots: Sequence[Path]) -> None:
-        self.roots = roots
+    def __init__(self, roots: Callable[[], Sequence[Path]]) -> None:
+        self._roots = roots  # read on every call: client roots may replace the workspace
         self._cache: OrderedDict[Path, tuple[tuple[int, int], Any]] = OrderedDict()
         self._cached_bytes = 0
         self._load_lock = threading.Lock()
         self._write_lock = threading.Lock()
 
     def resolve(self, raw: str) -> Path:
-        path = contain(raw, self.roots)
+        path = contain(raw, self._roots())
         if not path.exists():
             raise JsonError(f"No such file: {raw}")
         if not path.is_file():
@@ -167,14 +163,14 @@ class JsonFiles:
     def read_text(self, path: Path) -> tuple[str, tuple[int, int]]:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         with os.fdopen(fd, "rb") as handle:
-            stat = os.fstat(handle.fileno())
-            if stat.st_size > MAX_FILE_BYTES:
+            info = os.fstat(handle.fileno())
+            if info.st_size > MAX_FILE_BYTES:
                 raise JsonError(
-                    f"{path.name} is {stat.st_size:,} bytes; the limit is {MAX_FILE_BYTES:,}"
+                    f"{path.name} is {info.st_size:,} bytes; the limit is {MAX_FILE_BYTES:,}"
                 )
             data = handle.read()
         try:
-            return data.decode("utf-8"), (stat.st_mtime_ns, stat.st_size)
+            return data.decode("utf-8"), (info.st_mtime_ns, info.st_size)
         except UnicodeDecodeError as exc:
             raise JsonError(
                 f"{path.name} is not UTF-8 text ({exc.reason} at byte {exc.start})"
@@ -183,14 +179,16 @@ class JsonFiles:
     def load(self, path: Path) -> Any:
         """The parsed document, from the cache when the file's mtime and size are unchanged."""
         with self._load_lock:
-            stat = path.stat()
+            info = path.stat()
             hit = self._cache.get(path)
-            if hit and hit[0] == (stat.st_mtime_ns, stat.st_size):
+            if hit and hit[0] == (info.st_mtime_ns, info.st_size):
                 self._cache.move_to_end(path)
                 return hit[1]
+            started = time.perf_counter()
             text, key = self.read_text(path)
             value = parse_text(text, path.name)
             self._remember(path, key, value)
+            log.debug("parsed %s (%d bytes) in %.2fs", path, key[1], time.perf_counter() - started)
             return value
 
     def _remember(self, path: Path, key: tuple[int, int], value: Any) -> None:
@@ -215,13 +213,16 @@ class JsonFiles:
             yield text, parse_text(text, path.name)
 
     def write(self, path: Path, text: str) -> None:
+        """Replace `path` atomically: a temp file in the same directory, fsync, rename."""
+        current = os.lstat(path)
+        mode = stat.S_IMODE(current.st_mode) if stat.S_ISREG(current.st_mode) else 0o644
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
                 handle.write(text)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
+            os.chmod(tmp, mode)
             # the rename replaces whatever is at `path` now, a planted symlink included
             os.replace(tmp, path)
         except BaseException:

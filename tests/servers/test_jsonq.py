@@ -229,6 +229,15 @@ async def test_symlink_inside_the_workspace_and_unicode_names_are_allowed(
     assert out["matches"][0]["value"] == "ü"
 
 
+async def test_replaced_roots_apply_to_the_next_call(deps: Deps, tmp_path: Path) -> None:
+    server = build_server(deps)
+    other = tmp_path / "client-root"
+    write(other / "c.json", {"from": "client"})
+    deps.roots = [other.resolve()]
+    out = await call(server, "query", expression="$.from", path="c.json")
+    assert out["matches"][0]["value"] == "client"
+
+
 async def test_absolute_path_inside_the_workspace_is_allowed(server: FastMCP, ws: Path) -> None:
     target = write(ws / "abs.json", [1])
     out = await call(server, "query", expression="$[0]", path=str(target))
@@ -257,7 +266,7 @@ def test_contained_paths_never_leave_the_root(tmp_path: Path, parts: list[str]) 
 def test_write_replaces_a_symlink_planted_after_the_check(tmp_path: Path, outside: Path) -> None:
     root = tmp_path / "ws"
     target = write(root / "t.json", {"a": 1})
-    files = JsonFiles([root.resolve()])
+    files = JsonFiles(lambda: [root.resolve()])
     checked = files.resolve("t.json")
     target.unlink()
     target.symlink_to(outside)  # an attacker swaps the file for a link after the check
