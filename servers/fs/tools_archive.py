@@ -25,6 +25,11 @@ from .workspace import Workspace
 
 
 def register(mcp: FastMCP, ws: Workspace) -> None:
+    for add in (_compress, _extract_archive, _sync_directories):
+        add(mcp, ws)
+
+
+def _compress(mcp: FastMCP, ws: Workspace) -> None:
     @mcp.tool(annotations=CREATE)
     def compress(
         paths: Annotated[
@@ -55,6 +60,8 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
                 skipped_symlinks=packed.skipped[:MAX_LIST],
             )
 
+
+def _extract_archive(mcp: FastMCP, ws: Workspace) -> None:
     @mcp.tool(annotations=DESTRUCTIVE)
     def extract_archive(
         archive_path: PathArg,
@@ -80,6 +87,8 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
                 overwritten=done.overwritten[:MAX_LIST],
             )
 
+
+def _sync_directories(mcp: FastMCP, ws: Workspace) -> None:
     @mcp.tool(annotations=DESTRUCTIVE_IDEMPOTENT)
     def sync_directories(
         source: Annotated[str, Field(description="Directory to copy from")],

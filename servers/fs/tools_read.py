@@ -41,6 +41,20 @@ MAX_FILES = 50
 
 
 def register(mcp: FastMCP, ws: Workspace) -> None:
+    for add in (
+        _list_allowed_directories,
+        _read_file,
+        _read_multiple_files,
+        _read_media_file,
+        _extract_lines,
+        _get_file_info,
+        _hash_file,
+        _diff_files,
+    ):
+        add(mcp, ws)
+
+
+def _list_allowed_directories(mcp: FastMCP, ws: Workspace) -> None:
     @mcp.tool(annotations=READ)
     async def list_allowed_directories() -> AllowedDirectories:
         """List the directories this server may read and write.
@@ -54,6 +68,8 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
 
         return await offload(work, inline=True)
 
+
+def _read_file(mcp: FastMCP, ws: Workspace) -> None:
     @mcp.tool(annotations=READ)
     async def read_file(
         path: PathArg,
@@ -80,6 +96,8 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
 
         return await offload(work, inline=ws.cheap(path))
 
+
+def _read_multiple_files(mcp: FastMCP, ws: Workspace) -> None:
     @mcp.tool(annotations=READ)
     async def read_multiple_files(
         paths: Annotated[
@@ -120,6 +138,8 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
 
         return await offload(work, inline=ws.cheap(*paths))
 
+
+def _read_media_file(mcp: FastMCP, ws: Workspace) -> None:
     @mcp.tool(annotations=READ, output_schema=MediaInfo.model_json_schema())
     async def read_media_file(path: PathArg) -> ToolResult:
         """Read an image or audio file and return it as MCP image/audio content.
@@ -154,6 +174,8 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
 
         return await offload(work, inline=ws.cheap(path))
 
+
+def _extract_lines(mcp: FastMCP, ws: Workspace) -> None:
     @mcp.tool(annotations=READ)
     async def extract_lines(
         path: PathArg,
@@ -194,27 +216,12 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
                         for r in found
                     ]
                     return _capped_extract(ws.display(real), ranges, cut)
-                first = start_line or 1
-                count = (end_line - first + 1) if end_line else 20_000
-                if count < 1:
-                    raise WorkspaceError("end_line is before start_line")
-                with ws.open_read(real) as handle:
-                    window = textops.read_window(handle, encoding, first, count, MAX_CHARS)
-                text = "".join(window.lines).removesuffix("\n")
-                ranges = [
-                    LineRange(start_line=first, end_line=first + len(window.lines) - 1, text=text)
-                ]
-                hint = (
-                    f"cut at the size cap; continue at line {window.stopped_at}"
-                    if window.stopped_at and end_line and window.stopped_at <= end_line
-                    else None
-                )
-                return Extract(
-                    path=ws.display(real), ranges=ranges, truncated=hint is not None, hint=hint
-                )
+                return _line_range(ws, real, start_line or 1, end_line, encoding)
 
         return await offload(work, inline=ws.cheap(path))
 
+
+def _get_file_info(mcp: FastMCP, ws: Workspace) -> None:
     @mcp.tool(annotations=READ)
     async def get_file_info(path: PathArg) -> FileInfo:
         """Get metadata of a file or directory: type, size, times, permissions, symlink target."""
@@ -241,6 +248,8 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
 
         return await offload(work, inline=True)
 
+
+def _hash_file(mcp: FastMCP, ws: Workspace) -> None:
     @mcp.tool(annotations=READ)
     async def hash_file(
         path: PathArg,
@@ -266,6 +275,8 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
 
         return await offload(work, inline=ws.cheap(path))
 
+
+def _diff_files(mcp: FastMCP, ws: Workspace) -> None:
     @mcp.tool(annotations=READ)
     async def diff_files(
         path_a: PathArg,
@@ -316,6 +327,20 @@ def _compile(pattern: str, flags: int) -> re.Pattern[str]:
         return re.compile(pattern, flags)
     except re.error as exc:
         raise WorkspaceError(f"Invalid regex {pattern!r}: {exc}") from None
+
+
+def _line_range(ws: Workspace, real: str, first: int, last: int | None, encoding: str) -> Extract:
+    count = (last - first + 1) if last else 20_000
+    if count < 1:
+        raise WorkspaceError("end_line is before start_line")
+    with ws.open_read(real) as handle:
+        window = textops.read_window(handle, encoding, first, count, MAX_CHARS)
+    text = "".join(window.lines).removesuffix("\n")
+    ranges = [LineRange(start_line=first, end_line=first + len(window.lines) - 1, text=text)]
+    hint = None
+    if window.stopped_at is not None and (last is None or window.stopped_at <= last):
+        hint = f"cut at the size cap; continue with start_line={window.stopped_at}"
+    return Extract(path=ws.display(real), ranges=ranges, truncated=hint is not None, hint=hint)
 
 
 def _capped_extract(shown: str, ranges: list[LineRange], cut: bool) -> Extract:

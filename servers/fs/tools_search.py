@@ -53,6 +53,18 @@ _SORT_KEYS: dict[str, Callable[[ListedEntry], Any]] = {
 
 
 def register(mcp: FastMCP, ws: Workspace) -> None:
+    for add in (
+        _list_directory,
+        _directory_tree,
+        _search_files,
+        _search_content,
+        _find_large_files,
+        _disk_usage,
+    ):
+        add(mcp, ws)
+
+
+def _list_directory(mcp: FastMCP, ws: Workspace) -> None:
     @mcp.tool(annotations=READ)
     async def list_directory(
         path: DirArg = ".",
@@ -109,6 +121,8 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
 
         return await offload(work, inline=True)
 
+
+def _directory_tree(mcp: FastMCP, ws: Workspace) -> None:
     @mcp.tool(annotations=READ)
     def directory_tree(
         path: DirArg = ".",
@@ -147,6 +161,8 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
                 hint=hint,
             )
 
+
+def _search_files(mcp: FastMCP, ws: Workspace) -> None:
     @mcp.tool(annotations=READ)
     def search_files(
         pattern: Annotated[
@@ -180,6 +196,8 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
                 path=base, matches=[prefix + p for p in found], truncated=cut, hint=hint
             )
 
+
+def _search_content(mcp: FastMCP, ws: Workspace) -> None:
     @mcp.tool(annotations=READ)
     def search_content(
         regex: Annotated[
@@ -236,6 +254,8 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
                 hint=hint,
             )
 
+
+def _find_large_files(mcp: FastMCP, ws: Workspace) -> None:
     @mcp.tool(annotations=READ)
     def find_large_files(
         path: DirArg = ".",
@@ -261,6 +281,8 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
                 files=files, files_scanned=sizes.files, truncated=len(files) >= max_results
             )
 
+
+def _disk_usage(mcp: FastMCP, ws: Workspace) -> None:
     @mcp.tool(annotations=READ)
     def disk_usage(
         path: DirArg = ".",

@@ -67,6 +67,20 @@ class Operation(BaseModel):
 
 
 def register(mcp: FastMCP, ws: Workspace) -> None:
+    for add in (
+        _write_file,
+        _edit_file,
+        _edit_lines,
+        _create_directory,
+        _copy,
+        _move,
+        _delete,
+        _batch,
+    ):
+        add(mcp, ws)
+
+
+def _write_file(mcp: FastMCP, ws: Workspace) -> None:
     @mcp.tool(annotations=DESTRUCTIVE)
     async def write_file(
         path: PathArg,
@@ -110,6 +124,8 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
 
         return await offload(work, inline=len(content) <= 1 << 20)
 
+
+def _edit_file(mcp: FastMCP, ws: Workspace) -> None:
     @mcp.tool(annotations=DESTRUCTIVE)
     async def edit_file(
         path: PathArg,
@@ -136,6 +152,8 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
 
         return await offload(work, inline=ws.cheap(path))
 
+
+def _edit_lines(mcp: FastMCP, ws: Workspace) -> None:
     @mcp.tool(annotations=DESTRUCTIVE)
     async def edit_lines(
         path: PathArg,
@@ -163,6 +181,8 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
 
         return await offload(work, inline=ws.cheap(path))
 
+
+def _create_directory(mcp: FastMCP, ws: Workspace) -> None:
     @mcp.tool(annotations=CREATE_IDEMPOTENT)
     async def create_directory(path: PathArg) -> DirectoryCreated:
         """Create a directory and any missing parents; succeeds if it already exists."""
@@ -174,6 +194,8 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
 
         return await offload(work, inline=True)
 
+
+def _copy(mcp: FastMCP, ws: Workspace) -> None:
     @mcp.tool(annotations=DESTRUCTIVE_IDEMPOTENT)
     async def copy(
         source: PathArg,
@@ -197,6 +219,8 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
 
         return await offload(work, inline=ws.cheap(source))
 
+
+def _move(mcp: FastMCP, ws: Workspace) -> None:
     @mcp.tool(annotations=DESTRUCTIVE)
     async def move(
         source: PathArg,
@@ -213,6 +237,8 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
 
         return await offload(work, inline=ws.cheap(source, limit=1 << 62))
 
+
+def _delete(mcp: FastMCP, ws: Workspace) -> None:
     @mcp.tool(annotations=DESTRUCTIVE_IDEMPOTENT)
     async def delete(
         path: PathArg,
@@ -230,6 +256,8 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
 
         return await offload(work, inline=ws.cheap(path, limit=1 << 62))
 
+
+def _batch(mcp: FastMCP, ws: Workspace) -> None:
     @mcp.tool(annotations=DESTRUCTIVE)
     def batch(
         operations: Annotated[
