@@ -163,7 +163,7 @@ async def _compress(
         outcome = await _try(frame, msgs, counts, total, sticky, frame.target, new=False)
     if outcome is None:
         outcome = await _search(frame, msgs, counts, total, requested)
-    if outcome is None:
+    if outcome is None and total > budget:
         outcome = await _last_resort(frame, msgs, result)
         counts, total = _count(msgs, tools_tokens)
     if requested:

@@ -186,3 +186,14 @@ async def test_summary_model_is_used_and_falls_back_when_it_fails(
     event = await next_event(sub, "compression")
     assert event.data["summary_source"] == source
     assert ("all passed" in text) is (source == "model")
+
+
+async def test_requested_compression_with_nothing_before_the_last_turn_changes_nothing(
+    ctx_deps: Deps,
+) -> None:
+    session = await ctx_deps.sessions.create("short")
+    await ctx_deps.sessions.update(session["id"], compress_requested=True)
+    conv = agent_conversation(1, lines=200)
+    result = await run(ctx_deps, conv, window=100_000, session_id=session["id"])
+    assert result.body["messages"] == conv and result.error is None
+    assert ctx_deps.sessions.get(session["id"])["compress_requested"] is False
