@@ -11,8 +11,14 @@ from sqlmodel import SQLModel
 from kimi_mcp.errors import LedgerError
 from kimi_mcp.ledger import models
 
+def _add_rollups(conn: Connection) -> None:
+    from kimi_mcp.ledger import rollup
+
+    rollup.rebuild(conn)  # create_all made the table; fill it from the existing requests
+
+
 # version -> the step that brings a database from version-1 to version
-STEPS: dict[int, Callable[[Connection], None]] = {}
+STEPS: dict[int, Callable[[Connection], None]] = {2: _add_rollups}
 
 
 def upgrade(conn: Connection) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def now() -> float:
@@ -81,6 +81,36 @@ class Request(SQLModel, table=True):
     route: str | None = None
     linked_uid: str | None = None  # a continue-log row that matched a proxy row
     meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Rollup(SQLModel, table=True):
+    """Hourly sums of `request` rows, kept by the writer in the same transaction as the rows.
+
+    Summaries read these for whole hours and raw rows only for the partial hours at the edges,
+    so they cost the same at 100k rows as at 1M. Request rows are insert-only.
+    """
+
+    __tablename__ = "rollup"
+    bucket: int = Field(primary_key=True)  # the hour's start, UNIX seconds
+    session_id: str = Field(default="", primary_key=True)
+    source: str = Field(default="", primary_key=True)
+    provider: str = Field(default="", primary_key=True)
+    model: str = Field(default="", primary_key=True)
+    status: str = Field(default="", primary_key=True)
+    n: int = 0
+    errors: int = 0
+    prompt: int = 0
+    completion: int = 0
+    cached: int = 0
+    cost: float = 0.0
+    cost_n: int = 0
+    saved_mask: int = 0
+    saved_compress: int = 0
+    memory: int = 0
+    latency_sum: float = 0.0
+    latency_n: int = 0
+    ttft_sum: float = 0.0
+    ttft_n: int = 0
 
 
 class ToolCall(SQLModel, table=True):

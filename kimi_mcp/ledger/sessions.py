@@ -10,6 +10,7 @@ from sqlmodel import select
 from kimi_mcp.errors import LedgerError
 from kimi_mcp.ledger.models import Alert, Request, Thought, ToolCall, now, row_dict
 from kimi_mcp.ledger.models import Session as SessionRow
+from kimi_mcp.ledger import rollup
 from kimi_mcp.ledger.queries import COMPLETION, PROMPT
 from kimi_mcp.ledger.store import Ledger, Tx
 
@@ -122,6 +123,7 @@ class Sessions:
                 raise SessionNotFound(f"no session with id {session_id!r}")
             for table in (Request, ToolCall, Alert, Thought):
                 tx.db.execute(delete(table).where(table.session_id == session_id))  # type: ignore[arg-type]
+            rollup.delete_session(tx.db, session_id)
             tx.db.delete(row)
             tx.emit("session", {"action": "deleted", "session": {"id": session_id}})
 

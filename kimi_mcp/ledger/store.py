@@ -21,7 +21,7 @@ from sqlmodel import Session as DbSession
 from sqlmodel import SQLModel, create_engine
 
 from kimi_mcp.errors import LedgerError
-from kimi_mcp.ledger import migrations
+from kimi_mcp.ledger import migrations, rollup
 from kimi_mcp.ledger.bus import Event, EventBus
 from kimi_mcp.ledger.models import Alert, Request, ToolCall
 
@@ -175,7 +175,7 @@ class Ledger:
         self._queue.put(_Maintenance(sql, future))
         return future
 
-    def flush(self, timeout: float = 30) -> None:
+    def flush(self, timeout: float = 600) -> None:
         """Block until everything queued before this call is committed."""
         if self._thread is not None:
             self.submit(lambda tx: None).result(timeout)
@@ -277,6 +277,8 @@ class Ledger:
             table = model.__table__  # type: ignore[attr-defined]
             pk = next(iter(table.primary_key.columns))
             ids = db.execute(insert(table).returning(pk), rows).scalars().all()
+            if model is Request:
+                rollup.upsert(db, rows)
             kind = _EVENT_OF.get(model)
             if kind is not None:
                 for values, new_id in zip(rows, ids, strict=True):

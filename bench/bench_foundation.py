@@ -1,0 +1,187 @@
+"""Foundation figures: ledger writes/s, summary queries at 100k rows, token counting, stdio cold start.
+
+Each figure is printed beside a baseline measured in the same run:
+  - ledger: 8 threads through the single writer vs the naive "one session + commit per row"
+  - summary: the SQL aggregate vs loading the rows into Python and summing there
+  - tokens: count_chat with its per-string cache (a resent conversation) vs cold encoding
+  - cold start: `kimi-mcp stdio` (all families) vs a bare one-tool fastmcp server
+
+Run: python bench/bench_foundation.py [--rows 100000] [--starts 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _stdio import StdioClient  # noqa: E402
+
+from kimi_mcp import tokens  # noqa: E402
+from kimi_mcp.ledger import Ledger, queries  # noqa: E402
+from kimi_mcp.ledger.models import Request  # noqa: E402
+
+TRACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "traces"
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def line(name: str, value: str, note: str = "") -> None:
+    print(f"  {name:<44} {value:>16}  {note}")
+
+
+def bench_writes(tmp: Path, per_writer: int) -> None:
+    print("ledger writes (8 concurrent writers)")
+    ledger = Ledger(f"sqlite:///{tmp / 'writes.db'}")
+    ledger.start()
+    start = time.perf_counter()
+
+    def writer() -> None:
+        for i in range(per_writer):
+            ledger.insert(Request, provider="kimi", model="kimi-k2", prompt_tokens=i,
+                          completion_tokens=10, cost_usd=0.0001, latency_ms=12.5)
+
+    threads = [threading.Thread(target=writer) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ledger.flush()
+    ours = 8 * per_writer / (time.perf_counter() - start)
+    ledger.close()
+
+    from sqlmodel import Session, create_engine
+
+    engine = create_engine(f"sqlite:///{tmp / 'naive.db'}")
+    Request.metadata.create_all(engine)
+    n = 2000
+    start = time.perf_counter()
+    for i in range(n):
+        with Session(engine) as db:
+            db.add(Request(provider="kimi", model="kimi-k2", prompt_tokens=i))
+            db.commit()
+    naive = n / (time.perf_counter() - start)
+    engine.dispose()
+    line("single writer, batched commits", f"{ours:,.0f} rows/s", "(target >= 5,000)")
+    line("baseline: one ORM session + commit per row", f"{naive:,.0f} rows/s", f"ratio {ours / naive:.1f}x")
+
+
+def bench_summary(tmp: Path, rows: int) -> None:
+    print(f"summary queries at {rows:,} rows")
+    ledger = Ledger(f"sqlite:///{tmp / 'summary.db'}")
+    ledger.start()
+    now = time.time()
+    for i in range(rows):
+        ledger.insert(Request, provider=("kimi", "groq", "gemini")[i % 3], model=f"m{i % 7}",
+                      session_id=f"s{i % 20}", prompt_tokens=100 + i % 50, completion_tokens=20,
+                      cost_usd=0.0002, latency_ms=100 + i % 900, created_at=now - rows + i)
+    ledger.flush()
+
+    def timed(fn, runs: int = 30) -> list[float]:  # type: ignore[no-untyped-def]
+        out = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            fn()
+            out.append((time.perf_counter() - t) * 1000)
+        return out
+
+    def ours() -> None:
+        with ledger.read() as db:
+            queries.summary(db)
+            queries.breakdown(db, "provider")
+            queries.breakdown(db, "model")
+
+    def session_only() -> None:
+        with ledger.read() as db:
+            queries.summary(db, session_id="s3")
+
+    def naive() -> None:
+        with ledger.read() as db:
+            from sqlmodel import select
+
+            all_rows = db.exec(select(Request)).all()
+            sum(r.prompt_tokens or 0 for r in all_rows)
+
+    a, b, c = timed(ours), timed(session_only), timed(naive, 3)
+    line("totals + by provider + by model", f"p50 {statistics.median(a):.1f} ms", f"p99 {pct(a, .99):.1f} ms (target <= 50)")
+    line("one session's totals (indexed)", f"p50 {statistics.median(b):.1f} ms", f"p99 {pct(b, .99):.1f} ms")
+    line("baseline: load rows into Python and sum", f"p50 {statistics.median(c):.1f} ms",
+         f"ratio {statistics.median(c) / statistics.median(a):.0f}x slower")
+    ledger.close()
+
+
+def bench_tokens() -> None:
+    print("token counting (cl100k_base, offline)")
+    path = TRACES / "swe-agent.jsonl"
+    bodies = []
+    if path.exists():
+        with path.open() as fh:
+            for raw in fh:
+                record = json.loads(raw)
+                messages = record.get("messages") or record.get("conversation") or []
+                if messages:
+                    bodies.append({"messages": messages})
+    if not bodies:
+        bodies = [{"messages": [{"role": "user", "content": "def f(x):\n    return x * 2\n" * 400}]}]
+    tokens.count_text("warm up the encoder")
+    tokens.count_text.cache_clear()
+    start = time.perf_counter()
+    total = sum(tokens.count_chat(b) for b in bodies)
+    cold = time.perf_counter() - start
+    start = time.perf_counter()
+    again = sum(tokens.count_chat(b) for b in bodies)
+    warm = time.perf_counter() - start
+    assert total == again
+    line("cold (every string encoded)", f"{total / cold:,.0f} tok/s", f"{len(bodies)} conversations, {total:,} tokens")
+    line("resent conversation (per-string cache)", f"{total / warm:,.0f} tok/s", f"ratio {cold / warm:.0f}x")
+
+
+def bench_cold_start(starts: int, tmp: Path) -> None:
+    print(f"stdio cold start to the initialize answer ({starts} runs each)")
+    bare = tmp / "bare.py"
+    bare.write_text("from fastmcp import FastMCP\nm = FastMCP('bare')\n@m.tool\ndef ping() -> str:\n"
+                    "    return 'pong'\nm.run(show_banner=False)\n")
+    env = {"KIMI_MCP_DATA_DIR": str(tmp / "data")}
+    results: dict[str, list[float]] = {"ours": [], "bare": []}
+    for _ in range(starts):
+        for name, cmd in (("ours", ["kimi-mcp", "stdio", "--workspace", str(tmp)]),
+                          ("bare", [sys.executable, str(bare)])):
+            client = StdioClient(cmd, env=env)
+            _, elapsed = client.initialize()
+            if name == "ours":
+                t = time.perf_counter()
+                client.request("tools/list")
+                results.setdefault("tools_list", []).append((time.perf_counter() - t) * 1000)
+            client.close()
+            results[name].append(elapsed)
+    o, b, tl = results["ours"], results["bare"], results["tools_list"]
+    line("kimi-mcp stdio (5 families, 43 tools)", f"p50 {statistics.median(o):.2f} s", f"max {max(o):.2f} s (target <= 1.0)")
+    line("baseline: bare one-tool fastmcp server", f"p50 {statistics.median(b):.2f} s", f"ratio {statistics.median(o) / statistics.median(b):.2f}x")
+    line("first tools/list after initialize", f"p50 {statistics.median(tl):.1f} ms", "")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--per-writer", type=int, default=5_000)
+    parser.add_argument("--starts", type=int, default=7)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as raw:
+        tmp = Path(raw)
+        bench_writes(tmp, args.per_writer)
+        bench_summary(tmp, args.rows)
+        bench_tokens()
+        bench_cold_start(args.starts, tmp)
+
+
+if __name__ == "__main__":
+    main()

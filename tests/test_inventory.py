@@ -1,0 +1,38 @@
+"""The public tool names: exactly these 43, sorted. Change them only with a README migration note."""
+
+from __future__ import annotations
+
+import pytest
+from fastmcp import Client
+
+from kimi_mcp.server import build_mcp
+from tests.test_docs import TOOLS
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_the_server_exposes_exactly_the_43_public_tools(deps) -> None:  # type: ignore[no-untyped-def]
+    async with Client(build_mcp(deps)) as client:
+        names = sorted(t.name for t in await client.list_tools())
+    assert names == TOOLS
+
+
+async def test_every_tool_has_a_docstring_descriptions_annotations_and_an_output_schema(deps) -> None:  # type: ignore[no-untyped-def]
+    async with Client(build_mcp(deps), mode="legacy") as client:
+        tools = await client.list_tools()
+    for tool in tools:
+        assert tool.description and len(tool.description) > 20, tool.name
+        hints = tool.annotations
+        assert hints is not None, tool.name
+        for hint in ("read_only_hint", "destructive_hint", "idempotent_hint", "open_world_hint"):
+            assert getattr(hints, hint) is not None, f"{tool.name} leaves {hint} unset"
+        assert tool.output_schema, f"{tool.name} has no output schema"
+        for name, prop in (tool.input_schema.get("properties") or {}).items():
+            assert prop.get("description"), f"{tool.name}.{name} has no description"
+
+
+async def test_families_setting_mounts_only_the_chosen_families(make_deps) -> None:  # type: ignore[no-untyped-def]
+    deps = make_deps(mcp={"families": ["json", "thinking"]})
+    async with Client(build_mcp(deps)) as client:
+        names = sorted(t.name for t in await client.list_tools())
+    assert names == [t for t in TOOLS if t.startswith(("json_", "thinking_"))]
