@@ -50,6 +50,7 @@ def create_app(settings: Settings, deps: Deps | None = None) -> Starlette:
     deps = deps or build_deps(settings)
     rt = Runtime(deps)
     mcp = build_mcp(deps)
+    rt.extras["mcp"] = mcp  # the dashboard's MCP panel lists every mounted tool
     loopback = is_loopback(settings.server.host)
     mcp_app = mcp.http_app(
         path="/mcp",

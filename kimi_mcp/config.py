@@ -86,6 +86,7 @@ class ContextSettings(Section):
     compression: bool = True
     mask_threshold_tokens: int = Field(default=1000, ge=1)
     keep_last_turns: int = Field(default=5, ge=0)
+    mask_step_turns: int = Field(default=1, ge=1)
     compress_at: float = Field(default=0.85, gt=0, le=1)
     alert_thresholds: list[float] = Field(default_factory=lambda: [0.5, 0.8, 0.95])
     summary_model: str = ""
