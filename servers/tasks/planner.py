@@ -15,8 +15,10 @@ _SKIP = re.compile(
     r"\b(overview|introduction|background|summary|purpose|context|problem|goals?|non-goals?|"
     r"out of scope|glossary|references?|appendix|table of contents|contents|open questions|"
     r"assumptions|risks?|stakeholders?|personas?|audience|success metrics|metrics|kpis?|"
-    r"revision history|changelog|license|faq|notes|timeline|vision|motivation)\b"
+    r"revision history|changelog|license|faq|notes|timeline|vision|motivation|"
+    r"user experience|ux|dependency chain|mitigations?)\b"
 )
+_LATER = re.compile(r"\b(future|later|enhancements?|nice to have|post-mvp|v2|stretch|someday)\b", re.I)
 _ACCEPT = re.compile(
     r"\b(acceptance criteria|acceptance|definition of done|test plan|testing|tests?|"
     r"verification|success criteria|test strategy)\b"
@@ -56,12 +58,22 @@ def priority_of(text: str) -> str:
 
 
 def _title(text: str) -> tuple[str, str]:
-    """A short title and the full description from one requirement's text."""
+    """A short title and a description from one requirement's text.
+
+    "Search: full-text over titles" → ("Search", "Full-text over titles"); a long sentence
+    keeps its first clause as the title and the whole sentence as the description.
+    """
     text = _NUMBERING.sub("", clean(text)).strip()
-    head = re.split(r"(?<=[.!?])\s|\s[—–]\s|:\s", text, maxsplit=1)[0].rstrip(".")
+    parts = re.split(r"(?<=[.!?])\s|\s[—–]\s|:\s", text, maxsplit=1)
+    head = parts[0].rstrip(".")
+    rest = parts[1].strip() if len(parts) > 1 else ""
     if len(head) > 80:
         head = head[:77].rsplit(" ", 1)[0] + "…"
-    return head or text[:80], text
+    if rest and not parts[0].endswith((".", "!", "?")):
+        description = rest[:1].upper() + rest[1:]
+    else:
+        description = text
+    return head or text[:80], description
 
 
 def _heading_kind(title: str) -> str:
@@ -120,6 +132,11 @@ class _PrdReader:
                 continue
             phase_made = self._section(child, ordered=kind == "phase" or bool(
                 _ORDERED_HEADING.search(child.title.lower())))
+            if _LATER.search(child.title):
+                for index in phase_made:
+                    self.plan[index].priority = "low"
+                made += phase_made
+                continue
             if kind == "phase":
                 for index in phase_made:
                     self.plan[index].depends_on.extend(
@@ -184,7 +201,8 @@ class _PrdReader:
 def _is_requirements(title: str) -> bool:
     return bool(re.search(
         r"\b(requirements?|features?|user stories|stories|tasks?|deliverables?|scope|work items|"
-        r"mvp|plan|roadmap|milestones?|phases?|steps?|capabilities|epics?)\b", title.lower()))
+        r"mvp|plan|roadmap|milestones?|phases?|steps?|capabilities|epics?|enhancements?)\b",
+        title.lower()))
 
 
 def parse_prd(text: str, num_tasks: int | None = None) -> tuple[list[Planned], list[str]]:

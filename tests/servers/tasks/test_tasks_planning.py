@@ -264,3 +264,20 @@ async def test_a_subtask_can_be_updated_by_its_dotted_id(tmp_path: Path) -> None
     assert result["task"]["id"] == "1.2" and result["task"]["status"] == "done"
     stored = read_board(ws)["master"]["tasks"][0]["subtasks"][1]
     assert (stored["status"], stored["details"]) == ("done", "shipped")
+
+
+async def test_parse_prd_reads_task_masters_prd_template_sections(tmp_path: Path) -> None:
+    server, ws = make_server(tmp_path)
+    prd = (Path(__file__).parent / "data" / "taskmaster_style_prd.md").read_text()
+    await call(server, "parse_prd", {"prd_text": prd})
+    tasks = {t["title"]: t for t in read_board(ws)["master"]["tasks"]}
+    assert list(tasks) == [
+        "Snippet storage", "Search", "Sharing", "Technical Architecture",
+        "Project skeleton, packaging and CI", "Snippet storage with migrations",
+        "Full-text search command", "Share service with expiring links", "Sync between machines"]
+    assert tasks["Search"]["description"] == "Full-text search over titles and bodies, ranked by recency."
+    # phase 2 waits for all of phase 1; "future enhancements" are low priority and unordered
+    assert tasks["Full-text search command"]["dependencies"] == [5, 6]
+    assert tasks["Share service with expiring links"]["dependencies"] == [5, 6]
+    assert tasks["Sync between machines"]["priority"] == "low"
+    assert tasks["Sync between machines"]["dependencies"] == []
