@@ -7,6 +7,8 @@ with a message that tells the model what to change.
 from __future__ import annotations
 
 import difflib
+import io
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -19,7 +21,8 @@ _CHUNK = 1 << 20
 
 @dataclass
 class LineWindow:
-    lines: list[str]
+    text: str
+    count: int  # lines in `text`
     total_lines: int
     stopped_at: int | None  # 1-based line to continue from, when cut short
 
@@ -27,25 +30,50 @@ class LineWindow:
 def read_window(
     handle: BinaryIO, encoding: str, start: int, max_lines: int, max_chars: int
 ) -> LineWindow:
-    """Lines `start`.. (1-based) without loading the whole file; counts the rest by chunks."""
-    lines: list[str] = []
-    chars = 0
+    """Lines `start`.. (1-based), at most max_lines and max_chars, decoded once.
+
+    A file that fits the budget is read in one call; a larger one is streamed line by line and
+    the rest only counted, chunk by chunk, so it is never held whole.
+    """
+    try:
+        size = os.fstat(handle.fileno()).st_size
+    except (OSError, io.UnsupportedOperation):
+        size = max_chars + 1
+    if size <= max_chars:  # bytes >= characters, so the whole text fits
+        return _window_of(handle.read(), encoding, start, max_lines)
+    chosen: list[bytes] = []
+    used = 0
     number = 0
-    stopped: int | None = None
     for raw in handle:
         number += 1
         if number < start:
             continue
-        text = raw.decode(encoding, errors="replace")
-        if len(lines) >= max_lines or (lines and chars + len(text) > max_chars):
-            stopped = number
-            break
-        lines.append(text)
-        chars += len(text)
-    if stopped is None:
-        return LineWindow(lines, number, None)
-    # line `number` was read but not returned; what is left is counted chunk by chunk
-    return LineWindow(lines, number + _count_newlines(handle), stopped)
+        if len(chosen) >= max_lines or (chosen and used + len(raw) > max_chars):
+            # line `number` was read but not returned; the rest is only counted
+            total = number + _count_newlines(handle)
+            return LineWindow(_decode(chosen, encoding), len(chosen), total, number)
+        chosen.append(raw)
+        used += len(raw)
+    return LineWindow(_decode(chosen, encoding), len(chosen), number, None)
+
+
+def _window_of(data: bytes, encoding: str, start: int, max_lines: int) -> LineWindow:
+    lines = data.split(b"\n")
+    trailing = lines[-1] == b""
+    if trailing:
+        lines.pop()
+    total = len(lines)
+    chosen = lines[start - 1 : start - 1 + max_lines]
+    more = start - 1 + max_lines < total
+    text = b"\n".join(chosen)
+    if chosen and (more or trailing):
+        text += b"\n"
+    stopped = start + len(chosen) if more else None
+    return LineWindow(text.decode(encoding, errors="replace"), len(chosen), total, stopped)
+
+
+def _decode(chunks: list[bytes], encoding: str) -> str:
+    return b"".join(chunks).decode(encoding, errors="replace")
 
 
 def _count_newlines(handle: BinaryIO) -> int:

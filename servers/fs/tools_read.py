@@ -305,10 +305,10 @@ def _diff_files(mcp: FastMCP, ws: Workspace) -> None:
 
 
 def _content(shown: str, start: int, window: textops.LineWindow) -> FileContent:
-    count = len(window.lines)
+    count = window.count
     return FileContent(
         path=shown,
-        content="".join(window.lines),
+        content=window.text,
         start_line=start,
         end_line=start + count - 1 if count else 0,
         total_lines=window.total_lines,
@@ -335,8 +335,8 @@ def _line_range(ws: Workspace, real: str, first: int, last: int | None, encoding
         raise WorkspaceError("end_line is before start_line")
     with ws.open_read(real) as handle:
         window = textops.read_window(handle, encoding, first, count, MAX_CHARS)
-    text = "".join(window.lines).removesuffix("\n")
-    ranges = [LineRange(start_line=first, end_line=first + len(window.lines) - 1, text=text)]
+    text = window.text.removesuffix("\n")
+    ranges = [LineRange(start_line=first, end_line=first + window.count - 1, text=text)]
     hint = None
     if window.stopped_at is not None and (last is None or window.stopped_at <= last):
         hint = f"cut at the size cap; continue with start_line={window.stopped_at}"
