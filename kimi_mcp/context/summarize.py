@@ -1,7 +1,7 @@
 """Making the summary of a compressed stretch: deterministic, or by `[context] summary_model`.
 
 The compressed messages are first stored byte-exact as one transcript (a memory with a
-content-addressed id, source `compression`), so compression loses nothing either: the
+content-addressed id `c-…`, tagged `compressed`), so compression loses nothing either: the
 summary names the id to read it back with `memory_get`.
 """
 
@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from kimi_mcp.context.state import ContextState
 
 log = logging.getLogger(__name__)
+# Stored like masked blocks: consolidation never merges `sanitizer` memories, so a
+# transcript stays byte-exact under its id (tagged `compressed` to tell them apart).
+TRANSCRIPT_SOURCE = "sanitizer"
 MODEL_TIMEOUT_S = 60
 MODEL_INPUT_CHARS = 48_000
 _SCHEMA: dict[str, Any] = {
@@ -51,7 +54,7 @@ def summarizer(state: ContextState, cfg: ContextSettings, session_id: str | None
         tid = transcript_id(text)
         size = sum(tokens.count_message(m) for m in middle)
         ok, _ = await state.store_blocks(
-            [Masked(tid, text, "", size)], source="compression", session_id=session_id,
+            [Masked(tid, text, "", size)], source=TRANSCRIPT_SOURCE, session_id=session_id,
             tags=["compressed"],
         )
         stored = tid if tid in ok else None
