@@ -402,7 +402,7 @@ def build_server(deps: Deps) -> FastMCP:
                 new_doc, changes = apply_update(doc, expression, operation, value)
                 written = bool(changes) and not dry_run
                 if written:
-                    files.write(real, Style.detect(text).dump(new_doc))
+                    files.write(real, Style.detect(text).dump(new_doc), new_doc)
         shown = changes[:50]
         hint = None if changes else "The expression matched nothing; nothing was written"
         return UpdateResult(

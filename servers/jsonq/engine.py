@@ -212,8 +212,12 @@ class JsonFiles:
             text, _key = self.read_text(path)
             yield text, parse_text(text, path.name)
 
-    def write(self, path: Path, text: str) -> None:
-        """Replace `path` atomically: a temp file in the same directory, fsync, rename."""
+    def write(self, path: Path, text: str, value: Any = None) -> None:
+        """Replace `path` atomically: a temp file in the same directory, fsync, rename.
+
+        `value`, when given, is the document `text` encodes; it is cached so the next read
+        of a large file does not parse it again.
+        """
         current = os.lstat(path)
         mode = stat.S_IMODE(current.st_mode) if stat.S_ISREG(current.st_mode) else 0o644
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -229,9 +233,13 @@ class JsonFiles:
             Path(tmp).unlink(missing_ok=True)
             raise
         with self._load_lock:
-            old = self._cache.pop(path, None)
-            if old:
-                self._cached_bytes -= old[0][1]
+            if value is None:
+                old = self._cache.pop(path, None)
+                if old:
+                    self._cached_bytes -= old[0][1]
+                return
+            info = os.stat(path)
+            self._remember(path, (info.st_mtime_ns, info.st_size), value)
 
 
 @contextmanager

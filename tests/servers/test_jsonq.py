@@ -336,6 +336,14 @@ async def test_update_set_keeps_key_order_and_four_space_indent(server: FastMCP,
     assert text == json.dumps({"b": 1, "a": {"x": [1, 2]}, "c": 3}, indent=4) + "\n"
 
 
+async def test_queries_after_an_update_see_the_new_document(server: FastMCP, ws: Path) -> None:
+    write(ws / "shop.json", DOC)
+    await call(server, "query", expression="$.name", path="shop.json")  # cache the old parse
+    await call(server, "update", path="shop.json", expression="$.name", value="renamed")
+    out = await call(server, "query", expression="$.name", path="shop.json", result_type="value")
+    assert out["values"] == ["renamed"]
+
+
 async def test_update_set_adds_a_missing_key_to_its_parent(server: FastMCP, ws: Path) -> None:
     target = write(ws / "cfg.json", {"a": {}})
     out = await call(server, "update", path="cfg.json", expression="$.a.new", value={"z": None})
