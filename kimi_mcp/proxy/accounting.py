@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +26,6 @@ from kimi_mcp.ledger.models import Alert, Request
 from kimi_mcp.tokens import count_chat, count_text
 
 log = logging.getLogger(__name__)
-_STOP = object()
 
 
 @dataclass
@@ -57,52 +56,71 @@ class CallRecord:
 
 @dataclass
 class Accountant:
+    """Accounts calls in batches on its own thread.
+
+    `submit` only appends to a deque: the request path never wakes the thread, so it does not
+    hand the GIL over once per call; the thread drains the deque every `interval_s`.
+    """
+
     deps: Deps
     observe: Callable[[str, float | None, float | None], None] | None = None
-    _queue: queue.Queue[Any] = field(default_factory=queue.Queue)
+    interval_s: float = 0.2
+    wake_at: int = 256  # pending records that wake the thread early
+    accounted: int = 0
+    _pending: deque[CallRecord] = field(default_factory=deque)
+    _wake: threading.Event = field(default_factory=threading.Event)
+    _done: threading.Condition = field(default_factory=threading.Condition)
+    _stop: bool = False
     _thread: threading.Thread | None = None
     _levels: dict[str, float] = field(default_factory=dict)
-    accounted: int = 0
-    _done: threading.Condition = field(default_factory=threading.Condition)
 
     def start(self) -> None:
         if self._thread is None:
+            self._stop = False
             self._thread = threading.Thread(target=self._run, name="kimi-proxy-accounting",
                                             daemon=True)
             self._thread.start()
 
     def close(self) -> None:
         if self._thread is not None:
-            self._queue.put(_STOP)
+            self._stop = True
+            self._wake.set()
             self._thread.join(timeout=30)
             self._thread = None
 
     def submit(self, record: CallRecord) -> None:
-        self._queue.put(record)
-
-    def flush(self) -> None:
-        """Block until every submitted record is in the ledger's queue."""
-        self._queue.join()
+        self._pending.append(record)
+        if len(self._pending) >= self.wake_at:
+            self._wake.set()
 
     def wait_for(self, count: int, timeout: float = 10.0) -> bool:
         """Block until `count` calls in all have been accounted (streams finish after the client)."""
+        deadline = time.monotonic() + timeout
         with self._done:
-            return self._done.wait_for(lambda: self.accounted >= count, timeout)
+            while self.accounted < count:
+                self._wake.set()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._done.wait(min(left, 0.05))
+        return True
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
-            try:
-                if item is _STOP:
-                    return
-                self.record(item)
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
+            stop = self._stop
+            while self._pending:
+                record = self._pending.popleft()
+                try:
+                    self.record(record)
+                except Exception:  # one bad record must not stop the accounting of the others
+                    log.exception("could not account a proxied call")
                 with self._done:
                     self.accounted += 1
                     self._done.notify_all()
-            except Exception:  # one bad record must not stop the accounting of the others
-                log.exception("could not account a proxied call")
-            finally:
-                self._queue.task_done()
+            if stop:
+                return
 
     # ---- one record -------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ become OpenAI-shaped errors; nothing it produces carries a key.
 from __future__ import annotations
 
 import email.utils
+import functools
 import json
 import logging
 import random
@@ -48,9 +49,9 @@ class Backoff:
     rand: Callable[[], float] = random.random
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
-        jitter = self.rand() * min(self.cap, self.base * 2 ** attempt)
+        jitter = float(self.rand() * min(self.cap, self.base * 2.0 ** attempt))
         if retry_after is not None:
-            return max(jitter, min(retry_after, self.max_retry_after))
+            return max(jitter, min(float(retry_after), self.max_retry_after))
         return jitter
 
 
@@ -103,7 +104,17 @@ def check_key(provider: Provider) -> None:
 
 
 def timeout_for(provider: Provider) -> httpx.Timeout:
-    return httpx.Timeout(provider.timeout_s, connect=min(10.0, provider.timeout_s))
+    return _timeout(provider.timeout_s)
+
+
+@functools.lru_cache(maxsize=64)
+def _timeout(seconds: float) -> httpx.Timeout:
+    return httpx.Timeout(seconds, connect=min(10.0, seconds))
+
+
+@functools.lru_cache(maxsize=1024)
+def _url(url: str) -> httpx.URL:
+    return httpx.URL(url)  # parsed once per endpoint, not once per call
 
 
 async def open_upstream(
@@ -114,7 +125,7 @@ async def open_upstream(
     provider = resolved.provider
     attempts = provider.max_retries + 1
     for attempt in range(attempts):
-        request = client.build_request("POST", out.url, headers=out.headers, content=out.content,
+        request = client.build_request("POST", _url(out.url), headers=out.headers, content=out.content,
                                        timeout=timeout_for(provider))
         try:
             response = await client.send(request, stream=True)

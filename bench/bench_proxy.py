@@ -1,0 +1,381 @@
+"""Benchmark: direct calls to a fake provider against the same calls through the kimi-mcp proxy.
+
+    python bench/bench_proxy.py [--quick] [--litellm] [--http h11|httptools]
+
+One run starts a fake OpenAI-compatible provider (a raw asyncio HTTP/1.1 server, so the fake
+costs next to nothing) and the proxy (uvicorn + create_app, as `kimi-mcp serve` runs it) in
+their own processes, then measures with a small raw keep-alive HTTP client (like `wrk`):
+
+- added latency p50/p99 of non-streamed calls with a ~2,000-token prompt;
+- added time to the first streamed event;
+- throughput at 32 concurrent clients, as a ratio of direct;
+- the proxy's RSS after 1k, 5k and 10,000 calls.
+
+`--litellm` runs the same measurements against LiteLLM's proxy when a `litellm` command is on
+PATH (or given with `--litellm-bin`); it is never installed into this project's environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+PROMPT = ("def handler(event, context):\n    return process(event['records'])  # " * 120)[:8000]
+CHUNKS = 20
+
+
+# ---- the fake provider ---------------------------------------------------------------------------
+
+
+def _answer(stream: bool, usage: bool) -> bytes:
+    if not stream:
+        body = json.dumps({
+            "id": "chatcmpl-bench", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok " * 20},
+                         "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 2000, "completion_tokens": 40, "total_tokens": 2040}}).encode()
+        return (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+                + str(len(body)).encode() + b"\r\n\r\n" + body)
+    events = []
+    for i in range(CHUNKS):
+        delta = {"role": "assistant", "content": ""} if i == 0 else {"content": "tok "}
+        events.append({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                       "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+    events.append({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                   "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    if usage:
+        events.append({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                       "choices": [], "usage": {"prompt_tokens": 2000, "completion_tokens": 20}})
+    out = [b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"]
+    for data in [*(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events), b"data: [DONE]\n\n"]:
+        out.append(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+    out.append(b"0\r\n\r\n")
+    return b"".join(out)
+
+
+class FakeProtocol(asyncio.Protocol):
+    ANSWERS: ClassVar[dict[tuple[bool, bool], bytes]] = {(s, u): _answer(s, u) for s in (False, True) for u in (False, True)}
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.buf = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = self.buf[:end].lower()
+            at = head.find(b"content-length:")
+            length = int(head[at + 15:head.find(b"\r\n", at) if head.find(b"\r\n", at) > 0 else None]) if at >= 0 else 0
+            if len(self.buf) < end + 4 + length:
+                return
+            body = self.buf[end + 4:end + 4 + length]
+            self.buf = self.buf[end + 4 + length:]
+            stream = b'"stream":true' in body or b'"stream": true' in body
+            usage = b'"include_usage":true' in body or b'"include_usage": true' in body
+            self.transport.write(self.ANSWERS[(stream, usage)])
+
+
+def run_fake(port: int) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(FakeProtocol, "127.0.0.1", port, backlog=1024)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+
+
+# ---- the proxy -----------------------------------------------------------------------------------
+
+
+def run_proxy(port: int, upstream: int, data_dir: str, http: str) -> None:
+    import logging
+
+    import uvicorn
+
+    from kimi_mcp.app import create_app
+    from kimi_mcp.config import load_settings
+
+    logging.basicConfig(level=logging.WARNING)
+    settings = load_settings(overrides={
+        "data_dir": data_dir, "logwatch": {"enabled": False}, "memory": {"embedder": "hash"},
+        "mcp": {"workspace": data_dir},
+        "providers": {"bench": {"base_url": f"http://127.0.0.1:{upstream}/v1", "api_key": "sk-bench",
+                                "models": {"m": {"context_window": 131072, "input_per_mtok": 1,
+                                                 "output_per_mtok": 2}}}}})
+    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
+                access_log=False, http=http, lifespan="on")
+
+
+# ---- the raw client ------------------------------------------------------------------------------
+
+
+class Conn:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader
+        self.writer: asyncio.StreamWriter
+
+    async def open(self) -> Conn:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        sock = self.writer.get_extra_info("socket")
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return self
+
+    async def call(self, request: bytes) -> tuple[float, float]:
+        """Send one request; return (seconds to the first body byte, seconds to the end)."""
+        start = time.perf_counter()
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(head.split(b"\r\n", 1)[0].decode())
+        lower = head.lower()
+        if b"transfer-encoding: chunked" in lower:
+            first = None
+            while True:
+                size_line = await self.reader.readuntil(b"\r\n")
+                size = int(size_line.strip(), 16)
+                await self.reader.readexactly(size + 2)
+                if first is None:
+                    first = time.perf_counter()
+                if size == 0:
+                    break
+            return first - start, time.perf_counter() - start
+        at = lower.find(b"content-length:")
+        length = int(lower[at + 15:lower.find(b"\r\n", at)])
+        await self.reader.readexactly(length)
+        end = time.perf_counter() - start
+        return end, end
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def request_bytes(path: str, model: str, stream: bool) -> bytes:
+    body = {"model": model, "messages": [{"role": "system", "content": "You are terse."},
+                                         {"role": "user", "content": PROMPT}],
+            "max_tokens": 64, "stream": stream}
+    data = json.dumps(body).encode()
+    return (f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+            f"authorization: Bearer sk-client\r\nx-kimi-context: off\r\n"
+            f"content-length: {len(data)}\r\n\r\n").encode() + data
+
+
+async def sequential(port: int, request: bytes, n: int, ttft: bool) -> list[float]:
+    conn = await Conn(port).open()
+    out = []
+    for _ in range(n):
+        first, total = await conn.call(request)
+        out.append(first if ttft else total)
+    conn.close()
+    return out
+
+
+async def throughput(port: int, request: bytes, clients: int, seconds: float) -> tuple[float, int]:
+    conns = [await Conn(port).open() for _ in range(clients)]
+    done = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def worker(conn: Conn) -> None:
+        nonlocal done
+        while time.perf_counter() < stop_at:
+            await conn.call(request)
+            done += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(c) for c in conns))
+    elapsed = time.perf_counter() - start
+    for conn in conns:
+        conn.close()
+    return done / elapsed, done
+
+
+async def count_calls(port: int, request: bytes, n: int, clients: int = 16) -> None:
+    conns = [await Conn(port).open() for _ in range(clients)]
+    left = n
+
+    async def worker(conn: Conn) -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            await conn.call(request)
+
+    await asyncio.gather(*(worker(c) for c in conns))
+    for conn in conns:
+        conn.close()
+
+
+# ---- orchestration -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port} after {timeout}s")
+
+
+@contextlib.contextmanager
+def process(args: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(args, env={**os.environ, **(env or {})})
+    try:
+        wait_port(port)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(target: int, direct: int, pid: int, model: str, n: int, tput_s: float,
+                  rounds: int = 4) -> dict[str, float]:
+    """Direct and proxied runs alternate in rounds, so a busy machine hurts both alike."""
+    plain_d = request_bytes("/v1/chat/completions", "m", False)
+    plain_p = request_bytes("/v1/chat/completions", model, False)
+    stream_d = request_bytes("/v1/chat/completions", "m", True)
+    stream_p = request_bytes("/v1/chat/completions", model, True)
+    await sequential(target, plain_p, 200, False)  # warm-up
+    await sequential(target, stream_p, 100, True)
+    d_lat: list[float] = []
+    p_lat: list[float] = []
+    d_ttft: list[float] = []
+    p_ttft: list[float] = []
+    cpu = 0.0
+    for _ in range(rounds):
+        d_lat += await sequential(direct, plain_d, n // rounds, False)
+        before = cpu_s(pid)
+        p_lat += await sequential(target, plain_p, n // rounds, False)
+        cpu += cpu_s(pid) - before
+        d_ttft += await sequential(direct, stream_d, n // rounds // 2, True)
+        p_ttft += await sequential(target, stream_p, n // rounds // 2, True)
+    d_rps = p_rps = 0.0
+    for _ in range(2):
+        d_rps += (await throughput(direct, plain_d, 32, tput_s / 2))[0] / 2
+        p_rps += (await throughput(target, plain_p, 32, tput_s / 2))[0] / 2
+    return {
+        "direct_p50_ms": pct(d_lat, 0.5), "direct_p99_ms": pct(d_lat, 0.99),
+        "proxy_p50_ms": pct(p_lat, 0.5), "proxy_p99_ms": pct(p_lat, 0.99),
+        "added_p50_ms": pct(p_lat, 0.5) - pct(d_lat, 0.5),
+        "added_p99_ms": pct(p_lat, 0.99) - pct(d_lat, 0.99),
+        "added_ttft_p50_ms": pct(p_ttft, 0.5) - pct(d_ttft, 0.5),
+        "added_ttft_p99_ms": pct(p_ttft, 0.99) - pct(d_ttft, 0.99),
+        "cpu_ms_per_call": cpu * 1000 / (n // rounds * rounds),
+        "direct_rps": d_rps, "proxy_rps": p_rps, "ratio": p_rps / d_rps,
+    }
+
+
+def report(name: str, m: dict[str, float], rss: list[tuple[int, float]]) -> None:
+    print(f"\n== {name} ==  (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+    print(f"non-streamed, ~2,000-token prompt: direct p50 {m['direct_p50_ms']:.2f} ms / p99 "
+          f"{m['direct_p99_ms']:.2f} ms; proxy p50 {m['proxy_p50_ms']:.2f} ms / p99 {m['proxy_p99_ms']:.2f} ms")
+    print(f"added latency: p50 {m['added_p50_ms']:+.2f} ms, p99 {m['added_p99_ms']:+.2f} ms")
+    print(f"added time to first streamed event: p50 {m['added_ttft_p50_ms']:+.2f} ms, "
+          f"p99 {m['added_ttft_p99_ms']:+.2f} ms")
+    print(f"proxy CPU per non-streamed call (all its threads): {m['cpu_ms_per_call']:.2f} ms")
+    print(f"throughput at 32 clients: direct {m['direct_rps']:.0f} req/s, proxy {m['proxy_rps']:.0f} "
+          f"req/s = {m['ratio']:.0%} of direct")
+    print("RSS: " + ", ".join(f"{calls:,} calls {mb:.0f} MB" for calls, mb in rss))
+
+
+async def run_rss(port: int, pid: int, request: bytes, done: int, marks: list[int]) -> list[tuple[int, float]]:
+    out = []
+    for mark in marks:
+        if mark > done:
+            await count_calls(port, request, mark - done)
+            done = mark
+        out.append((done, rss_mb(pid)))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fake", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--proxy", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="fewer calls (a smoke run)")
+    parser.add_argument("--http", default="auto", help="uvicorn's HTTP implementation")
+    parser.add_argument("--litellm", action="store_true", help="also measure LiteLLM's proxy")
+    parser.add_argument("--litellm-bin", default=shutil.which("litellm") or "")
+    args = parser.parse_args()
+    if args.fake:
+        run_fake(args.fake)
+        return
+    if args.proxy:
+        run_proxy(int(args.proxy[0]), int(args.proxy[1]), args.proxy[2], args.http)
+        return
+    n, tput_s = (300, 2.0) if args.quick else (2000, 5.0)
+    fake_port, proxy_port = free_port(), free_port()
+    me = [sys.executable, __file__]
+    with tempfile.TemporaryDirectory() as tmp, process([*me, "--fake", str(fake_port)], fake_port), \
+            process([*me, "--proxy", str(proxy_port), str(fake_port), tmp, "--http", args.http],
+                    proxy_port) as proxy:
+        start_rss = rss_mb(proxy.pid)
+        m = asyncio.run(measure(proxy_port, fake_port, proxy.pid, "bench/m", n, tput_s))
+        calls = 300 + n + n // 2 + int(m["proxy_rps"] * tput_s)
+        plain = request_bytes("/v1/chat/completions", "bench/m", False)
+        marks = [1000, 5000, 10_000] if not args.quick else [calls, calls + 1000]
+        rss = [(0, start_rss), *asyncio.run(run_rss(proxy_port, proxy.pid, plain, calls, marks))]
+        report("kimi-mcp proxy", m, rss)
+        if args.litellm:
+            run_litellm(args.litellm_bin, fake_port, n, tput_s, tmp)
+
+
+def run_litellm(binary: str, fake_port: int, n: int, tput_s: float, tmp: str) -> None:
+    if not binary:
+        print("\n== LiteLLM == skipped: no `litellm` command (pip install 'litellm[proxy]' in its own venv)")
+        return
+    port = free_port()
+    config = Path(tmp) / "litellm.yaml"
+    config.write_text(
+        "model_list:\n  - model_name: m\n    litellm_params:\n      model: openai/m\n"
+        f"      api_base: http://127.0.0.1:{fake_port}/v1\n      api_key: sk-bench\n")
+    with process([binary, "--config", str(config), "--port", str(port), "--num_workers", "1"], port,
+                 env={"LITELLM_LOG": "ERROR"}) as proc:
+        m = asyncio.run(measure(port, fake_port, proc.pid, "m", n, tput_s))
+        rss = [(0, rss_mb(proc.pid))]
+        report("LiteLLM proxy", m, rss)
+
+
+if __name__ == "__main__":
+    main()
