@@ -23,6 +23,7 @@ T = TypeVar("T")
 READ = {"readOnlyHint": True, "destructiveHint": False, "idempotentHint": True, "openWorldHint": False}
 ADD = {"readOnlyHint": False, "destructiveHint": False, "idempotentHint": False, "openWorldHint": False}
 EDIT = {"readOnlyHint": False, "destructiveHint": True, "idempotentHint": False, "openWorldHint": False}
+REPAIR = {"readOnlyHint": False, "destructiveHint": True, "idempotentHint": True, "openWorldHint": False}
 
 TagArg = Annotated[str | None, Field(description="board tag; default: task-master's current tag or 'master'")]
 DEFAULT_PRD = (Path(".taskmaster") / "docs" / "prd.txt", Path(".taskmaster") / "docs" / "prd.md")

@@ -13,7 +13,7 @@ from kimi_mcp.llm import LlmError
 
 from . import graph, llm_plan, ops, planner
 from .board import Document, TagData
-from .family import ADD, EDIT, Family, TagArg, in_thread, refusals
+from .family import ADD, EDIT, REPAIR, Family, TagArg, in_thread, refusals
 from .models import AnalyzeResult, ComplexityRow, ExpandResult, IssueRow, PlanResult, row
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ def _expand_tool(mcp: FastMCP, family: Family) -> None:
 
 
 def _analyze_tool(mcp: FastMCP, family: Family) -> None:
-    @mcp.tool(name="analyze", annotations=EDIT)
+    @mcp.tool(name="analyze", annotations=REPAIR)
     async def analyze(
         ids: Annotated[list[int] | None, Field(description="tasks to score; default every task not done or cancelled")] = None,
         fix_dependencies: Annotated[bool, Field(description="also repair dependencies: drop duplicates, missing and self references, break cycles")] = False,
