@@ -3,7 +3,8 @@
 Not registered at all when `[mcp] read_only = true`.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: real annotation objects spare fastmcp an eval of
+# every parameter type when the server is built (a third of the start-up cost).
 
 import os
 from typing import Annotated, Literal

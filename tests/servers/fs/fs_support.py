@@ -32,9 +32,23 @@ def make_deps(tmp_path: Path, *, read_only: bool = False, roots: list[Path] | No
     )
 
 
+_SHARED: dict[bool, tuple[Deps, FastMCP]] = {}
+
+
 def make_server(tmp_path: Path, *, read_only: bool = False) -> tuple[FastMCP, Path]:
-    deps = make_deps(tmp_path, read_only=read_only)
-    return build_server(deps), deps.roots[0]
+    """The fs server with `tmp_path / "ws"` as its only root.
+
+    One server per mode is built for the whole run (building costs more than most tests) and
+    re-pointed at each test's workspace: the family reads `deps.roots` on every call.
+    """
+    workspace = tmp_path / "ws"
+    workspace.mkdir(exist_ok=True)
+    if read_only not in _SHARED:
+        deps = make_deps(tmp_path, read_only=read_only)
+        _SHARED[read_only] = (deps, build_server(deps))
+    deps, server = _SHARED[read_only]
+    deps.roots = [workspace.resolve()]
+    return server, deps.roots[0]
 
 
 def workspace_for(*roots: Path) -> Workspace:
