@@ -125,6 +125,9 @@ async def lifespan(rt: Runtime) -> AsyncIterator[None]:
         return
     watcher = Watcher(rt.deps)
     rt.extras["logwatch"] = watcher.stats
+    log.info("logwatch: following %s and %s/**/tokensGenerated.jsonl%s",
+             ", ".join(map(str, watcher.log_paths)), watcher.dev_data_dir,
+             " (backfill)" if cfg.backfill else "")
     async with anyio.create_task_group() as tg:
         tg.start_soon(run, watcher, cfg.poll_interval_s)
         try:

@@ -73,7 +73,7 @@ class Recorder:
         self.stats = stats
         self.own_ports = own_ports or set()
         self._recent: deque[_Seen] = deque(maxlen=_RECENT)
-        self._claimed: set[str] = set()
+        self._claimed: deque[str] = deque(maxlen=_RECENT)  # proxy rows already merged into
 
     def record(self, call: Call) -> None:
         self.stats.calls += 1
@@ -87,7 +87,7 @@ class Recorder:
         proxy_uid = self._proxy_row(call)
         if proxy_uid is not None:
             self.stats.merged_proxy += 1
-            self._claimed.add(proxy_uid)
+            self._claimed.append(proxy_uid)
             self._recent.append(_Seen(call, proxy_uid, inserted=False))
             return
         uid = new_id()

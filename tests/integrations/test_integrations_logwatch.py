@@ -279,3 +279,27 @@ async def test_lifespan_runs_the_watcher_and_publishes_rows(deps_for: Any, home:
                 if event.type == "request":
                     break
     assert stats.as_dict()["recorded"] == 1
+
+
+@pytest.mark.anyio
+async def test_the_app_lifespan_exposes_the_watcher_counters(
+    deps_for: Any, home: Path, serve_app: Any
+) -> None:
+    from kimi_mcp.app import create_app
+
+    deps = deps_for(poll_interval_s=0.05)
+    app = create_app(deps.settings, deps)
+    async with serve_app(app) as client:
+        assert (await client.get("/health")).status_code == 200
+        stats = app.state.runtime.extras["logwatch"]
+        assert stats.as_dict()["unparseable"] == 0
+
+
+@pytest.mark.anyio
+async def test_a_disabled_watcher_does_not_run(deps_for: Any) -> None:
+    from kimi_mcp import logwatch
+    from kimi_mcp.runtime import Runtime
+
+    rt = Runtime(deps_for(enabled=False))
+    async with logwatch.lifespan(rt):
+        assert "logwatch" not in rt.extras
