@@ -66,6 +66,7 @@ class Accountant:
     observe: Callable[[str, float | None, float | None], None] | None = None
     interval_s: float = 0.2
     wake_at: int = 256  # pending records that wake the thread early
+    submitted: int = 0
     accounted: int = 0
     _pending: deque[CallRecord] = field(default_factory=deque)
     _wake: threading.Event = field(default_factory=threading.Event)
@@ -90,6 +91,7 @@ class Accountant:
 
     def submit(self, record: CallRecord) -> None:
         self._pending.append(record)
+        self.submitted += 1
         if len(self._pending) >= self.wake_at:
             self._wake.set()
 

@@ -50,9 +50,10 @@ class Running:
 
     def mark(self) -> None:
         """Start a test: only calls after this point count in `rows`."""
-        assert self.proxy.accountant.wait_for(self.base_count, 10)
+        accountant = self.proxy.accountant
+        assert accountant.wait_for(accountant.submitted, 10)
         self.deps.ledger.flush()
-        self.base_count = self.proxy.accountant.accounted
+        self.base_count = accountant.accounted
         with self.deps.ledger.read() as db:
             self.base_row = max([r.id or 0 for r in db.exec(select(Request)).all()], default=0)
 
