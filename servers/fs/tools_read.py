@@ -15,7 +15,13 @@ from typing import Annotated, Literal
 from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
 from fastmcp.tools.base import ToolResult
-from mcp.types import AudioContent, BlobResourceContents, EmbeddedResource, ImageContent
+from mcp.types import (
+    AudioContent,
+    BlobResourceContents,
+    EmbeddedResource,
+    ImageContent,
+    TextContent,
+)
 from pydantic import Field
 
 from kimi_mcp.errors import WorkspaceError
@@ -71,7 +77,7 @@ def _list_allowed_directories(mcp: FastMCP, ws: Workspace) -> None:
 
 
 def _read_file(mcp: FastMCP, ws: Workspace) -> None:
-    @mcp.tool(annotations=READ)
+    @mcp.tool(annotations=READ, output_schema=FileContent.model_json_schema())
     async def read_file(
         path: PathArg,
         offset_line: Annotated[int, Field(ge=1, description="1-based line to start at")] = 1,
@@ -79,7 +85,7 @@ def _read_file(mcp: FastMCP, ws: Workspace) -> None:
             int, Field(ge=1, le=20_000, description="Most lines to return")
         ] = 2000,
         encoding: Encoding = "utf-8",
-    ) -> FileContent:
+    ) -> ToolResult:
         """Read a text file, or a window of its lines.
 
         Returns at most max_lines lines and about 128k characters; when `truncated` is true,
@@ -95,7 +101,8 @@ def _read_file(mcp: FastMCP, ws: Workspace) -> None:
                     )
                 return _content(ws.display(real), offset_line, window)
 
-        return await offload(work, inline=ws.cheap(path))
+        got = await offload(work, inline=ws.cheap(path))
+        return ToolResult(content=[_as_text(got)], structured_content=got.model_dump())
 
 
 def _read_multiple_files(mcp: FastMCP, ws: Workspace) -> None:
@@ -316,6 +323,18 @@ def _content(shown: str, start: int, window: textops.LineWindow) -> FileContent:
         truncated=window.stopped_at is not None,
         next_offset=window.stopped_at,
     )
+
+
+def _as_text(got: FileContent) -> TextContent:
+    # The model reads the file itself, not a JSON string of it (escaped newlines and quotes
+    # cost tokens); the structured result carries the same fields for clients that use it.
+    text = got.content
+    if got.truncated:
+        text += (
+            f"\n[truncated: lines {got.start_line}-{got.end_line} of {got.total_lines}; "
+            f"read on with offset_line={got.next_offset}]"
+        )
+    return TextContent(type="text", text=text)
 
 
 def _birth(st: os.stat_result) -> str | None:

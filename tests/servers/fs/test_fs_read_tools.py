@@ -273,3 +273,16 @@ async def test_disk_usage_totals_a_tree_and_ranks_its_children(tmp_path: Path) -
     got = await call(server, "disk_usage")
     assert (got["total_bytes"], got["files"], got["directories"]) == (600, 3, 2)
     assert got["largest_children"] == [{"path": "d/", "size": 500}, {"path": "h", "size": 100}]
+
+
+async def test_read_file_shows_the_model_plain_text_and_a_note_when_cut(tmp_path: Path) -> None:
+    server, ws = make_server(tmp_path)
+    (ws / "f.txt").write_text('say "hi"\nline 2\nline 3\n')
+    async with Client(server) as client:
+        whole = await client.call_tool("read_file", {"path": "f.txt"})
+        cut = await client.call_tool("read_file", {"path": "f.txt", "max_lines": 1})
+    assert whole.content[0].text == 'say "hi"\nline 2\nline 3\n'
+    assert (
+        cut.content[0].text == 'say "hi"\n\n[truncated: lines 1-1 of 3; read on with offset_line=2]'
+    )
+    assert cut.structured_content is not None and cut.structured_content["next_offset"] == 2
