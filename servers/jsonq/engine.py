@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 MAX_FILE_BYTES = 256 * 1024 * 1024
 CACHE_BYTES = 256 * 1024 * 1024
 CACHE_ENTRIES = 16
+SETTLE_BYTES = 8 * 1024 * 1024
 MAX_OUTPUT_CHARS = 60_000
 PREVIEW_CHARS = 200
 SAMPLES = 20
@@ -188,6 +189,11 @@ class JsonFiles:
             text, key = self.read_text(path)
             value = parse_text(text, path.name)
             self._remember(path, key, value)
+            if key[1] >= SETTLE_BYTES:
+                # the parse ran with the collector paused; settle its objects into the oldest
+                # generation now, in the call that already pays for the parse, rather than
+                # in a pass that would stall some later call
+                gc.collect()
             log.debug("parsed %s (%d bytes) in %.2fs", path, key[1], time.perf_counter() - started)
             return value
 

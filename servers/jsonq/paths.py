@@ -73,8 +73,11 @@ def find(value: Any, expression: str) -> list[Found]:
 def evaluate(node: jp.JSONPath, value: Any, expression: str = "") -> list[Found]:
     """Every match of `node` in document order as (parts, value); parts None when computed."""
     if _supported(node):
-        with gc_paused():
-            hits = _step(node, value, [((), value)])
+        try:
+            with gc_paused():
+                hits = _step(node, value, [((), value)])
+        except RecursionError:
+            raise JsonError(f"The document is nested too deeply for {expression!r}") from None
         if not _has(node, Len):
             return list(hits)
         return [(None if _LEN in parts else parts, found) for parts, found in hits]
@@ -194,43 +197,45 @@ def _slice(node: jp.Slice, hits: list[Hit]) -> list[Hit]:
 def _descend(right: Any, root: Any, hits: list[Hit]) -> list[Hit]:
     """`..right`: right applied to each container at or below the hits, in document order.
 
-    Only containers are visited (a scalar has nothing below it for `right` to select), and a
-    single key is tested inline, so no parts are built for nodes that do not match.
+    Only containers are visited (a scalar has nothing below it for `right` to select). A
+    single key is tested inline; other steps run on batches of the visited containers.
     """
-    single = type(right) is jp.Fields and len(right.fields) == 1
-    name: str = right.fields[0] if single else "*"
-    inline = name != "*"
+    single = type(right) is jp.Fields and len(right.fields) == 1 and right.fields[0] != "*"
     out: list[Hit] = []
-    chunk: list[Hit] = []
+    if single:
+        for parts, value in hits:
+            if type(value) is dict or type(value) is list:
+                _descend_key(right.fields[0], parts, value, out)
+        return out
+    nodes: list[Hit] = []
     for parts, value in hits:
-        stack: list[Hit] = [(parts, value)] if isinstance(value, dict | list) else []
-        while stack:
-            here, node = stack.pop()
-            if type(node) is dict:
-                if inline:
-                    if name in node:
-                        out.append(((*here, name), node[name]))
-                else:
-                    chunk.append((here, node))
-                stack.extend(
-                    ((*here, k), v)
-                    for k, v in reversed(node.items())
-                    if type(v) is dict or type(v) is list
-                )
-            else:
-                if not inline:
-                    chunk.append((here, node))
-                stack.extend(
-                    ((*here, i), node[i])
-                    for i in range(len(node) - 1, -1, -1)
-                    if type(node[i]) is dict or type(node[i]) is list
-                )
-            if len(chunk) >= _CHUNK:
-                out.extend(_step(right, root, chunk))
-                chunk = []
-    if chunk:
-        out.extend(_step(right, root, chunk))
+        if type(value) is dict or type(value) is list:
+            _containers(parts, value, nodes)
+    for start in range(0, len(nodes), _CHUNK):
+        out.extend(_step(right, root, nodes[start : start + _CHUNK]))
     return out
+
+
+def _descend_key(name: str, here: Parts, node: Any, out: list[Hit]) -> None:
+    # recursion is several times faster than an explicit stack here; json.loads caps depth
+    if type(node) is dict:
+        if name in node:
+            out.append(((*here, name), node[name]))
+        for key, value in node.items():
+            if type(value) is dict or type(value) is list:
+                _descend_key(name, (*here, key), value, out)
+    else:
+        for index, value in enumerate(node):
+            if type(value) is dict or type(value) is list:
+                _descend_key(name, (*here, index), value, out)
+
+
+def _containers(here: Parts, node: Any, out: list[Hit]) -> None:
+    out.append((here, node))
+    items = node.items() if type(node) is dict else enumerate(node)
+    for key, value in items:
+        if type(value) is dict or type(value) is list:
+            _containers((*here, key), value, out)
 
 
 def _filter(node: Filter, root: Any, hits: list[Hit]) -> list[Hit]:
