@@ -73,8 +73,10 @@ def refusals() -> Iterator[None]:
         raise ToolError(f"Permission denied by the operating system: {exc.filename}") from None
     except OSError as exc:
         raise ToolError(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from None
-    except LookupError as exc:  # unknown encoding or hash name
-        raise ToolError(f"Unknown name: {exc}") from None
+    except LookupError as exc:
+        if type(exc) is not LookupError:  # a KeyError/IndexError is a bug: let it show
+            raise
+        raise ToolError(f"Unknown encoding: {exc}") from None
 
 
 def iso(timestamp: float) -> str:

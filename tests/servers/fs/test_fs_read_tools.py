@@ -286,3 +286,10 @@ async def test_read_file_shows_the_model_plain_text_and_a_note_when_cut(tmp_path
         cut.content[0].text == 'say "hi"\n\n[truncated: lines 1-1 of 3; read on with offset_line=2]'
     )
     assert cut.structured_content is not None and cut.structured_content["next_offset"] == 2
+
+
+async def test_an_unknown_encoding_is_a_clear_error(tmp_path: Path) -> None:
+    server, ws = make_server(tmp_path)
+    (ws / "f.txt").write_text("x\n")
+    text = await refused(server, "read_file", path="f.txt", encoding="klingon")
+    assert "Unknown encoding" in text and "klingon" in text
