@@ -11,8 +11,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from kimi_mcp import stats
-from kimi_mcp.dashboard import feed, panels, timeseries
+from kimi_mcp.dashboard import feed, panels, sessionlist, timeseries
 from kimi_mcp.dashboard.export import stream_export
+from kimi_mcp.dashboard.rollup import rollup_of
 from kimi_mcp.errors import LedgerError
 from kimi_mcp.httputil import BadRequest, json_error, query_float, read_json
 from kimi_mcp.ledger import SessionNotFound
@@ -43,7 +44,8 @@ def routes(rt: Runtime) -> list[BaseRoute]:
 
     @guarded
     async def list_sessions(request: Request) -> Response:
-        return JSONResponse(await anyio.to_thread.run_sync(deps.sessions.list))
+        return JSONResponse(await anyio.to_thread.run_sync(sessionlist.sessions, deps,
+                                                           rollup_of(deps, rt.extras)))
 
     @guarded
     async def create_session(request: Request) -> Response:
@@ -134,7 +136,7 @@ def live_routes(rt: Runtime) -> list[BaseRoute]:
                                          query_float(request, "until"),
                                          query_float(request, "bucket"))
         data = await anyio.to_thread.run_sync(timeseries.timeseries, deps, since, until, bucket,
-                                              q.get("session") or None)
+                                              q.get("session") or None, rollup_of(deps, rt.extras))
         data["range"] = q.get("range") or None
         return JSONResponse(data)
 

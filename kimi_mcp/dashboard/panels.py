@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from kimi_mcp.catalog import describe
 from kimi_mcp.dashboard import proxystate
+from kimi_mcp.dashboard.rollup import Rollup, rollup_of
 from kimi_mcp.deps import Deps
 from kimi_mcp.runtime import Runtime
 
@@ -55,27 +56,30 @@ def _health(has_key: bool, stats: dict[str, Any] | None, breaker: str) -> str:
 
 
 def _recent_by_provider(deps: Deps) -> dict[str, dict[str, Any]]:
-    """Moving averages over each provider's newest requests in the last hour."""
-    with deps.ledger.read() as db:
-        rows = db.execute(text(
-            f"""WITH recent AS (
-                SELECT provider, status, latency_ms, ttft_ms,
-                  COALESCE(completion_tokens, est_completion_tokens, 0) AS out_tokens,
-                  ROW_NUMBER() OVER (PARTITION BY provider ORDER BY created_at DESC) AS age
-                FROM request WHERE created_at >= :since)
-              SELECT provider, COUNT(*), SUM(status != 'ok'), AVG(latency_ms), AVG(ttft_ms),
-                SUM(out_tokens), SUM(latency_ms) FROM recent WHERE age <= {RECENT_N}
-              GROUP BY provider"""), {"since": time.time() - RECENT_S}).all()
+    """Moving averages over each provider's newest requests in the last hour (one indexed
+    query per provider, so the cost does not grow with the ledger)."""
     out = {}
-    for name, n, errors, latency, ttft, tokens, total_ms in rows:
-        out[name] = {
-            "requests": int(n), "errors": int(errors or 0),
-            "error_rate": round(int(errors or 0) / n, 4) if n else 0.0,
-            "avg_latency_ms": None if latency is None else round(float(latency), 1),
-            "avg_ttft_ms": None if ttft is None else round(float(ttft), 1),
-            "tokens_per_s": round(float(tokens) / (float(total_ms) / 1000), 1)
-            if tokens and total_ms else None,
-        }
+    with deps.ledger.read() as db:
+        for name in deps.catalog.providers:
+            r = db.execute(text(
+                f"""SELECT COUNT(*), SUM(status != 'ok'), AVG(latency_ms), AVG(ttft_ms),
+                  SUM(out_tokens), SUM(latency_ms) FROM (
+                    SELECT status, latency_ms, ttft_ms,
+                      COALESCE(completion_tokens, est_completion_tokens, 0) AS out_tokens
+                    FROM request WHERE provider = :p AND created_at >= :since
+                    ORDER BY created_at DESC LIMIT {RECENT_N}) AS recent"""),
+                {"p": name, "since": time.time() - RECENT_S}).one()
+            n, errors, latency, ttft, tokens, total_ms = r
+            if not n:
+                continue
+            out[name] = {
+                "requests": int(n), "errors": int(errors or 0),
+                "error_rate": round(int(errors or 0) / n, 4),
+                "avg_latency_ms": None if latency is None else round(float(latency), 1),
+                "avg_ttft_ms": None if ttft is None else round(float(ttft), 1),
+                "tokens_per_s": round(float(tokens) / (float(total_ms) / 1000), 1)
+                if tokens and total_ms else None,
+            }
     return out
 
 
@@ -84,7 +88,7 @@ async def mcp_panel(rt: Runtime) -> dict[str, Any]:
 
     deps = rt.deps
     tools = await _mounted_tools(rt)
-    stats = await anyio.to_thread.run_sync(_tool_stats, deps)
+    stats = await anyio.to_thread.run_sync(_tool_stats, rollup_of(deps, rt.extras))
     by_name = {s["tool"]: s for s in stats}
     for name, family in tools.items():
         by_name.setdefault(name, {"tool": name, "family": family, "calls": 0, "errors": 0,
@@ -106,11 +110,16 @@ async def mcp_panel(rt: Runtime) -> dict[str, Any]:
     }
 
 
-def _tool_stats(deps: Deps) -> list[dict[str, Any]]:
-    from kimi_mcp.ledger import queries
-
-    with deps.ledger.read() as db:
-        return queries.tool_stats(db)
+def _tool_stats(rollup: Rollup) -> list[dict[str, Any]]:
+    rows = rollup.query(
+        """SELECT tool, family, SUM(calls), SUM(errors), SUM(latency_sum), MAX(latency_max),
+        SUM(args_tokens), SUM(result_tokens) FROM tools GROUP BY tool, family
+        ORDER BY SUM(calls) DESC""")
+    return [{"tool": r[0], "family": r[1], "calls": int(r[2]), "errors": int(r[3] or 0),
+             "error_rate": round(int(r[3] or 0) / r[2], 4) if r[2] else 0.0,
+             "avg_latency_ms": round(float(r[4]) / r[2], 3) if r[2] else None,
+             "max_latency_ms": None if r[5] is None else round(float(r[5]), 3),
+             "args_tokens": int(r[6] or 0), "result_tokens": int(r[7] or 0)} for r in rows]
 
 
 async def _mounted_tools(rt: Runtime) -> dict[str, str]:

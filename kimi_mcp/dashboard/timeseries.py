@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session as DbSession
 
+from kimi_mcp.dashboard.rollup import SUMS, Rollup
 from kimi_mcp.deps import Deps
 from kimi_mcp.httputil import BadRequest
 from kimi_mcp.ledger.queries import COMPLETION, PROMPT
@@ -20,7 +21,7 @@ RANGES: dict[str, tuple[float, float]] = {
 MAX_POINTS = 2000
 PERCENTILES = (0.5, 0.9, 0.99)
 # percentiles are taken over at most this many of the newest requests per provider in the range
-PERCENTILE_WINDOW = 5000
+PERCENTILE_WINDOW = 2000
 
 
 def window(range_: str | None, since: float | None, until: float | None,
@@ -42,9 +43,16 @@ def window(range_: str | None, since: float | None, until: float | None,
     return since, until, bucket
 
 
-def _where(since: float, until: float, session: str | None) -> tuple[str, dict[str, Any]]:
+def _where(db: DbSession, since: float, until: float, session: str | None
+           ) -> tuple[str, dict[str, Any]]:
+    """The range filter; `+created_at` (no index) when the range holds most of the table,
+    where one sequential scan beats a lookup per row through the time index."""
     params: dict[str, Any] = {"since": since, "until": until}
-    where = " WHERE created_at >= :since AND created_at < :until"
+    in_range = db.execute(text("SELECT COUNT(*) FROM request WHERE created_at >= :since "
+                               "AND created_at < :until"), params).scalar() or 0
+    total = db.execute(text("SELECT MAX(id) FROM request")).scalar() or 0
+    col = "+created_at" if in_range * 4 > total else "created_at"
+    where = f" WHERE {col} >= :since AND {col} < :until"
     if session:
         where += " AND session_id = :session"
         params["session"] = session
@@ -52,97 +60,145 @@ def _where(since: float, until: float, session: str | None) -> tuple[str, dict[s
 
 
 def timeseries(deps: Deps, since: float, until: float, bucket: float,
-               session: str | None = None) -> dict[str, Any]:
-    where, params = _where(since, until, session)
+               session: str | None = None, rollup: Rollup | None = None) -> dict[str, Any]:
+    """Minute-aligned ranges over all sessions read the rollup; the rest reads the ledger."""
+    use_rollup = rollup is not None and session is None and bucket % 60 == 0
+    if use_rollup and since % 60:
+        since = since - since % 60 + 60  # whole minutes; the range's first seconds fall off
     with deps.ledger.read() as db:
-        points = _points(db, where, {**params, "bucket": bucket}, since, until, bucket)
+        params: dict[str, Any] = {"since": since, "until": until, "bucket": bucket}
+        if use_rollup:
+            assert rollup is not None
+            groups, tools = _rollup_groups(rollup, params)
+        else:
+            where, params = _where(db, since, until, session)
+            params["bucket"] = bucket
+            groups = _groups(db, where, params)
+            tools = _tool_buckets(db, where.replace("+created_at", "created_at"), params)
+        by_provider = _fold(groups, lambda g: g["provider"])
         return {
-            "since": since, "until": until, "bucket_s": bucket, "points": points,
-            "by_source": _by(db, "source", where, params) + _mcp_source(db, where, params),
-            "by_provider": _by(db, "provider", where, params),
-            "by_model": _by(db, "model", where, params),
-            "latency": latency_percentiles(db, where, params),
+            "since": since, "until": until, "bucket_s": bucket,
+            "points": _points(groups, tools, since, until, bucket),
+            "by_source": _fold(groups, lambda g: g["source"]) + _mcp_source(tools),
+            "by_provider": by_provider,
+            "by_model": _fold(groups, lambda g: g["model"]),
+            "latency": latency_percentiles(db, [p["key"] for p in by_provider], params),
         }
 
 
-def _points(db: DbSession, where: str, params: dict[str, Any], since: float, until: float,
-            bucket: float) -> list[dict[str, Any]]:
+_SUMS = SUMS
+
+
+def _groups(db: DbSession, where: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """One scan: totals per (bucket, source, provider, model); everything else folds these."""
     rows = db.execute(text(
-        f"""SELECT CAST((created_at - :since) / :bucket AS INTEGER) AS b, COUNT(*),
-        SUM({PROMPT}), SUM({COMPLETION}), SUM(saved_mask_tokens), SUM(saved_compress_tokens),
-        SUM(COALESCE(cost_usd, 0)), SUM(status != 'ok') FROM request{where} GROUP BY 1"""),
-        params).all()
-    tools = dict(db.execute(text(
-        f"""SELECT CAST((created_at - :since) / :bucket AS INTEGER) AS b,
-        SUM(args_tokens + result_tokens) FROM tool_call{where} GROUP BY 1"""), params).all())
-    by_bucket = {int(r[0]): r for r in rows}
-    count = max(1, int((until - since) // bucket) + (1 if (until - since) % bucket else 0))
+        f"""SELECT CAST((created_at - :since) / :bucket AS INTEGER) AS b, source, provider,
+        model, COUNT(*), SUM({PROMPT}), SUM({COMPLETION}), SUM(saved_mask_tokens),
+        SUM(saved_compress_tokens), SUM(COALESCE(cost_usd, 0)), SUM(status != 'ok'),
+        SUM(COALESCE(cached_tokens, 0)) FROM request{where} GROUP BY 1, 2, 3, 4"""), params).all()
     out = []
-    for i in range(count):
-        r = by_bucket.get(i)
-        out.append({
-            "t": since + i * bucket,
-            "requests": int(r[1]) if r else 0,
-            "prompt_tokens": int(r[2] or 0) if r else 0,
-            "completion_tokens": int(r[3] or 0) if r else 0,
-            "saved_mask_tokens": int(r[4] or 0) if r else 0,
-            "saved_compress_tokens": int(r[5] or 0) if r else 0,
-            "cost_usd": float(r[6] or 0) if r else 0.0,
-            "errors": int(r[7] or 0) if r else 0,
-            "tool_tokens": int(tools.get(i) or 0),
-        })
+    for r in rows:
+        g = {"b": int(r[0]), "source": r[1], "provider": r[2], "model": r[3]}
+        g.update({k: (float(v or 0) if k == "cost_usd" else int(v or 0))
+                  for k, v in zip(_SUMS, r[4:], strict=True)})
+        out.append(g)
     return out
 
 
-def _by(db: DbSession, column: str, where: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+def _rollup_groups(rollup: Rollup, params: dict[str, Any]
+                   ) -> tuple[list[dict[str, Any]], dict[int, tuple[int, int, int]]]:
+    window = "WHERE minute >= :since / 60 AND minute * 60 < :until"
+    bucket = "CAST((minute * 60 - :since) / :bucket AS INTEGER)"
+    rows = rollup.query(
+        f"""SELECT {bucket}, source, provider, model, {", ".join(f"SUM({c})" for c in SUMS)}
+        FROM roll {window} GROUP BY 1, 2, 3, 4""", params)
+    groups = []
+    for r in rows:
+        g = {"b": int(r[0]), "source": r[1], "provider": r[2], "model": r[3]}
+        g.update({k: (float(v or 0) if k == "cost_usd" else int(v or 0))
+                  for k, v in zip(SUMS, r[4:], strict=True)})
+        groups.append(g)
+    tools = rollup.query(
+        f"""SELECT {bucket}, SUM(calls), SUM(args_tokens), SUM(result_tokens) FROM tools
+        {window} GROUP BY 1""", params)
+    return groups, {int(r[0]): (int(r[1]), int(r[2] or 0), int(r[3] or 0)) for r in tools}
+
+
+def _tool_buckets(db: DbSession, where: str, params: dict[str, Any]) -> dict[int, tuple[int, int, int]]:
     rows = db.execute(text(
-        f"""SELECT {column}, COUNT(*), SUM({PROMPT}), SUM({COMPLETION}), SUM(cost_usd),
-        SUM(saved_mask_tokens + saved_compress_tokens) FROM request{where}
-        GROUP BY {column} ORDER BY COUNT(*) DESC LIMIT 20"""), params).all()
-    return [{"key": r[0] or "(none)", "requests": int(r[1]), "prompt_tokens": int(r[2] or 0),
-             "completion_tokens": int(r[3] or 0), "cost_usd": float(r[4] or 0),
-             "saved_tokens": int(r[5] or 0)} for r in rows]
+        f"""SELECT CAST((created_at - :since) / :bucket AS INTEGER) AS b, COUNT(*),
+        SUM(args_tokens), SUM(result_tokens) FROM tool_call{where} GROUP BY 1"""), params).all()
+    return {int(r[0]): (int(r[1]), int(r[2] or 0), int(r[3] or 0)) for r in rows}
 
 
-def _mcp_source(db: DbSession, where: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+def _points(groups: list[dict[str, Any]], tools: dict[int, tuple[int, int, int]], since: float,
+            until: float, bucket: float) -> list[dict[str, Any]]:
+    count = max(1, int((until - since) // bucket) + (1 if (until - since) % bucket else 0))
+    points = [{"t": since + i * bucket, **{k: 0 for k in _SUMS}, "cost_usd": 0.0,
+               "tool_tokens": 0} for i in range(count)]
+    for g in groups:
+        if 0 <= g["b"] < count:
+            point = points[g["b"]]
+            for k in _SUMS:
+                point[k] += g[k]
+    for b, (_, args, result) in tools.items():
+        if 0 <= b < count:
+            points[b]["tool_tokens"] = args + result
+    return points
+
+
+def _fold(groups: list[dict[str, Any]], key: Any) -> list[dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for g in groups:
+        name = key(g) or "(none)"
+        e = out.setdefault(name, {"key": name, "requests": 0, "prompt_tokens": 0,
+                                  "completion_tokens": 0, "cost_usd": 0.0, "saved_tokens": 0})
+        e["requests"] += g["requests"]
+        e["prompt_tokens"] += g["prompt_tokens"]
+        e["completion_tokens"] += g["completion_tokens"]
+        e["cost_usd"] += g["cost_usd"]
+        e["saved_tokens"] += g["saved_mask_tokens"] + g["saved_compress_tokens"]
+    return sorted(out.values(), key=lambda e: -e["requests"])[:20]
+
+
+def _mcp_source(tools: dict[int, tuple[int, int, int]]) -> list[dict[str, Any]]:
     """MCP tool calls as one more source, so the chat and tool faces compare side by side."""
-    r = db.execute(text(f"SELECT COUNT(*), SUM(args_tokens), SUM(result_tokens) FROM tool_call{where}"),
-                   params).one()
-    if not r[0]:
+    calls = sum(t[0] for t in tools.values())
+    if not calls:
         return []
-    return [{"key": "mcp", "requests": int(r[0]), "prompt_tokens": int(r[2] or 0),
-             "completion_tokens": int(r[1] or 0), "cost_usd": 0.0, "saved_tokens": 0}]
+    return [{"key": "mcp", "requests": calls, "prompt_tokens": sum(t[2] for t in tools.values()),
+             "completion_tokens": sum(t[1] for t in tools.values()), "cost_usd": 0.0,
+             "saved_tokens": 0}]
 
 
-def latency_percentiles(db: DbSession, where: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    """p50/p90/p99 of latency and TTFT per provider, ranked by window functions in SQL."""
+def latency_percentiles(db: DbSession, providers: list[str], params: dict[str, Any]
+                        ) -> list[dict[str, Any]]:
+    """p50/p90/p99 of latency and TTFT per provider over its newest requests in the range,
+    ranked in SQL (nearest rank) through the (provider, created_at) index."""
     out = []
-    for column in ("latency_ms", "ttft_ms"):
-        rows = db.execute(text(
-            f"""WITH recent AS (
-                  SELECT provider, {column} AS v, ROW_NUMBER() OVER (
-                    PARTITION BY provider ORDER BY created_at DESC) AS age
-                  FROM request{where} AND {column} IS NOT NULL),
-                ranked AS (
-                  SELECT provider, v, ROW_NUMBER() OVER (PARTITION BY provider ORDER BY v) AS rn,
-                    COUNT(*) OVER (PARTITION BY provider) AS n
-                  FROM recent WHERE age <= {PERCENTILE_WINDOW})
-                SELECT provider, n, rn, v FROM ranked WHERE {_rank_filter()}"""), params).all()
-        merged: dict[str, dict[str, Any]] = {}
-        for provider, n, rn, v in rows:
-            entry = merged.setdefault(provider, {"provider": provider, "samples": int(n)})
-            for p in PERCENTILES:
-                if rn == _rank(p, n):
-                    entry[f"{column[:-3]}_p{round(p * 100)}"] = round(float(v), 1)
-        if not out:
-            out = list(merged.values())
-        else:
-            for entry in out:
-                entry.update({k: v for k, v in merged.get(entry["provider"], {}).items()
-                              if k not in ("provider", "samples")})
+    for provider in providers:
+        entry: dict[str, Any] = {"provider": provider}
+        for column in ("latency_ms", "ttft_ms"):
+            rows = db.execute(text(
+                f"""WITH recent AS (
+                      SELECT {column} AS v FROM request
+                      WHERE provider = :provider AND created_at >= :since AND created_at < :until
+                        {"AND session_id = :session" if "session" in params else ""}
+                      ORDER BY created_at DESC LIMIT {PERCENTILE_WINDOW}),
+                    ranked AS (
+                      SELECT v, ROW_NUMBER() OVER (ORDER BY v) AS rn, COUNT(*) OVER () AS n
+                      FROM recent WHERE v IS NOT NULL)
+                    SELECT n, rn, v FROM ranked WHERE {_rank_filter()}"""),
+                {**params, "provider": provider}).all()
+            for n, rn, v in rows:
+                if column == "latency_ms":
+                    entry["samples"] = int(n)
+                for p in PERCENTILES:
+                    if rn == _rank(p, n):
+                        entry[f"{column[:-3]}_p{round(p * 100)}"] = round(float(v), 1)
+        if "samples" in entry:
+            out.append(entry)
     return sorted(out, key=lambda e: e["provider"])
-
-
 def _rank(p: float, n: int) -> int:
     """Nearest-rank percentile, the same formula the SQL filter uses."""
     return (n * round(p * 100) + 99) // 100

@@ -151,3 +151,25 @@ async def test_masked_original_comes_back_byte_exact(deps, serve_app) -> None:  
     assert data["content"] == original
     assert raw.content == original.encode()
     assert missing.status_code == 404
+
+
+async def test_rollup_follows_new_rows_and_session_deletions(deps, serve_app) -> None:  # type: ignore[no-untyped-def]
+    async with serve_app(create_app(deps.settings, deps)) as client:
+        sid = (await client.post("/api/sessions", json={"name": "gone"})).json()["id"]
+        _requests(deps, 5, sid)
+        await deps.ledger.aflush()
+        first = (await client.get("/api/stats/timeseries?range=1h")).json()
+        _requests(deps, 7, None)
+        deps.ledger.insert(ToolCall, tool="json_query", family="json", result_tokens=9)
+        await deps.ledger.aflush()
+        second = (await client.get("/api/stats/timeseries?range=1h")).json()
+        sessions = (await client.get("/api/sessions")).json()
+        tools = (await client.get("/api/mcp")).json()
+        await client.delete(f"/api/sessions/{sid}")
+        third = (await client.get("/api/stats/timeseries?range=1h")).json()
+        exact = (await client.get("/api/stats/timeseries?range=15m")).json()  # read from the ledger
+    total = lambda data: sum(p["requests"] for p in data["points"])  # noqa: E731
+    assert (total(first), total(second), total(third), total(exact)) == (5, 12, 7, 7)
+    assert next(s for s in sessions if s["id"] == sid)["totals"]["requests"] == 5
+    json_family = next(f for f in tools["families"] if f["name"] == "json")
+    assert [t["calls"] for t in json_family["tools"] if t["tool"] == "json_query"] == [1]

@@ -1,6 +1,7 @@
 // Chart.js charts over /api/stats/timeseries (aggregated in SQL; the page only draws).
 
 import { get, qs } from "./api.js";
+import { renderTotals } from "./panels.js";
 import { state } from "./state.js";
 import { $ } from "./ui.js";
 
@@ -74,9 +75,10 @@ function doughnut(items, value) {
 }
 
 export async function loadCharts() {
+  const data = await get(`/api/stats/timeseries${qs({ range: state.range })}`);
+  renderTotals(data);
   if (typeof Chart === "undefined") return;
   themed();
-  const data = await get(`/api/stats/timeseries${qs({ range: state.range })}`);
   const labels = data.points.map((p) => label(p.t, data.bucket_s));
   const P = data.points;
   upsert("chart-tokens", line(labels, [

@@ -4,7 +4,7 @@ import { download, get, onAuthNeeded } from "./api.js";
 import { exportHref, initCharts, loadCharts } from "./charts.js";
 import { addEvent, initFeed, loadFeed, removeSession, render as renderFeed } from "./feed.js";
 import { loadGauge, renderGauge, thresholdTicks } from "./gauge.js";
-import { loadMcp, loadProviders, loadTotals } from "./panels.js";
+import { loadMcp, loadProviders } from "./panels.js";
 import { fillProviders, initSessions, loadSessions, merge, renderSessions, select } from "./sessions.js";
 import { onChange, state } from "./state.js";
 import { $, askTokenDialog, debounce, reportError, toast } from "./ui.js";
@@ -12,7 +12,7 @@ import { connect, on, onStatus, reconnectNow } from "./ws.js";
 
 const safely = (fn) => (...args) => Promise.resolve().then(() => fn(...args)).catch(reportError);
 
-const refreshCharts = debounce(safely(() => Promise.all([loadCharts(), loadTotals()])), 1500);
+const refreshCharts = debounce(safely(loadCharts), 1500);
 const refreshSessions = debounce(safely(loadSessions), 700);
 const refreshMcp = debounce(safely(loadMcp), 3000);
 const refreshProviders = debounce(safely(loadProviders), 3000);
@@ -25,7 +25,6 @@ async function loadAll() {
     loadSessions(),
     loadFeed(),
     loadCharts(),
-    loadTotals(),
     loadMcp(),
   ]);
   await loadGauge();

@@ -1,6 +1,6 @@
 // The providers and MCP panels, and the totals strip.
 
-import { get, qs } from "./api.js";
+import { get } from "./api.js";
 import { state } from "./state.js";
 import { $, badge, clear, el, ms, num, usd } from "./ui.js";
 
@@ -65,18 +65,21 @@ export async function loadMcp() {
     el("progress", { class: "w-full", max: "1", value: String(t.done_ratio), "aria-label": `${tag} progress` }))));
 }
 
-export async function loadTotals() {
-  const spans = { "15m": 900, "1h": 3600, "6h": 21600, "24h": 86400, "7d": 604800, "30d": 2592000 };
-  const since = Math.floor(Date.now() / 1000 - spans[state.range]);
-  const s = await get(`/api/stats${qs({ since })}`);
-  const t = s.totals;
+// the totals strip folds the timeseries the charts already asked for: no extra scan
+export function renderTotals(data) {
+  const sum = (k) => data.points.reduce((a, p) => a + p[k], 0);
+  const mcp = data.by_source.find((s) => s.key === "mcp") || { requests: 0, prompt_tokens: 0 };
+  const mask = sum("saved_mask_tokens");
+  const compress = sum("saved_compress_tokens");
+  const errors = sum("errors");
+  const cached = sum("cached_tokens");
   const items = [
-    ["Requests", num(t.requests), t.errors ? `${num(t.errors)} errors` : ""],
-    ["Input tokens", num(t.prompt_tokens), t.cached_tokens ? `${num(t.cached_tokens)} cached` : ""],
-    ["Output tokens", num(t.completion_tokens), ""],
-    ["Cost", usd(t.cost_usd), ""],
-    ["Saved tokens", num(t.saved_mask_tokens + t.saved_compress_tokens), `mask ${num(t.saved_mask_tokens)} · compress ${num(t.saved_compress_tokens)}`],
-    ["Tool calls", num(t.tool_calls), `${num(t.tool_result_tokens)} result tokens`],
+    ["Requests", num(sum("requests")), errors ? `${num(errors)} errors` : ""],
+    ["Input tokens", num(sum("prompt_tokens")), cached ? `${num(cached)} cached` : ""],
+    ["Output tokens", num(sum("completion_tokens")), ""],
+    ["Cost", usd(sum("cost_usd")), ""],
+    ["Saved tokens", num(mask + compress), `mask ${num(mask)} · compress ${num(compress)}`],
+    ["Tool calls", num(mcp.requests), `${num(mcp.prompt_tokens)} result tokens`],
   ];
   clear($("#totals"), items.map(([k, v, sub]) => el("div", { class: "card py-2" },
     el("div", { class: "text-xs text-slate-500", text: k }),
