@@ -110,7 +110,7 @@ def _expand_tool(mcp: FastMCP, family: Family) -> None:
         List items in the details become subtasks (ordered lists depend on the previous step).
         Refuses a task that already has subtasks unless force=true.
         """
-        view = family.read(tag)
+        view = await in_thread(lambda: family.read(tag))
         with refusals():
             if view is None:
                 raise ToolError("No tasks yet: call tasks_parse_prd or tasks_add first.")
@@ -140,7 +140,7 @@ def _analyze_tool(mcp: FastMCP, family: Family) -> None:
         Reports missing, self, duplicate and circular dependencies (with the cycle). Only
         fix_dependencies=true writes to the board, and the result lists every change.
         """
-        view = family.read(tag)
+        view = await in_thread(lambda: family.read(tag))
         if view is None:
             raise ToolError("No tasks yet: call tasks_parse_prd or tasks_add first.")
         with refusals():

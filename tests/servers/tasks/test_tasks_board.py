@@ -53,7 +53,7 @@ async def test_list_reads_a_real_board_with_counts_and_progress(tmp_path: Path) 
     install_real_board(ws)
     async with Client(server) as client:
         result = await client.call_tool("list", {"with_subtasks": True})
-        other = await client.call_tool("list", {"tag": "feature-hooks"})
+        other = await client.call_tool("list", {"tag": "feature-dunning"})
     data = result.structured_content
     assert data is not None and other.structured_content is not None
     assert data["total"] == 3
@@ -62,7 +62,7 @@ async def test_list_reads_a_real_board_with_counts_and_progress(tmp_path: Path) 
     assert data["subtasks_total"] == 3 and data["subtasks_done"] == 1
     assert data["tasks"][1]["subtask_progress"] == "1/3"
     assert [s["id"] for s in data["tasks"][1]["subtasks"]] == ["2.1", "2.2", "2.3"]
-    assert [t["title"] for t in other.structured_content["tasks"]] == ["Hook editor"]
+    assert [t["title"] for t in other.structured_content["tasks"]] == ["Dunning emails"]
 
 
 async def test_list_filters_by_status_and_ids(tmp_path: Path) -> None:
@@ -96,12 +96,12 @@ async def test_the_legacy_untagged_form_is_read_as_master_and_written_tagged(tmp
 async def test_the_current_tag_comes_from_task_masters_state_file(tmp_path: Path) -> None:
     server, ws = make_server(tmp_path)
     install_real_board(ws)
-    (ws / ".taskmaster" / "state.json").write_text(json.dumps({"currentTag": "feature-hooks"}))
+    (ws / ".taskmaster" / "state.json").write_text(json.dumps({"currentTag": "feature-dunning"}))
     async with Client(server) as client:
         result = await client.call_tool("next", {})
     assert result.structured_content is not None
-    assert result.structured_content["tag"] == "feature-hooks"
-    assert result.structured_content["task"]["title"] == "Hook editor"
+    assert result.structured_content["tag"] == "feature-dunning"
+    assert result.structured_content["task"]["title"] == "Dunning emails"
 
 
 async def test_an_unknown_tag_is_an_error_that_names_the_tags(tmp_path: Path) -> None:
@@ -110,7 +110,7 @@ async def test_an_unknown_tag_is_an_error_that_names_the_tags(tmp_path: Path) ->
     async with Client(server) as client:
         result = await client.call_tool("list", {"tag": "nope"}, raise_on_error=False)
     assert result.is_error
-    assert "Tag 'nope' does not exist (tags: master, feature-hooks)" in result.content[0].text
+    assert "Tag 'nope' does not exist (tags: master, feature-dunning)" in result.content[0].text
 
 
 async def test_unknown_ids_are_errors_that_say_what_exists(tmp_path: Path) -> None:
