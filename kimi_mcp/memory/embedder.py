@@ -31,6 +31,7 @@ MODEL_FILE = "model.onnx"
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 _BATCH = 32
+_TOKEN_BUDGET = 2048
 
 
 class Embedder(Protocol):
@@ -128,8 +129,7 @@ class MiniLMEmbedder:
         # Batches of similar length pad little: sort by length, embed, restore the order.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.empty((len(texts), DIM), dtype=np.float32)
-        for start in range(0, len(order), _BATCH):
-            chunk = order[start : start + _BATCH]
+        for chunk in _batches(order, [len(t) for t in texts]):
             out[chunk] = self._encode([texts[i] for i in chunk])
         return out
 
@@ -145,6 +145,22 @@ class MiniLMEmbedder:
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         return normalize(pooled.astype(np.float32))
+
+
+def _batches(order: list[int], chars: list[int]) -> list[list[int]]:
+    """Up to 32 texts per run, and at most ~2k padded tokens: a batch of 32 long texts
+    makes onnxruntime hold about 1 GB of activations."""
+    out: list[list[int]] = []
+    batch: list[int] = []
+    for i in order:  # ascending length: the last text is the longest
+        tokens = min(MAX_TOKENS, chars[i] // 3 + 2)
+        if batch and (len(batch) == _BATCH or (len(batch) + 1) * tokens > _TOKEN_BUDGET):
+            out.append(batch)
+            batch = []
+        batch.append(i)
+    if batch:
+        out.append(batch)
+    return out
 
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -172,4 +188,5 @@ class HashEmbedder:
 
 def normalize(rows: Matrix) -> Matrix:
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    return (rows / np.clip(norms, 1e-12, None)).astype(np.float32)
+    out: Matrix = (rows / np.clip(norms, 1e-12, None)).astype(np.float32)
+    return out
