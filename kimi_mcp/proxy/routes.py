@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 
 from kimi_mcp.proxy.accounting import seed_stats
 from kimi_mcp.proxy.pipeline import Proxy, Stages
+from kimi_mcp.proxy.transport import FastTransport
 from kimi_mcp.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,9 @@ def proxy_of(rt: Runtime) -> Proxy:
     """The proxy's state (router, limiter, accountant, backoff), built once per runtime."""
     found = rt.extras.get(KEY)
     if found is None:
+        if rt.deps.http_transport is None:
+            # the app's shared client is built with this transport in its lifespan, after routes
+            rt.deps.http_transport = FastTransport()
         found = Proxy(rt.deps, lambda: rt.client, stages=load_stages())
         rt.extras[KEY] = found
     return found  # type: ignore[no-any-return]
