@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import logging
 import re
-from typing import Any
-
-import httpx
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from kimi_mcp.catalog import Catalog, Provider
 from kimi_mcp.config import Settings
 from kimi_mcp.errors import KimiError, UpstreamError
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,8 @@ def parse_answer(content: str, schema: dict[str, Any]) -> dict[str, Any]:
         raise LlmError(f"the model's answer is not JSON ({exc.msg} at {exc.pos})") from None
     if not isinstance(data, dict):
         raise LlmError("the model's answer is JSON but not an object")
+    import jsonschema  # only when a model answers: keeps `kimi-mcp stdio`'s start light
+
     try:
         jsonschema.validate(data, schema)
     except jsonschema.ValidationError as exc:
@@ -87,6 +89,8 @@ async def complete_json(
     client: httpx.AsyncClient | None = None,
 ) -> dict[str, Any]:
     """One structured completion; falls back from `json_schema` to `json_object` on HTTP 400."""
+    import httpx
+
     provider, model = split_model_ref(model_ref)
     endpoint = _endpoint(settings, provider)
     base_url = endpoint.base_url.rstrip("/")

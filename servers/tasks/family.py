@@ -6,16 +6,19 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import anyio
-import httpx
 from fastmcp.exceptions import ToolError
 from pydantic import Field
 
 from kimi_mcp.deps import Deps
 
 from .board import Document, TagData, TaskBoard, TaskBoardError
+
+if TYPE_CHECKING:
+    import httpx
+
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -7,14 +7,16 @@ the tools catch that and fall back with a warning.
 from __future__ import annotations
 
 import json
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from kimi_mcp.config import Settings
 from kimi_mcp.llm import LlmError, complete_json
 
 from .planner import Complexity, Planned
+
+if TYPE_CHECKING:
+    import httpx
+
 
 _PRIORITY = {"type": "string", "enum": ["low", "medium", "high", "critical"]}
 _TASK = {

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
 from pydantic import Field
@@ -27,6 +26,9 @@ from .models import (
     row,
 )
 from .tools_plan import register_plan_tools
+
+if TYPE_CHECKING:
+    import httpx
 
 
 def build_server(deps: Deps, *, llm_transport: httpx.AsyncBaseTransport | None = None) -> FastMCP:
