@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import sys
 import tempfile
@@ -23,18 +24,21 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from fastmcp import Client
+from fastmcp import Client, FastMCP
 from jsonpath_ng.ext import parse as jsonpath_parse
 from kimi_mcp.servers.jsonq import build_server
 
 from kimi_mcp.config import load_settings
 from kimi_mcp.deps import Deps
 
-QUERIES = {
-    "point": "$.users[4242].email",
-    "filter": "$.users[?(@.id == 4242)].email",
-    "descend": "$..zip",
-}
+
+def queries(count: int) -> dict[str, str]:
+    middle = count // 2
+    return {
+        "point": f"$.users[{middle}].email",
+        "filter": f"$.users[?(@.id == {middle})].email",
+        "descend": "$..zip",
+    }
 
 
 def user(i: int, rng: random.Random) -> dict[str, Any]:
@@ -114,7 +118,20 @@ def sync_timed(fn: Callable[[], Any], runs: int) -> list[float]:
     return out
 
 
-async def ours(ws: Path, runs: int) -> None:
+async def bare_calls(runs: int) -> list[float]:
+    """A one-line tool through the same in-memory client: the floor every call pays."""
+    bare = FastMCP("bare")
+
+    @bare.tool
+    def ping() -> int:
+        return 1
+
+    async with Client(bare) as client:
+        return await timed(lambda: client.call_tool("ping", {}), runs)
+
+
+async def ours(ws: Path, runs: int, count: int) -> None:
+    named = queries(count)
     deps = Deps(
         settings=load_settings(
             overrides={"data_dir": str(ws.parent / "data"), "mcp": {"workspace": str(ws)}}
@@ -133,23 +150,22 @@ async def ours(ws: Path, runs: int) -> None:
             result = await client.call_tool("structure", {"path": "big.json", "max_depth": 4})
             assert result.structured_content and result.structured_content["nodes"]
 
+        print(row("bare fastmcp tool call (context)", await bare_calls(runs)))
         print(row("ours json_structure (cold: parse)", await timed(structure, 1)))
         print(row("ours json_structure (cached)", await timed(structure, runs)))
         print(
-            row(
-                "ours json_query point (cached)", await timed(lambda: query(QUERIES["point"]), runs)
-            )
+            row("ours json_query point (cached)", await timed(lambda: query(named["point"]), runs))
         )
         print(
             row(
                 "ours json_query filter (cached)",
-                await timed(lambda: query(QUERIES["filter"]), runs),
+                await timed(lambda: query(named["filter"]), runs),
             )
         )
         print(
             row(
                 "ours json_query $..zip (cached)",
-                await timed(lambda: query(QUERIES["descend"]), max(3, runs // 4)),
+                await timed(lambda: query(named["descend"]), max(3, runs // 4)),
             )
         )
 
@@ -166,27 +182,29 @@ def main() -> None:
         big = ws / "big.json"
         count = generate(big, args.mb)
         print(
-            f"file: {big.stat().st_size / 1e6:.1f} MB, {count:,} users; python {sys.version.split()[0]}"
+            f"file: {big.stat().st_size / 1e6:.1f} MB, {count:,} users; python "
+            f"{sys.version.split()[0]}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus"
         )
-        anyio.run(ours, ws, args.runs)
+        anyio.run(ours, ws, args.runs, count)
+        named = queries(count)
         n = args.baseline_runs
         print(row("naive structure (load + walk)", sync_timed(lambda: naive_structure(big), n)))
         print(
             row(
                 "naive query point (load + ng)",
-                sync_timed(lambda: naive_query(big, QUERIES["point"]), n),
+                sync_timed(lambda: naive_query(big, named["point"]), n),
             )
         )
         print(
             row(
                 "naive query filter (load + ng)",
-                sync_timed(lambda: naive_query(big, QUERIES["filter"]), n),
+                sync_timed(lambda: naive_query(big, named["filter"]), n),
             )
         )
         print(
             row(
                 "naive query $..zip (load + ng)",
-                sync_timed(lambda: naive_query(big, QUERIES["descend"]), 1),
+                sync_timed(lambda: naive_query(big, named["descend"]), 1),
             )
         )
 
