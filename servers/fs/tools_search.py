@@ -9,6 +9,8 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastmcp import FastMCP
+from fastmcp.tools.base import ToolResult
+from mcp.types import TextContent
 from pydantic import Field
 
 from kimi_mcp.errors import WorkspaceError
@@ -124,7 +126,7 @@ def _list_directory(mcp: FastMCP, ws: Workspace) -> None:
 
 
 def _directory_tree(mcp: FastMCP, ws: Workspace) -> None:
-    @mcp.tool(annotations=READ)
+    @mcp.tool(annotations=READ, output_schema=TreeResult.model_json_schema())
     def directory_tree(
         path: DirArg = ".",
         max_depth: Annotated[int, Field(ge=1, le=50, description="Levels to descend")] = 6,
@@ -136,7 +138,7 @@ def _directory_tree(mcp: FastMCP, ws: Workspace) -> None:
         max_entries: Annotated[
             int, Field(ge=1, le=20_000, description="Stop after this many entries")
         ] = 2000,
-    ) -> TreeResult:
+    ) -> ToolResult:
         """Show a directory's tree as an indented outline (two spaces per level, dirs end with /).
 
         Symlinks are listed but never followed. When truncated, narrow path, lower max_depth or
@@ -153,7 +155,7 @@ def _directory_tree(mcp: FastMCP, ws: Workspace) -> None:
                 if result.truncated
                 else None
             )
-            return TreeResult(
+            got = TreeResult(
                 path=ws.display(real),
                 tree="\n".join(result.lines),
                 files=result.files,
@@ -161,6 +163,11 @@ def _directory_tree(mcp: FastMCP, ws: Workspace) -> None:
                 truncated=result.truncated,
                 hint=hint,
             )
+            # the model reads the outline itself, not a JSON string with escaped newlines
+            summary = f"[{got.files} files, {got.directories} directories under {got.path}"
+            summary += f"; truncated: {hint}]" if hint else "]"
+            text = TextContent(type="text", text=f"{got.tree}\n{summary}")
+            return ToolResult(content=[text], structured_content=got.model_dump())
 
 
 def _search_files(mcp: FastMCP, ws: Workspace) -> None:

@@ -111,6 +111,7 @@ class Excluder:
         self.names = frozenset(names)
         self._name_re = _union(name_globs)
         self._path_re = _union(path_globs)
+        self.names_only = self._name_re is None and self._path_re is None
 
     def excluded(self, name: str, rel: str) -> bool:
         if name in self.names:
@@ -172,8 +173,10 @@ class WalkOptions:
 def walk(top: str, options: WalkOptions) -> Iterator[tuple[os.DirEntry[str], str, bool]]:
     """Yield (entry, path relative to top, is_dir) depth-first, pruning excluded dirs early."""
     stack: list[tuple[str, str, int, GitIgnore | None]] = [(top, "", 0, options.gitignore)]
-    excluded = options.excluder.excluded
+    names = options.excluder.names
+    patterns = None if options.excluder.names_only else options.excluder.excluded
     max_depth = options.max_depth
+    hidden = options.show_hidden
     while stack:
         directory, prefix, depth, ignore = stack.pop()
         try:
@@ -184,21 +187,23 @@ def walk(top: str, options: WalkOptions) -> Iterator[tuple[os.DirEntry[str], str
         if ignore is not None and any(e.name == ".gitignore" for e in entries):
             ignore = ignore.child()
             ignore.load(directory, prefix)
+        check = ignore.ignored if ignore else None
+        descend = max_depth is None or depth + 1 < max_depth
         for entry in entries:
             name = entry.name
-            if not options.show_hidden and name.startswith("."):
+            if name in names or (not hidden and name[0] == "."):
                 continue
             rel = prefix + name
-            if excluded(name, rel):
+            if patterns is not None and patterns(name, rel):
                 continue
             try:
                 is_dir = entry.is_dir(follow_symlinks=False)
             except OSError:
                 continue
-            if ignore and ignore.ignored(rel, is_dir):
+            if check is not None and check(rel, is_dir):
                 continue
             yield entry, rel, is_dir
-            if is_dir and (max_depth is None or depth + 1 < max_depth):
+            if is_dir and descend:
                 stack.append((entry.path, rel + "/", depth + 1, ignore))
 
 
@@ -238,34 +243,39 @@ def _tree(
     if ignore is not None and any(e.name == ".gitignore" for e in entries):
         ignore = ignore.child()
         ignore.load(directory, prefix)
+    check = ignore.ignored if ignore else None
+    names = options.excluder.names
+    patterns = None if options.excluder.names_only else options.excluder.excluded
+    hidden = options.show_hidden
+    descend = options.max_depth is None or depth + 1 < options.max_depth
     indent = "  " * depth
-    excluded = options.excluder.excluded
+    lines = out.lines
     for entry in entries:
         name = entry.name
-        if not options.show_hidden and name.startswith("."):
+        if name in names or (not hidden and name[0] == "."):
             continue
         rel = prefix + name
-        if excluded(name, rel):
+        if patterns is not None and patterns(name, rel):
             continue
         try:
             is_dir = entry.is_dir(follow_symlinks=False)
         except OSError:
             continue
-        if ignore and ignore.ignored(rel, is_dir):
+        if check is not None and check(rel, is_dir):
             continue
         if out.files + out.dirs >= max_entries:
             out.truncated = True
             return
         if is_dir:
             out.dirs += 1
-            out.lines.append(f"{indent}{name}/")
-            if options.max_depth is None or depth + 1 < options.max_depth:
+            lines.append(indent + name + "/")
+            if descend:
                 _tree(entry.path, rel + "/", depth + 1, ignore, options, max_entries, out)
                 if out.truncated:
                     return
         else:
             out.files += 1
-            out.lines.append(f"{indent}{name}")
+            lines.append(indent + name)
 
 
 def gitignore_for(top: str, root: str) -> GitIgnore:

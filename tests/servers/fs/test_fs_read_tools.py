@@ -293,3 +293,13 @@ async def test_an_unknown_encoding_is_a_clear_error(tmp_path: Path) -> None:
     (ws / "f.txt").write_text("x\n")
     text = await refused(server, "read_file", path="f.txt", encoding="klingon")
     assert "Unknown encoding" in text and "klingon" in text
+
+
+async def test_directory_tree_shows_the_model_the_outline_and_a_summary(tmp_path: Path) -> None:
+    server, ws = make_server(tmp_path)
+    (ws / "src").mkdir()
+    (ws / "src" / "a.py").write_text("")
+    async with Client(server) as client:
+        got = await client.call_tool("directory_tree", {})
+    assert got.content[0].text == "src/\n  a.py\n[1 files, 1 directories under .]"
+    assert got.structured_content is not None and got.structured_content["tree"] == "src/\n  a.py"
