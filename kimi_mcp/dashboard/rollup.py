@@ -22,21 +22,26 @@ from kimi_mcp.ledger.queries import COMPLETION, PROMPT
 
 log = logging.getLogger(__name__)
 
+LATENCY_KEEP = 1000  # the newest requests per provider kept for latency percentiles
 SUMS = ("requests", "prompt_tokens", "completion_tokens", "saved_mask_tokens",
         "saved_compress_tokens", "cost_usd", "errors", "cached_tokens")
 _SCHEMA = f"""
-CREATE TABLE roll (minute INTEGER, source TEXT, provider TEXT, model TEXT,
-  {", ".join(f"{c} REAL DEFAULT 0" for c in SUMS)}, PRIMARY KEY (minute, source, provider, model));
+CREATE TABLE roll (size INTEGER, slot INTEGER, source TEXT, provider TEXT, model TEXT,
+  {", ".join(f"{c} REAL DEFAULT 0" for c in SUMS)},
+  PRIMARY KEY (size, slot, source, provider, model));
 CREATE TABLE sess (session_id TEXT PRIMARY KEY, requests INTEGER, prompt_tokens INTEGER,
   completion_tokens INTEGER, cost_usd REAL, saved_tokens INTEGER, last_request_at REAL,
   tool_calls INTEGER DEFAULT 0);
+CREATE TABLE lat (provider TEXT, created_at REAL, l REAL, t REAL);
+CREATE INDEX lat_provider ON lat (provider, created_at);
 CREATE TABLE tools (minute INTEGER, tool TEXT, family TEXT, calls INTEGER, errors INTEGER,
   args_tokens INTEGER, result_tokens INTEGER, latency_sum REAL, latency_max REAL,
   PRIMARY KEY (minute, tool, family));
 """
-_ROLL_UPSERT = f"""INSERT INTO roll (minute, source, provider, model, {", ".join(SUMS)})
-  VALUES (?, ?, ?, ?, {", ".join("?" for _ in SUMS)})
-  ON CONFLICT (minute, source, provider, model) DO UPDATE SET
+SIZES = (60, 900)  # slot sizes in seconds: per minute, and per quarter hour for long ranges
+_ROLL_UPSERT = f"""INSERT INTO roll (size, slot, source, provider, model, {", ".join(SUMS)})
+  VALUES (?, ?, ?, ?, ?, {", ".join("?" for _ in SUMS)})
+  ON CONFLICT (size, slot, source, provider, model) DO UPDATE SET
   {", ".join(f"{c} = {c} + excluded.{c}" for c in SUMS)}"""
 _SESS_UPSERT = """INSERT INTO sess VALUES (?, ?, ?, ?, ?, ?, ?, ?)
   ON CONFLICT (session_id) DO UPDATE SET requests = requests + excluded.requests,
@@ -95,12 +100,15 @@ class Rollup:
                      int(ledger.execute(text("SELECT COALESCE(MAX(id), 0) FROM tool_call")).scalar() or 0))
             p = {"r": marks[0], "t": marks[1]}
             rows = ledger.execute(text(
-                f"""SELECT CAST(created_at / 60 AS INTEGER), source, provider, model, COUNT(*),
+                f"""SELECT 60, CAST(created_at / 60 AS INTEGER), source, provider, model, COUNT(*),
                 SUM({PROMPT}), SUM({COMPLETION}), SUM(saved_mask_tokens),
                 SUM(saved_compress_tokens), SUM(COALESCE(cost_usd, 0)), SUM(status != 'ok'),
                 SUM(COALESCE(cached_tokens, 0)) FROM request WHERE id <= :r
-                GROUP BY 1, 2, 3, 4"""), p).all()
+                GROUP BY 2, 3, 4, 5"""), p).all()
             db.executemany(_ROLL_UPSERT, [tuple(r) for r in rows])
+            db.execute(f"""INSERT INTO roll SELECT 900, slot / 15, source, provider, model,
+                {", ".join(f"SUM({c})" for c in SUMS)} FROM roll WHERE size = 60
+                GROUP BY 2, 3, 4, 5""")
             sess = ledger.execute(text(
                 f"""SELECT COALESCE(session_id, ''), COUNT(*), SUM({PROMPT}), SUM({COMPLETION}),
                 SUM(cost_usd), SUM(saved_mask_tokens + saved_compress_tokens), MAX(created_at), 0
@@ -115,6 +123,13 @@ class Rollup:
                 SUM(is_error), SUM(args_tokens), SUM(result_tokens), SUM(latency_ms),
                 MAX(latency_ms) FROM tool_call WHERE id <= :t GROUP BY 1, 2, 3"""), p).all()
             db.executemany(_TOOL_UPSERT, [tuple(r) for r in tools])
+            providers = ledger.execute(text("SELECT DISTINCT provider FROM request")).scalars().all()
+            for provider in providers:
+                lat = ledger.execute(text(
+                    f"""SELECT provider, created_at, latency_ms, ttft_ms FROM request
+                    WHERE provider = :p AND id <= :r ORDER BY created_at DESC
+                    LIMIT {LATENCY_KEEP}"""), {**p, "p": provider}).all()
+                db.executemany("INSERT INTO lat VALUES (?, ?, ?, ?)", [tuple(r) for r in lat])
         with self._lock:
             pending, self._pending = self._pending or [], None
             self._db, self._marks = db, marks
@@ -156,12 +171,21 @@ class Rollup:
         completion = _first(d.get("completion_tokens"), d.get("est_completion_tokens"))
         saved_mask, saved_compress = int(d.get("saved_mask_tokens") or 0), int(d.get("saved_compress_tokens") or 0)
         cost = d.get("cost_usd")
-        db.execute(_ROLL_UPSERT, (int(float(d["created_at"]) // 60), d.get("source", "proxy"),
-                                  d.get("provider", ""), d.get("model", ""), 1, prompt, completion,
-                                  saved_mask, saved_compress, float(cost or 0),
-                                  int(d.get("status", "ok") != "ok"), int(d.get("cached_tokens") or 0)))
+        sums = (1, prompt, completion, saved_mask, saved_compress, float(cost or 0),
+                int(d.get("status", "ok") != "ok"), int(d.get("cached_tokens") or 0))
+        for size in SIZES:
+            db.execute(_ROLL_UPSERT, (size, int(float(d["created_at"]) // size),
+                                      d.get("source", "proxy"), d.get("provider", ""),
+                                      d.get("model", ""), *sums))
         db.execute(_SESS_UPSERT, (d.get("session_id") or "", 1, prompt, completion, cost,
                                   saved_mask + saved_compress, float(d["created_at"]), 0))
+        provider = d.get("provider", "")
+        db.execute("INSERT INTO lat VALUES (?, ?, ?, ?)",
+                   (provider, float(d["created_at"]), d.get("latency_ms"), d.get("ttft_ms")))
+        if int(d.get("id") or 0) % 100 == 0:  # trim now and then, not on every row
+            db.execute(f"""DELETE FROM lat WHERE provider = ? AND created_at < (
+                SELECT created_at FROM lat WHERE provider = ? ORDER BY created_at DESC
+                LIMIT 1 OFFSET {LATENCY_KEEP})""", (provider, provider))
 
     @staticmethod
     def _add_tool_call(db: sqlite3.Connection, d: dict[str, Any]) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session as DbSession
 
-from kimi_mcp.dashboard.rollup import SUMS, Rollup
+from kimi_mcp.dashboard.rollup import LATENCY_KEEP, SUMS, Rollup
 from kimi_mcp.deps import Deps
 from kimi_mcp.httputil import BadRequest
 from kimi_mcp.ledger.queries import COMPLETION, PROMPT
@@ -21,7 +21,7 @@ RANGES: dict[str, tuple[float, float]] = {
 MAX_POINTS = 2000
 PERCENTILES = (0.5, 0.9, 0.99)
 # percentiles are taken over at most this many of the newest requests per provider in the range
-PERCENTILE_WINDOW = 2000
+PERCENTILE_WINDOW = LATENCY_KEEP
 
 
 def window(range_: str | None, since: float | None, until: float | None,
@@ -63,10 +63,11 @@ def timeseries(deps: Deps, since: float, until: float, bucket: float,
                session: str | None = None, rollup: Rollup | None = None) -> dict[str, Any]:
     """Minute-aligned ranges over all sessions read the rollup; the rest reads the ledger."""
     use_rollup = rollup is not None and session is None and bucket % 60 == 0
-    if use_rollup and since % 60:
-        since = since - since % 60 + 60  # whole minutes; the range's first seconds fall off
+    size = 900 if bucket % 900 == 0 else 60
+    if use_rollup and since % size:
+        since = since - since % size + size  # whole slots; the range's first seconds fall off
     with deps.ledger.read() as db:
-        params: dict[str, Any] = {"since": since, "until": until, "bucket": bucket}
+        params: dict[str, Any] = {"since": since, "until": until, "bucket": bucket, "size": size}
         if use_rollup:
             assert rollup is not None
             groups, tools = _rollup_groups(rollup, params)
@@ -82,7 +83,8 @@ def timeseries(deps: Deps, since: float, until: float, bucket: float,
             "by_source": _fold(groups, lambda g: g["source"]) + _mcp_source(tools),
             "by_provider": by_provider,
             "by_model": _fold(groups, lambda g: g["model"]),
-            "latency": latency_percentiles(db, [p["key"] for p in by_provider], params),
+            "latency": latency_percentiles(db, [p["key"] for p in by_provider], params,
+                                           rollup if use_rollup else None),
         }
 
 
@@ -107,8 +109,8 @@ def _groups(db: DbSession, where: str, params: dict[str, Any]) -> list[dict[str,
 
 def _rollup_groups(rollup: Rollup, params: dict[str, Any]
                    ) -> tuple[list[dict[str, Any]], dict[int, tuple[int, int, int]]]:
-    window = "WHERE minute >= :since / 60 AND minute * 60 < :until"
-    bucket = "CAST((minute * 60 - :since) / :bucket AS INTEGER)"
+    window = "WHERE size = :size AND slot >= :since / :size AND slot * :size < :until"
+    bucket = "CAST((slot * :size - :since) / :bucket AS INTEGER)"
     rows = rollup.query(
         f"""SELECT {bucket}, source, provider, model, {", ".join(f"SUM({c})" for c in SUMS)}
         FROM roll {window} GROUP BY 1, 2, 3, 4""", params)
@@ -118,9 +120,10 @@ def _rollup_groups(rollup: Rollup, params: dict[str, Any]
         g.update({k: (float(v or 0) if k == "cost_usd" else int(v or 0))
                   for k, v in zip(SUMS, r[4:], strict=True)})
         groups.append(g)
+    minutes = "WHERE minute >= :since / 60 AND minute * 60 < :until"
     tools = rollup.query(
-        f"""SELECT {bucket}, SUM(calls), SUM(args_tokens), SUM(result_tokens) FROM tools
-        {window} GROUP BY 1""", params)
+        f"""SELECT CAST((minute * 60 - :since) / :bucket AS INTEGER), SUM(calls),
+        SUM(args_tokens), SUM(result_tokens) FROM tools {minutes} GROUP BY 1""", params)
     return groups, {int(r[0]): (int(r[1]), int(r[2] or 0), int(r[3] or 0)) for r in tools}
 
 
@@ -171,34 +174,41 @@ def _mcp_source(tools: dict[int, tuple[int, int, int]]) -> list[dict[str, Any]]:
              "saved_tokens": 0}]
 
 
-def latency_percentiles(db: DbSession, providers: list[str], params: dict[str, Any]
-                        ) -> list[dict[str, Any]]:
+def latency_percentiles(db: DbSession, providers: list[str], params: dict[str, Any],
+                        rollup: Rollup | None = None) -> list[dict[str, Any]]:
     """p50/p90/p99 of latency and TTFT per provider over its newest requests in the range,
-    ranked in SQL (nearest rank) through the (provider, created_at) index."""
+    ranked in SQL (nearest rank): in the rollup's sample of the newest requests when the range
+    runs to now, else in the ledger through the (provider, created_at) index."""
+    live = rollup is not None and params["until"] >= time.time() - 1
+    session = "AND session_id = :session" if "session" in params else ""
+    source = ("SELECT l, t FROM lat WHERE provider = :provider" if live else
+              "SELECT latency_ms AS l, ttft_ms AS t FROM request WHERE provider = :provider")
+    sql = f"""WITH recent AS (
+              {source} AND created_at >= :since AND created_at < :until {session}
+              ORDER BY created_at DESC LIMIT {PERCENTILE_WINDOW}),
+            rl AS (SELECT 'latency' AS k, l AS v, ROW_NUMBER() OVER (ORDER BY l) AS rn,
+                     COUNT(*) OVER () AS n FROM recent WHERE l IS NOT NULL),
+            rt AS (SELECT 'ttft' AS k, t AS v, ROW_NUMBER() OVER (ORDER BY t) AS rn,
+                     COUNT(*) OVER () AS n FROM recent WHERE t IS NOT NULL)
+            SELECT k, n, rn, v FROM rl WHERE {_rank_filter()}
+            UNION ALL SELECT k, n, rn, v FROM rt WHERE {_rank_filter()}"""
     out = []
     for provider in providers:
         entry: dict[str, Any] = {"provider": provider}
-        for column in ("latency_ms", "ttft_ms"):
-            rows = db.execute(text(
-                f"""WITH recent AS (
-                      SELECT {column} AS v FROM request
-                      WHERE provider = :provider AND created_at >= :since AND created_at < :until
-                        {"AND session_id = :session" if "session" in params else ""}
-                      ORDER BY created_at DESC LIMIT {PERCENTILE_WINDOW}),
-                    ranked AS (
-                      SELECT v, ROW_NUMBER() OVER (ORDER BY v) AS rn, COUNT(*) OVER () AS n
-                      FROM recent WHERE v IS NOT NULL)
-                    SELECT n, rn, v FROM ranked WHERE {_rank_filter()}"""),
-                {**params, "provider": provider}).all()
-            for n, rn, v in rows:
-                if column == "latency_ms":
-                    entry["samples"] = int(n)
-                for p in PERCENTILES:
-                    if rn == _rank(p, n):
-                        entry[f"{column[:-3]}_p{round(p * 100)}"] = round(float(v), 1)
+        args = {**params, "provider": provider}
+        found = (rollup.query(sql, args) if live and rollup is not None
+                 else db.execute(text(sql), args).all())
+        for kind, n, rn, v in found:
+            if kind == "latency":
+                entry["samples"] = int(n)
+            for p in PERCENTILES:
+                if rn == _rank(p, n):
+                    entry[f"{kind}_p{round(p * 100)}"] = round(float(v), 1)
         if "samples" in entry:
             out.append(entry)
     return sorted(out, key=lambda e: e["provider"])
+
+
 def _rank(p: float, n: int) -> int:
     """Nearest-rank percentile, the same formula the SQL filter uses."""
     return (n * round(p * 100) + 99) // 100

@@ -156,6 +156,10 @@ def test_dashboard_screenshot_with_real_data(server: Server, open_page: Any) -> 
         shutil.copyfile(shot, DOCS / "dashboard.png")
     assert shot.stat().st_size > 10_000
     assert watched.errors == []
+    dark = open_page(server, color_scheme="dark").page
+    dark.click(f".session-item[data-id='{sid}'] .session-select")
+    dark.wait_for_function("document.querySelector('#gauge').dataset.prompt === '6600'")
+    dark.screenshot(path=str(ARTIFACTS / "dashboard-dark.png"))
 
 
 def test_dashboard_websocket_reconnects_after_a_server_restart(server: Server, open_page: Any) -> None:
