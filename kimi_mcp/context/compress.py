@@ -75,22 +75,23 @@ def cut_for(messages: Sequence[Message], keep: int) -> Cut | None:
 
 class Compressor:
     def __init__(self, size: int = 1024) -> None:
-        self._cuts: OrderedDict[Any, tuple[Cut, int]] = OrderedDict()
+        self._cuts: OrderedDict[Any, tuple[Cut, int, bool]] = OrderedDict()
         self._summaries: OrderedDict[int, Summary] = OrderedDict()
         self._size = size
 
-    def sticky(self, key: Any, original: Sequence[Message]) -> Cut | None:
-        """The cut remembered for this conversation, if its compressed part is unchanged."""
+    def sticky(self, key: Any, original: Sequence[Message]) -> tuple[Cut, bool] | None:
+        """The cut remembered for this conversation, if its compressed part is unchanged,
+        and whether it was asked for (rather than forced by the size of the prompt)."""
         found = self._cuts.get(key)
         if found is None:
             return None
-        cut, fp = found
+        cut, fp, requested = found
         if cut.end >= len(original) or fingerprint(original[: cut.end]) != fp:
             return None
-        return cut
+        return cut, requested
 
-    def remember(self, key: Any, cut: Cut, original: Sequence[Message]) -> None:
-        self._cuts[key] = (cut, fingerprint(original[: cut.end]))
+    def remember(self, key: Any, cut: Cut, original: Sequence[Message], requested: bool) -> None:
+        self._cuts[key] = (cut, fingerprint(original[: cut.end]), requested)
         self._cuts.move_to_end(key)
         while len(self._cuts) > self._size:
             self._cuts.popitem(last=False)

@@ -151,7 +151,9 @@ async def _compress(
     head = head_end(msgs)
     key = (session_id, fingerprint(original[: head]))
     already = head > 0 and is_summary(msgs[head - 1])
-    sticky = None if already else state.compressor.sticky(key, original)
+    remembered = None if already else state.compressor.sticky(key, original)
+    # a cut taken for size is dropped once the prompt fits without it; an asked-for one stays
+    sticky = remembered[0] if remembered and (remembered[1] or total > frame.target) else None
     if not requested and sticky is None and total <= frame.target:
         return
     if already and total <= budget:  # this body went through the stages before: idempotent
@@ -173,7 +175,8 @@ async def _compress(
             result.error = _too_big(total, context_window, budget)
         return
     if not already:
-        state.compressor.remember(key, outcome.cut, original)
+        asked = requested or bool(remembered and remembered[1] and outcome.cut == remembered[0])
+        state.compressor.remember(key, outcome.cut, original, asked)
     msgs[:] = outcome.messages
     result.saved_compress_tokens = outcome.saved
     if outcome.new:

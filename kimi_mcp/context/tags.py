@@ -200,10 +200,12 @@ class MemoryTags:
         if block is not None:
             return block
         try:
-            hits = await memory.recall(query.strip(), limit=RECALL_LIMIT, project=project)
+            found = await memory.recall(query.strip(), limit=RECALL_LIMIT * 3, project=project)
         except Exception:  # the tag stays in the message and is retried on the next request
             log.warning("@recall(%s) failed; the tag is left in place", query[:80], exc_info=True)
             return None
+        # masked tool output and transcripts are read with memory_get, not recalled here
+        hits = [h for h in found if getattr(h.item, "source", "") != "sanitizer"][:RECALL_LIMIT]
         block = recall_block(query, hits)
         if len(self._recalls) >= self._cache_size:
             self._recalls.pop(next(iter(self._recalls)))

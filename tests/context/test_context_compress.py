@@ -197,3 +197,11 @@ async def test_requested_compression_with_nothing_before_the_last_turn_changes_n
     result = await run(ctx_deps, conv, window=100_000, session_id=session["id"])
     assert result.body["messages"] == conv and result.error is None
     assert ctx_deps.sessions.get(session["id"])["compress_requested"] is False
+
+
+async def test_a_cut_taken_for_size_is_dropped_when_the_prompt_fits_without_it(ctx_deps: Deps) -> None:
+    conv = agent_conversation(10)
+    assert (await run(ctx_deps, conv, session_id="s")).saved_compress_tokens > 0
+    bigger = await run(ctx_deps, conv, window=1_000_000, session_id="s")
+    assert bigger.saved_compress_tokens == 0
+    assert not any(is_summary(m) for m in bigger.body["messages"])

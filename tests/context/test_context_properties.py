@@ -18,7 +18,7 @@ from kimi_mcp.context.conversation import is_summary, turn_starts
 from kimi_mcp.deps import Deps
 
 SETTINGS = {"context": {"mask_threshold_tokens": 60, "keep_last_turns": 2}}
-PROFILE = settings(max_examples=40, deadline=None,
+PROFILE = settings(max_examples=30, deadline=None,
                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 WORDS = ["alpha", "beta", "src/app.py", "Error:", "ok", "{\"k\": 1}", "日本", "  ", "\t", "x" * 30]
 
@@ -53,8 +53,17 @@ def conversations(draw: st.DrawFn) -> list[dict[str, Any]]:
         for c in calls:
             msgs.append({"role": "tool", "tool_call_id": c["id"], "content": draw(tool_output())})
         if not calls or draw(st.booleans()):
-            msgs.append({"role": "user", "content": draw(st.sampled_from(["go on", "and now?", "ok"]))})
+            msgs.append({"role": "user", "content": draw(st.sampled_from(
+                ["go on", "and now?", "ok", "note @memory[the db is pg] go", "@recall(db) and then?"]))})
     return msgs
+
+
+def same_slice(original: list[dict[str, Any]], stored: list[dict[str, Any]]) -> bool:
+    """Equal, except user messages whose memory tags the first stage rewrote."""
+    if len(original) != len(stored):
+        return False
+    return all(a == b or (a["role"] == b["role"] == "user" and "@" in a["content"])
+               for a, b in zip(original, stored, strict=True))
 
 
 def run(deps: Deps, messages: list[dict[str, Any]], window: int) -> Any:
@@ -100,7 +109,7 @@ def test_stages_keep_requests_valid_idempotent_and_recoverable(
             tid = re.search(r'ids \["(c-[0-9a-f]{16})"\]', m["content"])
             assert tid is not None
             middle = json.loads(get(pdeps, [tid.group(1)])[tid.group(1)])
-            assert any(conv[i : i + len(middle)] == middle for i in range(len(conv)))
+            assert any(same_slice(conv[i : i + len(middle)], middle) for i in range(len(conv)))
 
 
 @PROFILE

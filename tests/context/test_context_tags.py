@@ -106,3 +106,11 @@ async def test_tags_stage_is_idempotent(ctx_deps: Deps) -> None:
     first = await run(ctx_deps, chat("see @recall(inside)"))
     second = await apply_stages(ctx_deps, first.body, session_id="s", context_window=100_000)
     assert second.body == first.body
+
+
+async def test_recall_leaves_out_masked_tool_output(ctx_deps: Deps) -> None:
+    await ctx_deps.memory.store("release notes live in docs/releases.md")
+    await ctx_deps.memory.store("release notes tool output " * 50, source="sanitizer")
+    result = await run(ctx_deps, chat("@recall(release notes)"))
+    text = result.body["messages"][1]["content"]
+    assert "docs/releases.md" in text and "tool output" not in text
