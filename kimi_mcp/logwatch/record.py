@@ -51,6 +51,7 @@ class _Seen:
     call: Call
     uid: str  # the ledger row this call is (ours, or the proxy's it merged into)
     inserted: bool
+    origins: set[str] = field(default_factory=set)  # the files that have described this call
 
 
 def tokens_match(ours: int | None, theirs: int | None, rel: float = 0.15, slack: int = 24) -> bool:
@@ -88,12 +89,12 @@ class Recorder:
         if proxy_uid is not None:
             self.stats.merged_proxy += 1
             self._claimed.append(proxy_uid)
-            self._recent.append(_Seen(call, proxy_uid, inserted=False))
+            self._recent.append(_Seen(call, proxy_uid, inserted=False, origins={call.origin}))
             return
         uid = new_id()
         self.deps.ledger.insert(Request, **self._values(call, uid))
         self.stats.recorded += 1
-        self._recent.append(_Seen(call, uid, inserted=True))
+        self._recent.append(_Seen(call, uid, inserted=True, origins={call.origin}))
 
     # ---- merging ---------------------------------------------------------------------------
 
@@ -112,6 +113,8 @@ class Recorder:
             prior = seen.call
             if abs(prior.created_at - call.created_at) > WINDOW_S or prior.origin == call.origin:
                 continue
+            if call.origin != "core_log" and call.origin in seen.origins:
+                continue  # that file already described this call: this is another one
             if call.origin == "core_log" or prior.origin == "core_log":
                 counts = call if prior.origin == "core_log" else prior
                 error = prior if prior.origin == "core_log" else call
@@ -127,6 +130,7 @@ class Recorder:
 
     def _merge_twin(self, seen: _Seen, call: Call) -> None:
         self.stats.merged_duplicate += 1
+        seen.origins.add(call.origin)
         prior = seen.call
         update: dict[str, Any] = {}
         if call.origin == "core_log":  # the error of a call already recorded

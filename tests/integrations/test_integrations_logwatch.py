@@ -205,6 +205,19 @@ def test_the_same_call_in_prompt_log_and_dev_data_is_recorded_once(deps_for: Any
     assert watcher.stats.merged_duplicate == 1
 
 
+def test_two_identical_calls_stay_two_when_only_one_is_in_both_files(
+    deps_for: Any, home: Path
+) -> None:
+    deps = deps_for()
+    watcher = Watcher(deps, settle_s=0)
+    watcher.poll_once(now=T0)
+    append(home / "logs" / "prompt.log", formatter_block(T0, "gpt-4o", 300, 40))
+    append(tokens_file(home), devdata_line("gpt-4o", 300, 40, when=T0 + 2))
+    append(tokens_file(home), devdata_line("gpt-4o", 300, 40, when=T0 + 9))
+    watcher.poll_once(now=T0 + 10)
+    assert len(rows(deps)) == 2
+
+
 def test_an_api_error_in_core_log_is_attached_to_its_failed_call(deps_for: Any, home: Path) -> None:
     deps = deps_for()
     watcher = Watcher(deps, settle_s=0)
