@@ -10,11 +10,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import jsonschema
 from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
 from pydantic import BaseModel, Field
-from referencing.exceptions import Unresolvable
 
 from kimi_mcp.errors import WorkspaceError
 
@@ -179,6 +177,11 @@ def load_schema(schema: Any, schema_path: str | None, files: JsonFiles) -> Any:
 
 
 def schema_issues(value: Any, schema: Any, max_errors: int) -> tuple[int, list[SchemaIssue]]:
+    # imported on first use: jsonschema is the heaviest import of the family and most
+    # sessions never validate, so `kimi-mcp stdio` starts without it
+    import jsonschema
+    from referencing.exceptions import Unresolvable
+
     cls = jsonschema.validators.validator_for(schema)
     try:
         cls.check_schema(schema)
