@@ -61,7 +61,7 @@ class HttpServer:
 
 
 @contextmanager
-def run_http_server(root: Path, ws: Path, timeout: float = 45) -> Iterator[HttpServer]:
+def run_http_server(root: Path, ws: Path, timeout: float = 90) -> Iterator[HttpServer]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "kimi_mcp", "serve", "--port", str(port), "--workspace", str(ws)],

@@ -44,11 +44,15 @@ def inspector_cli() -> Path | None:
 
 
 CLI_PATH = inspector_cli()
-pytestmark = pytest.mark.skipif(
-    CLI_PATH is None or shutil.which("node") is None,
-    reason="MCP Inspector CLI not installed: npm install --prefix ~/.cache/kimi-mcp-tests/inspector "
-           "@modelcontextprotocol/inspector@0.15.0 (or set KIMI_MCP_INSPECTOR)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        CLI_PATH is None or shutil.which("node") is None,
+        reason="MCP Inspector CLI not installed: npm install --prefix ~/.cache/kimi-mcp-tests/"
+               "inspector @modelcontextprotocol/inspector@0.15.0 (or set KIMI_MCP_INSPECTOR)",
+    ),
+    # real processes: a cold `kimi-mcp` start is seconds, much more on a loaded machine
+    pytest.mark.timeout(150),
+]
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +72,7 @@ def inspect(target: list[str], method: str, *extra: str, root: Path) -> Any:
         argv = ["node", str(CLI_PATH), *target, "--method", method, *extra]
     else:
         argv = ["node", str(CLI_PATH), target[0], "--method", method, *extra, "--", *target[1:]]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=55, cwd=root,
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=root,
                           env=server_env(root), check=False)
     assert done.returncode == 0, f"{method}: {done.stderr[-2000:]}"
     return json.loads(done.stdout)
