@@ -73,7 +73,7 @@ def home(tmp_path: Path) -> Path:
 @pytest.fixture
 def deps_for(make_deps: Any, home: Path) -> Any:
     def build(**logwatch: Any) -> Deps:
-        cfg = {"core_log": str(home / "logs" / "core.log"),
+        cfg = {"enabled": True, "core_log": str(home / "logs" / "core.log"),
                "dev_data_dir": str(home / "dev_data"), **logwatch}
         return make_deps(logwatch=cfg)  # type: ignore[no-any-return]
 
