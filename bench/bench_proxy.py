@@ -87,7 +87,15 @@ class FakeProtocol(asyncio.Protocol):
             self.buf = self.buf[end + 4 + length:]
             stream = b'"stream":true' in body or b'"stream": true' in body
             usage = b'"include_usage":true' in body or b'"include_usage": true' in body
-            self.transport.write(self.ANSWERS[(stream, usage)])
+            answer = self.ANSWERS[(stream, usage)]
+            if b'"m50"' in body:  # a provider that thinks for 50 ms, as real ones do (and more)
+                asyncio.get_running_loop().call_later(0.05, self._write, answer)
+            else:
+                self.transport.write(answer)
+
+    def _write(self, answer: bytes) -> None:
+        if not self.transport.is_closing():
+            self.transport.write(answer)
 
 
 def run_fake(port: int) -> None:
@@ -290,10 +298,14 @@ async def measure(target: int, direct: int, pid: int, model: str, n: int, tput_s
         cpu += cpu_s(pid) - before
         d_ttft += await sequential(direct, stream_d, n // rounds // 2, True)
         p_ttft += await sequential(target, stream_p, n // rounds // 2, True)
-    d_rps = p_rps = 0.0
+    d_rps = p_rps = d_slow = p_slow = 0.0
+    slow_d = request_bytes("/v1/chat/completions", "m50", False)
+    slow_p = request_bytes("/v1/chat/completions", model + "50", False)
     for _ in range(2):
         d_rps += (await throughput(direct, plain_d, 32, tput_s / 2))[0] / 2
         p_rps += (await throughput(target, plain_p, 32, tput_s / 2))[0] / 2
+        d_slow += (await throughput(direct, slow_d, 32, tput_s / 4))[0] / 2
+        p_slow += (await throughput(target, slow_p, 32, tput_s / 4))[0] / 2
     return {
         "direct_p50_ms": pct(d_lat, 0.5), "direct_p99_ms": pct(d_lat, 0.99),
         "proxy_p50_ms": pct(p_lat, 0.5), "proxy_p99_ms": pct(p_lat, 0.99),
@@ -303,6 +315,7 @@ async def measure(target: int, direct: int, pid: int, model: str, n: int, tput_s
         "added_ttft_p99_ms": pct(p_ttft, 0.99) - pct(d_ttft, 0.99),
         "cpu_ms_per_call": cpu * 1000 / (n // rounds * rounds),
         "direct_rps": d_rps, "proxy_rps": p_rps, "ratio": p_rps / d_rps,
+        "direct_rps_50": d_slow, "proxy_rps_50": p_slow, "ratio_50": p_slow / d_slow,
     }
 
 
@@ -315,7 +328,9 @@ def report(name: str, m: dict[str, float], rss: list[tuple[int, float]]) -> None
           f"p99 {m['added_ttft_p99_ms']:+.2f} ms")
     print(f"proxy CPU per non-streamed call (all its threads): {m['cpu_ms_per_call']:.2f} ms")
     print(f"throughput at 32 clients: direct {m['direct_rps']:.0f} req/s, proxy {m['proxy_rps']:.0f} "
-          f"req/s = {m['ratio']:.0%} of direct")
+          f"req/s = {m['ratio']:.0%} of direct (an upstream that answers at once)")
+    print(f"throughput at 32 clients, upstream thinking 50 ms: direct {m['direct_rps_50']:.0f} req/s, "
+          f"proxy {m['proxy_rps_50']:.0f} req/s = {m['ratio_50']:.0%} of direct")
     print("RSS: " + ", ".join(f"{calls:,} calls {mb:.0f} MB" for calls, mb in rss))
 
 
@@ -352,7 +367,7 @@ def main() -> None:
                     proxy_port) as proxy:
         start_rss = rss_mb(proxy.pid)
         m = asyncio.run(measure(proxy_port, fake_port, proxy.pid, "bench/m", n, tput_s))
-        calls = 300 + n + n // 2 + int(m["proxy_rps"] * tput_s)
+        calls = 300 + n + n // 2 + int(m["proxy_rps"] * tput_s + m["proxy_rps_50"] * tput_s / 2)
         plain = request_bytes("/v1/chat/completions", "bench/m", False)
         marks = [1000, 5000, 10_000] if not args.quick else [calls, calls + 1000]
         rss = [(0, start_rss), *asyncio.run(run_rss(proxy_port, proxy.pid, plain, calls, marks))]
@@ -368,8 +383,10 @@ def run_litellm(binary: str, fake_port: int, n: int, tput_s: float, tmp: str) ->
     port = free_port()
     config = Path(tmp) / "litellm.yaml"
     config.write_text(
-        "model_list:\n  - model_name: m\n    litellm_params:\n      model: openai/m\n"
-        f"      api_base: http://127.0.0.1:{fake_port}/v1\n      api_key: sk-bench\n")
+        "model_list:\n" + "".join(
+            f"  - model_name: {name}\n    litellm_params:\n      model: openai/{name}\n"
+            f"      api_base: http://127.0.0.1:{fake_port}/v1\n      api_key: sk-bench\n"
+            for name in ("m", "m50")))
     with process([binary, "--config", str(config), "--port", str(port), "--num_workers", "1"], port,
                  env={"LITELLM_LOG": "ERROR"}) as proc:
         m = asyncio.run(measure(port, fake_port, proc.pid, "m", n, tput_s))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -20,6 +22,7 @@ from kimi_mcp.ledger import SessionNotFound
 from kimi_mcp.runtime import Runtime
 
 Handler = Callable[[Request], Awaitable[Response]]
+log = logging.getLogger(__name__)
 
 
 def guarded(handler: Handler) -> Handler:
@@ -112,6 +115,24 @@ def routes(rt: Runtime) -> list[BaseRoute]:
         Route("/api/stats", get_stats, methods=["GET"]),
         Route("/api/export", export, methods=["GET"]),
     ]
+
+
+@asynccontextmanager
+async def lifespan(rt: Runtime) -> AsyncIterator[None]:
+    """Builds the dashboard's rollup in the background at startup, so the first page load does
+    not pay for scanning the ledger (app.py enters this beside the proxy's lifespan)."""
+    rollup = rollup_of(rt.deps, rt.extras)
+    async with anyio.create_task_group() as tg:
+        async def warm() -> None:
+            try:
+                await anyio.to_thread.run_sync(rollup.query, "SELECT 1",
+                                               abandon_on_cancel=True)
+            except LedgerError:
+                log.warning("the dashboard rollup could not be built at startup", exc_info=True)
+
+        tg.start_soon(warm)
+        yield
+        tg.cancel_scope.cancel()
 
 
 def live_routes(rt: Runtime) -> list[BaseRoute]:

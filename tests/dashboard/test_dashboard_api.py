@@ -173,3 +173,19 @@ async def test_rollup_follows_new_rows_and_session_deletions(deps, serve_app) ->
     assert next(s for s in sessions if s["id"] == sid)["totals"]["requests"] == 5
     json_family = next(f for f in tools["families"] if f["name"] == "json")
     assert [t["calls"] for t in json_family["tools"] if t["tool"] == "json_query"] == [1]
+
+
+async def test_lifespan_builds_the_rollup_in_the_background(deps) -> None:  # type: ignore[no-untyped-def]
+    import anyio
+
+    from kimi_mcp.dashboard import api
+    from kimi_mcp.runtime import Runtime
+
+    _requests(deps, 3)
+    await deps.ledger.aflush()
+    rt = Runtime(deps)
+    async with api.lifespan(rt):
+        rollup = rt.extras["dashboard_rollup"]
+        with anyio.fail_after(30):
+            rows = await anyio.to_thread.run_sync(rollup.query, "SELECT SUM(requests) FROM roll WHERE size = 60")
+    assert rows == [(3.0,)]
