@@ -109,6 +109,7 @@ class Proxy:
         first = plan.candidates[0]
         rec.provider, rec.model, rec.resolved = first.provider.name, first.model.id, first
         rec.session_id = await self.session_for(request, body, plan.alias or first.ref)
+        body = _without_session(body)
         if self.stages is not None:
             body = await self._apply_stages(request, body, rec, first)
         rec.body = body
@@ -239,6 +240,18 @@ def _route(cand: Resolved, plan: Plan, tried: list[str]) -> str:
     if tried:
         route += f"; fallback after {', '.join(tried)}"
     return route
+
+
+def _without_session(body: dict[str, Any]) -> dict[str, Any]:
+    """`metadata.session` is ours: providers never see it."""
+    meta = body.get("metadata")
+    if not isinstance(meta, dict) or "session" not in meta:
+        return body
+    rest = {k: v for k, v in meta.items() if k != "session"}
+    out = {k: v for k, v in body.items() if k != "metadata"}
+    if rest:
+        out["metadata"] = rest
+    return out
 
 
 def _note(rec: CallRecord, why: str) -> None:

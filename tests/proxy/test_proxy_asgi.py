@@ -89,6 +89,17 @@ async def test_client_authorization_is_never_forwarded_and_unknown_fields_pass(b
     assert KEY not in json.dumps(row.model_dump(mode="json"))
 
 
+async def test_metadata_session_names_the_session_and_is_not_forwarded(build) -> None:  # type: ignore[no-untyped-def]
+    up = Upstream()
+    served, deps, proxy = build(up)
+    async with served as client:
+        await client.post("/v1/chat/completions", json={
+            "model": "a/small", "messages": MESSAGES, "metadata": {"session": "s-1", "user": "u"}})
+        [row] = await rows(deps, proxy, 1)
+    assert up.body()["metadata"] == {"user": "u"}
+    assert row.session_id == deps.sessions.resolve("s-1")
+
+
 async def test_fields_the_provider_rejects_are_dropped(build) -> None:  # type: ignore[no-untyped-def]
     up = Upstream()
     served, _deps, _proxy = build(up, providers=providers(
