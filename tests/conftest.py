@@ -48,6 +48,8 @@ def make_deps(tmp_path: Path) -> Iterator[MakeDeps]:
         values: dict[str, Any] = {"data_dir": str(tmp_path / "data")}
         values["mcp"] = {"workspace": str(workspace), **overrides.pop("mcp", {})}
         values["memory"] = {"embedder": "hash", **overrides.pop("memory", {})}
+        # never follow the real ~/.continue of whoever runs the suite
+        values["logwatch"] = {"enabled": False, **overrides.pop("logwatch", {})}
         values.update(overrides)
         settings = load_settings(overrides=values, launch_dir=tmp_path)
         ledger = Ledger(settings.database_url())
