@@ -86,7 +86,7 @@ def bench_store(engine: MemoryEngine) -> None:
     for text in texts:
         engine.store_sync(text, project="store")
     line("memory store (embed + Qdrant + ledger)", f"{len(texts) / (time.perf_counter() - t):.0f} /s")
-    blocks = [f"tool output {n}\n" + ("log line with some words\n" * 150) for n in range(1000)]
+    blocks = [f"tool output {n}\n" + ("log line with some words\n" * 150) for n in range(200)]
     t = time.perf_counter()
     for block in blocks:
         engine.store_text_sync(block, project="store")

@@ -12,12 +12,14 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from concurrent.futures import wait as futures_wait
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio.to_thread
 import numpy as np
 
 from kimi_mcp.errors import MemoryEngineError
+from kimi_mcp.ledger.models import now
 from kimi_mcp.memory import records
 from kimi_mcp.memory.backfill import Backfill
 from kimi_mcp.memory.embedder import Embedder, Matrix, create_embedder
@@ -69,6 +71,7 @@ class MemoryEngine:
         self._pending: dict[str, MemoryItem] = {}
         self._pending_lock = threading.Lock()
         self._backfill = Backfill(self._embed_ids)
+        self._bookkeeping: Future[Any] | None = None
         roots = settings.workspace_roots()
         self.default_project = roots[0].name if roots else "default"
 
@@ -320,6 +323,7 @@ class MemoryEngine:
 
     def get_sync(self, ids: Sequence[str]) -> list[MemoryItem]:
         """The memories with these ids, in the order asked, byte-exact; unknown ids are skipped."""
+        self._settle()
         wanted = list(dict.fromkeys(ids))
         with self._pending_lock:
             found = {m: self._pending[m] for m in wanted if m in self._pending}
@@ -333,6 +337,7 @@ class MemoryEngine:
 
     def count(self, project: str | None = None) -> int:
         """How many memories a project has (all projects when None)."""
+        self._settle()
         return records.count(self.ledger, project)
 
     def recall_sync(
@@ -353,6 +358,7 @@ class MemoryEngine:
         if not query.strip():
             return self._recent(scope, type, tags, limit)
         query_vector = self.embed([query])[0]
+        self._settle()  # usually already committed while the query was embedded
         hits = self._ranked(query_vector, scope, type, tags, min_score, limit)
         if hits:
             self._count_recalls(hits)
@@ -361,6 +367,7 @@ class MemoryEngine:
     def _recent(
         self, scope: str | None, type_: str | None, tags: Sequence[str] | None, limit: int
     ) -> list[Hit]:
+        self._settle()
         hits: list[Hit] = []
         offset, page = 0, max(limit * 4, 50)
         while len(hits) < limit:
@@ -397,19 +404,38 @@ class MemoryEngine:
             k *= 4
 
     def _count_recalls(self, hits: list[Hit]) -> None:
+        """Count the recall without waiting for the ledger's writer (it is shared with the
+        proxy); the result shows the counts and type as they will be committed."""
         mem = self.settings.memory
-        fn = records.record_recalls_fn(
-            [h.item.id for h in hits],
-            promote_after=mem.promote_after,
-            window_s=mem.promote_window_days * 86400,
-        )
-        types = self.ledger.write_sync(fn)
-        promoted = [h.item for h in hits if types.get(h.item.id, h.item.type) != h.item.type]
+        window_s = mem.promote_window_days * 86400
+        t = now()
+        promoted: list[MemoryItem] = []
         for hit in hits:
-            hit.item.recall_count += 1
-            hit.item.type = types.get(hit.item.id, hit.item.type)
+            item = hit.item
+            item.recalls = [r for r in item.recalls if r > t - window_s] + [t]
+            item.recall_count += 1
+            item.last_recalled_at = t
+            if item.type == "episodic" and len(item.recalls) >= mem.promote_after:
+                item.type = "frequent"
+                promoted.append(item)
+        fn = records.record_recalls_fn(
+            [h.item.id for h in hits], promote_after=mem.promote_after, window_s=window_s
+        )
+        future = self.ledger.submit(fn)
+        self._bookkeeping = future
+        future.add_done_callback(self._recalls_counted)
         if promoted:
             self._retype(promoted)
+
+    def _recalls_counted(self, future: Future[Any]) -> None:
+        if future.exception() is not None:
+            log.warning("recall counts not recorded: %s", future.exception())
+
+    def _settle(self) -> None:
+        """Reads see this process's own recall counts: wait for the last bookkeeping write."""
+        future = self._bookkeeping
+        if future is not None and not future.done():
+            futures_wait([future], timeout=30)
 
     def _retype(self, items: Sequence[MemoryItem]) -> None:
         for item in items:
@@ -473,6 +499,7 @@ class MemoryEngine:
 
     def delete_sync(self, ids: Sequence[str]) -> list[str]:
         """Delete memories; returns the ids that existed."""
+        self._settle()
         found = self.ledger.write_sync(records.delete_fn(list(dict.fromkeys(ids))))
         if not found:
             return []
@@ -491,6 +518,7 @@ class MemoryEngine:
     ) -> ConsolidateReport:
         from kimi_mcp.memory.consolidate import consolidate
 
+        self._settle()
         return consolidate(self, threshold or self.settings.memory.consolidate_threshold,
                            dry_run=dry_run, project=project or self.default_project)
 

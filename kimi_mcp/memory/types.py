@@ -42,6 +42,7 @@ class MemoryItem:
     recall_count: int = 0
     last_recalled_at: float | None = None
     vector_ok: bool = False
+    recalls: list[float] = field(default_factory=list, repr=False)
 
     @classmethod
     def from_row(cls, row: MemoryRecord) -> MemoryItem:
@@ -64,6 +65,7 @@ class MemoryItem:
             recall_count=row.recall_count,
             last_recalled_at=row.last_recalled_at,
             vector_ok=row.vector_ok,
+            recalls=list(row.recalls),
         )
 
     def snippet(self, chars: int = SNIPPET_CHARS) -> str:

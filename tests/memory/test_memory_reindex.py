@@ -8,19 +8,22 @@ from kimi_mcp.memory.reindex import reindex
 pytestmark = pytest.mark.anyio
 
 
-async def test_reindex_recreates_every_vector_from_the_records(make_engine: MakeEngine) -> None:
+async def test_reindex_recreates_every_vector_from_the_records(
+    make_engine: MakeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("kimi_mcp.memory.reindex.BATCH", 50)
     engine = make_engine()
     ids = [(await engine.store(f"memory about topic {n}", project=f"p{n % 2}")).id
-           for n in range(300)]
+           for n in range(120)]
     engine.store_text_sync("a masked block of output")
     engine.ledger.flush()
     engine.vectors.recreate()  # the vectors are lost
     assert engine.vectors.count() == 0
     calls: list[tuple[int, int]] = []
-    assert reindex(engine, lambda done, total: calls.append((done, total))) == 301
-    assert engine.vectors.count() == 301
-    assert calls[0] == (0, 301) and calls[-1] == (301, 301)
-    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+    assert reindex(engine, lambda done, total: calls.append((done, total))) == 121
+    assert engine.vectors.count() == 121
+    assert calls[0] == (0, 121) and calls[-1] == (121, 121)
+    assert [d for d, _ in calls] == [0, 50, 100, 121]
     [hit] = await engine.recall("memory about topic 7", project="p1", limit=1)
     assert hit.item.id == ids[7]
     engine.close()
