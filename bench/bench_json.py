@@ -27,6 +27,7 @@ import anyio
 from fastmcp import Client, FastMCP
 from jsonpath_ng.ext import parse as jsonpath_parse
 from kimi_mcp.servers.jsonq import build_server
+from kimi_mcp.servers.jsonq.paths import find
 
 from kimi_mcp.config import load_settings
 from kimi_mcp.deps import Deps
@@ -170,11 +171,23 @@ async def ours(ws: Path, runs: int, count: int) -> None:
         )
 
 
+def evaluators(path: Path, named: dict[str, str], runs: int) -> None:
+    """The JSONPath engines alone on one parsed document: ours vs jsonpath_ng."""
+    with path.open(encoding="utf-8") as handle:
+        doc = json.load(handle)
+    for name, expression in named.items():
+        compiled = jsonpath_parse(expression)
+        n = runs if name != "descend" else max(1, runs // 4)
+        print(row(f"evaluator ours  {name}", sync_timed(lambda e=expression: find(doc, e), n)))
+        print(row(f"evaluator ng    {name}", sync_timed(lambda c=compiled: c.find(doc), n)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=float, default=50)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--baseline-runs", type=int, default=3)
+    parser.add_argument("--skip-evaluators", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         ws = Path(tmp) / "ws"
@@ -207,6 +220,8 @@ def main() -> None:
                 sync_timed(lambda: naive_query(big, named["descend"]), 1),
             )
         )
+        if not args.skip_evaluators:
+            evaluators(big, named, max(3, args.runs // 4))
 
 
 if __name__ == "__main__":
