@@ -108,7 +108,7 @@ def run_server(
             "tools/list": statistics.median(list_times),
         }
         for label, (tool, params) in calls.items():
-            n = args.reads if label == "read_file" else args.repeats
+            n = args.reads if label in ("read_file", "trivial") else args.repeats
             request = {"name": tool, "arguments": params}
             call = _caller(client, request)
             timed(2, call)  # warm-up
@@ -144,6 +144,7 @@ def main() -> int:
         }
         big, glob = str(ws / "big.txt"), "**/*.py"
         ours = {
+            "trivial": ("fs_list_allowed_directories", {}),
             "read_file": ("fs_read_file", {"path": big}),
             "search_files": (
                 "fs_search_files",
@@ -155,6 +156,7 @@ def main() -> int:
             ),
         }
         reference = {
+            "trivial": ("list_allowed_directories", {}),
             "read_file": ("read_text_file", {"path": big}),
             "search_files": ("search_files", {"path": str(ws), "pattern": glob}),
             "directory_tree": ("directory_tree", {"path": str(ws)}),
@@ -182,40 +184,32 @@ def main() -> int:
     return 0
 
 
+CALLS = ("trivial", "read_file", "search_files", "directory_tree")
+
+
 def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     ref = rows[0]
     print(
         f"workspace: {args.files} files + big.txt (100 KB); {args.reads} reads, {args.repeats} repeats"
     )
-    print(
-        f"{'server':<18} {'tools':>5} {'init s':>8} {'list ms':>8} "
-        f"{'read p50/p99 ms':>17} {'search p50/p99 ms':>19} {'tree p50/p99 ms':>17}"
-    )
+    print("trivial = list_allowed_directories (the per-call overhead of each server)")
+    head = "".join(f"{k + ' p50/p99 ms':>27}" for k in CALLS)
+    print(f"{'server':<18} {'tools':>5} {'init s':>8} {'list ms':>8}{head}")
     for row in rows:
-        cells = [
-            f"{row[k][0] * 1e3:7.2f}/{row[k][1] * 1e3:<8.2f}"
-            for k in ("read_file", "search_files", "directory_tree")
-        ]
+        cells = "".join(f"{f'{row[k][0] * 1e3:.2f}/{row[k][1] * 1e3:.2f}':>27}" for k in CALLS)
         print(
-            f"{row['name']:<18} {row['tools']:>5} {row['initialize']:8.3f} {row['tools/list'] * 1e3:8.2f} "
-            f"{cells[0]:>17} {cells[1]:>19} {cells[2]:>17}"
+            f"{row['name']:<18} {row['tools']:>5} {row['initialize']:8.3f} "
+            f"{row['tools/list'] * 1e3:8.2f}{cells}"
         )
     for row in rows[1:]:
-        ratios = ", ".join(
-            f"{k} {ref[k][0] / row[k][0]:.2f}x"
-            for k in ("read_file", "search_files", "directory_tree")
-        )
+        ratios = ", ".join(f"{k} {ref[k][0] / row[k][0]:.2f}x" for k in CALLS)
         print(
-            f"speed-up of {row['name']} vs reference (p50): {ratios}; "
-            f"initialize {ref['initialize'] / row['initialize']:.2f}x, tools/list {ref['tools/list'] / row['tools/list']:.2f}x"
+            f"speed-up of {row['name']} vs reference (p50; >1 is faster): {ratios}; "
+            f"initialize {ref['initialize'] / row['initialize']:.2f}x, "
+            f"tools/list {ref['tools/list'] / row['tools/list']:.2f}x"
         )
-    print(
-        "answer sizes (bytes, ours vs reference): "
-        + ", ".join(
-            f"{k} {rows[1][k][2]} vs {ref[k][2]}"
-            for k in ("read_file", "search_files", "directory_tree")
-        )
-    )
+    sizes = ", ".join(f"{k} {rows[1][k][2]} vs {ref[k][2]}" for k in CALLS[1:])
+    print(f"answer sizes (bytes, ours vs reference): {sizes}")
 
 
 if __name__ == "__main__":
