@@ -164,8 +164,8 @@ def live_routes(rt: Runtime) -> list[BaseRoute]:
     @guarded
     async def list_requests(request: Request) -> Response:
         q = request.query_params
-        session = request.path_params.get("id") or q.get("session") or None
-        if request.path_params.get("id"):
+        session: str | None = request.path_params.get("id") or q.get("session") or None
+        if session is not None and request.path_params.get("id"):
             await anyio.to_thread.run_sync(deps.sessions.get, session)  # 404 when unknown
         page = await anyio.to_thread.run_sync(
             feed.requests_page, deps, session, feed.parse_cursor(q.get("cursor")),

@@ -32,7 +32,8 @@ _TOOL_SQL = """SELECT id, created_at, session_id, tool, family, is_error, args_t
 
 
 def _filters(session: str | None, since: float | None, until: float | None) -> tuple[str, dict[str, Any]]:
-    parts, params = [], {}
+    parts: list[str] = []
+    params: dict[str, Any] = {}
     if session:
         parts.append("AND session_id = :session")
         params["session"] = session
@@ -62,7 +63,7 @@ def iter_rows(deps: Deps, session: str | None, since: float | None, until: float
 
 
 def _shape(kind: str, row: dict[str, Any]) -> dict[str, Any]:
-    out = {c: None for c in COLUMNS}
+    out: dict[str, Any] = {c: None for c in COLUMNS}
     out.update(row)
     out["kind"] = kind
     if kind == "tool_call":

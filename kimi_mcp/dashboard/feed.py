@@ -42,7 +42,8 @@ def parse_limit(raw: str | None, default: int = 50) -> int:
 
 def _page(deps: Deps, table: str, columns: str, filters: dict[str, Any],
           cursor: tuple[float, int] | None, limit: int) -> dict[str, Any]:
-    clauses, params = [], {"limit": limit + 1}
+    clauses: list[str] = []
+    params: dict[str, Any] = {"limit": limit + 1}
     for column, value in filters.items():
         if value is not None:
             clauses.append(f"{column} = :{column}")
