@@ -26,6 +26,7 @@ class Style:
     ensure_ascii: bool = False
     newline: bool = True
     bom: bool = False
+    crlf: bool = False
 
     @classmethod
     def detect(cls, text: str) -> Style:
@@ -33,13 +34,14 @@ class Style:
         ascii_only = head.isascii() and "\\u" in head
         newline = text.endswith("\n")
         bom = text.startswith("\ufeff")
+        crlf = "\r\n" in head
         indented = re.search(r"\n([ \t]+)[^\s]", head)
         if indented:
             unit = indented.group(1)
             indent: int | str = "\t" if unit.startswith("\t") else len(unit)
-            return cls(indent, (",", ": "), ascii_only, newline, bom)
+            return cls(indent, (",", ": "), ascii_only, newline, bom, crlf)
         if "\n" in text.strip():
-            return cls(0, (",", ": "), ascii_only, newline, bom)
+            return cls(0, (",", ": "), ascii_only, newline, bom, crlf)
         key_sep = ": " if re.search(r'":\s', head) else ":"
         item_sep = ", " if re.search(r",\s", head) else ","
         return cls(None, (item_sep, key_sep), ascii_only, newline, bom)
@@ -48,7 +50,9 @@ class Style:
         text = json.dumps(
             value, indent=self.indent, separators=self.separators, ensure_ascii=self.ensure_ascii
         )
-        return ("\ufeff" if self.bom else "") + text + ("\n" if self.newline else "")
+        text = ("\ufeff" if self.bom else "") + text + ("\n" if self.newline else "")
+        # raw newlines occur only between tokens: JSON strings escape theirs
+        return text.replace("\n", "\r\n") if self.crlf else text
 
 
 class Change(BaseModel):

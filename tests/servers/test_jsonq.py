@@ -426,14 +426,15 @@ async def test_update_refuses_to_delete_the_root(server: FastMCP, ws: Path) -> N
             '{\n\t"a": 1,\n\t"b": [\n\t\t1,\n\t\t2\n\t]\n}',
             '{\n\t"a": 1,\n\t"b": [\n\t\t1,\n\t\t2\n\t],\n\t"c": true\n}',
         ),
+        ('{\r\n  "a": 1\r\n}\r\n', '{\r\n  "a": 1,\r\n  "c": true\r\n}\r\n'),
     ],
 )
 async def test_update_keeps_the_files_layout(
     server: FastMCP, ws: Path, text: str, expected: str
 ) -> None:
-    (ws / "s.json").write_text(text)
+    (ws / "s.json").write_bytes(text.encode())
     await call(server, "update", path="s.json", expression="$.c", value=True)
-    assert (ws / "s.json").read_text() == expected
+    assert (ws / "s.json").read_bytes() == expected.encode()
 
 
 async def test_update_keeps_file_mode_and_leaves_no_temp_files(server: FastMCP, ws: Path) -> None:
