@@ -60,33 +60,54 @@ def search_content(
     max_file_bytes: int,
     show: Callable[[str], str],
 ) -> ContentSearch:
-    """Every line matching `regex` in the text files under top (binaries are skipped)."""
+    """Every line matching `regex` in the text files under top, or in top itself if it is a
+    file (binaries are skipped)."""
     out = ContentSearch()
+    if not os.path.isdir(top):
+        _scan(top, os.stat(top).st_size, regex, context, limit, max_file_bytes, show, out)
+        return out
     for entry, rel, is_dir in walk(top, options):
         if is_dir or not entry.is_file(follow_symlinks=False):
             continue
         if file_glob is not None and not file_glob.matches(entry.name, rel):
             continue
-        text = _read_text(entry, max_file_bytes, out)
-        if text is None:
+        try:
+            size = entry.stat(follow_symlinks=False).st_size
+        except OSError:
             continue
-        out.files_scanned += 1
-        if regex.search(text) is None:
-            continue
-        out.files_matched += 1
-        shown = show(entry.path)
-        if _collect(text, regex, shown, context, limit, out):
+        if _scan(entry.path, size, regex, context, limit, max_file_bytes, show, out):
             out.truncated = True
             return out
     return out
 
 
-def _read_text(entry: os.DirEntry[str], max_bytes: int, out: ContentSearch) -> str | None:
+def _scan(
+    path: str,
+    size: int,
+    regex: re.Pattern[str],
+    context: int,
+    limit: int,
+    max_bytes: int,
+    show: Callable[[str], str],
+    out: ContentSearch,
+) -> bool:
+    """Search one file; True when the result limit was reached."""
+    text = _read_text(path, size, max_bytes, out)
+    if text is None:
+        return False
+    out.files_scanned += 1
+    if regex.search(text) is None:
+        return False
+    out.files_matched += 1
+    return _collect(text, regex, show(path), context, limit, out)
+
+
+def _read_text(path: str, size: int, max_bytes: int, out: ContentSearch) -> str | None:
+    if size > max_bytes:
+        out.skipped_large += 1
+        return None
     try:
-        if entry.stat(follow_symlinks=False).st_size > max_bytes:
-            out.skipped_large += 1
-            return None
-        fd = os.open(entry.path, os.O_RDONLY | _NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
     except OSError:
         return None
     with os.fdopen(fd, "rb") as handle:

@@ -40,6 +40,7 @@ from .tooling import (
 from .walk import Excluder, Glob, WalkOptions, gitignore_for, tree
 from .workspace import Workspace
 
+SearchPath = Annotated[str, Field(description="Directory to search recursively, or a single file")]
 DirArg = Annotated[
     str, Field(description="Directory inside the workspace (relative to the first root)")
 ]
@@ -211,7 +212,7 @@ def _search_content(mcp: FastMCP, ws: Workspace) -> None:
         regex: Annotated[
             str, Field(description="Python regular expression, matched per line (MULTILINE)")
         ],
-        path: DirArg = ".",
+        path: SearchPath = ".",
         file_pattern: Annotated[
             str | None, Field(description="Only files matching this glob, e.g. `*.py`")
         ] = None,
@@ -227,7 +228,7 @@ def _search_content(mcp: FastMCP, ws: Workspace) -> None:
     ) -> SearchContent:
         """Search file contents for a regex (like grep -rn); skips binaries, respects .gitignore.
 
-        Files over 5 MB are skipped. When truncated, narrow path or file_pattern.
+        `path` may be a directory (searched recursively) or one file. Files over 5 MB are skipped. When truncated, narrow path or file_pattern.
         """
         with refusals():
             real = ws.resolve(path)
@@ -236,7 +237,8 @@ def _search_content(mcp: FastMCP, ws: Workspace) -> None:
                 compiled = re.compile(regex, flags)
             except re.error as exc:
                 raise WorkspaceError(f"Invalid regex {regex!r}: {exc}") from None
-            require_dir(real)
+            if not os.path.exists(real):
+                raise WorkspaceError(f"Not found: {ws.display(real)}")
             options = _options(ws, real, exclude_patterns, use_default_excludes, True)
             glob = Glob(file_pattern) if file_pattern else None
             found = search.search_content(

@@ -303,3 +303,12 @@ async def test_directory_tree_shows_the_model_the_outline_and_a_summary(tmp_path
         got = await client.call_tool("directory_tree", {})
     assert got.content[0].text == "src/\n  a.py\n[1 files, 1 directories under .]"
     assert got.structured_content is not None and got.structured_content["tree"] == "src/\n  a.py"
+
+
+async def test_search_content_searches_a_single_file_when_given_one(tmp_path: Path) -> None:
+    server, ws = make_server(tmp_path)
+    (ws / "a.txt").write_text("one\nneedle\n")
+    (ws / "b.txt").write_text("needle\n")
+    got = await call(server, "search_content", regex="needle", path="a.txt")
+    assert [(m["path"], m["line"]) for m in got["matches"]] == [("a.txt", 2)]
+    assert "Not found" in await refused(server, "search_content", regex="x", path="nope.txt")
