@@ -43,10 +43,18 @@ PARTS = [
 ]
 
 
+INSIDE = ["sub", "a.txt", "link_in", "new", "日本", ".", "sub/a.txt", "link_in/a.txt"]
+
+
 @st.composite
 def paths(draw: st.DrawFn) -> str:
-    parts = draw(st.lists(st.sampled_from(PARTS), min_size=1, max_size=6))
-    lead = draw(st.sampled_from(["", "/", "{base}/", "{base}/ws/", "~/"]))
+    """Half plausible paths inside the workspace, half hostile mixtures of the parts above."""
+    if draw(st.booleans()):
+        parts = draw(st.lists(st.sampled_from(INSIDE), min_size=1, max_size=3))
+        lead = draw(st.sampled_from(["", "{base}/ws/"]))
+    else:
+        parts = draw(st.lists(st.sampled_from(PARTS), min_size=1, max_size=6))
+        lead = draw(st.sampled_from(["", "/", "{base}/", "{base}/ws/", "~/"]))
     return lead + "/".join(parts)
 
 
