@@ -16,14 +16,12 @@ from concurrent.futures import wait as futures_wait
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio.to_thread
-import numpy as np
 
 from kimi_mcp.errors import MemoryEngineError
-from kimi_mcp.ledger.models import now
-from kimi_mcp.memory import records
+from kimi_mcp.memory import recall, records
 from kimi_mcp.memory.backfill import Backfill
 from kimi_mcp.memory.embedder import Embedder, Matrix, create_embedder
-from kimi_mcp.memory.index import VectorIndex
+from kimi_mcp.memory.index import VectorIndex, build_index
 from kimi_mcp.memory.records import NewRecord
 from kimi_mcp.memory.types import (
     TYPES,
@@ -123,36 +121,14 @@ class MemoryEngine:
             location=self._location,
         )
         in_qdrant = self._search_in_qdrant if self._search_in_qdrant is not None else store.remote
-        missing = self._load_index(store, build=not in_qdrant)
+        if in_qdrant:
+            missing = records.without_vector(self.ledger)
+        else:
+            self._index, missing = build_index(self.ledger, store)
         self._vectors = store
         if missing:
             log.info("%d memories have no vector yet; embedding them in the background", len(missing))
             self._backfill.put(missing)
-
-    def _load_index(self, store: VectorStore, *, build: bool) -> list[str]:
-        """Build the in-process index from Qdrant; returns the ids of records without a vector."""
-        state = {mid: (project, type_, ok) for mid, project, type_, ok in records.vector_state(self.ledger)}
-        if not build:
-            return [mid for mid, (_, _, ok) in state.items() if not ok]
-        index = VectorIndex(store.dim)
-        rows: dict[str, list[tuple[str, str]]] = {}
-        vecs: dict[str, list[Matrix]] = {}
-        orphans: list[str] = []
-        for mid, _project, vector in store.scan():
-            found = state.get(mid)
-            if found is None:
-                orphans.append(mid)
-                continue
-            rows.setdefault(found[0], []).append((mid, found[1]))
-            vecs.setdefault(found[0], []).append(vector)
-        for project, items in rows.items():
-            index.add(project, items, np.stack(vecs[project]))
-        if orphans:
-            log.info("removing %d vectors whose memory is gone", len(orphans))
-            store.delete(orphans)
-        self._index = index
-        seen = {mid for items in rows.values() for mid, _ in items}
-        return [mid for mid, (_, _, ok) in state.items() if not ok or mid not in seen]
 
     def replace_index(self, index: VectorIndex | None) -> None:
         if index is not None:
@@ -356,71 +332,20 @@ class MemoryEngine:
             check_type(type)
         scope = None if all_projects else (project or self.default_project)
         if not query.strip():
-            return self._recent(scope, type, tags, limit)
+            self._settle()
+            return recall.recent(self.ledger, scope, type, tags, limit)
         query_vector = self.embed([query])[0]
         self._settle()  # usually already committed while the query was embedded
-        hits = self._ranked(query_vector, scope, type, tags, min_score, limit)
+        hits = recall.ranked(self.search, self.ledger, query_vector, scope=scope, type_=type,
+                             tags=tags, min_score=min_score, limit=limit)
         if hits:
             self._count_recalls(hits)
         return hits
 
-    def _recent(
-        self, scope: str | None, type_: str | None, tags: Sequence[str] | None, limit: int
-    ) -> list[Hit]:
-        self._settle()
-        hits: list[Hit] = []
-        offset, page = 0, max(limit * 4, 50)
-        while len(hits) < limit:
-            items = records.recent(self.ledger, project=scope, type_=type_, limit=page, offset=offset)
-            hits.extend(Hit(i, None) for i in items if records.tags_match(i, tags))
-            if len(items) < page:
-                break
-            offset += page
-        return hits[:limit]
-
-    def _ranked(
-        self,
-        query_vector: Matrix,
-        scope: str | None,
-        type_: str | None,
-        tags: Sequence[str] | None,
-        min_score: float,
-        limit: int,
-    ) -> list[Hit]:
-        k = limit * 4 if tags else limit
-        while True:
-            found = [(m, s) for m, s in self.search(query_vector, k, project=scope, type_=type_)
-                     if s >= min_score]
-            items = records.get_many(self.ledger, [m for m, _ in found])
-            hits = [
-                Hit(items[m], s)
-                for m, s in found
-                if m in items
-                and (type_ is None or items[m].type == type_)
-                and records.tags_match(items[m], tags)
-            ]
-            if len(hits) >= limit or len(found) < k:
-                return hits[:limit]
-            k *= 4
-
     def _count_recalls(self, hits: list[Hit]) -> None:
         """Count the recall without waiting for the ledger's writer (it is shared with the
-        proxy); the result shows the counts and type as they will be committed."""
-        mem = self.settings.memory
-        window_s = mem.promote_window_days * 86400
-        t = now()
-        promoted: list[MemoryItem] = []
-        for hit in hits:
-            item = hit.item
-            item.recalls = [r for r in item.recalls if r > t - window_s] + [t]
-            item.recall_count += 1
-            item.last_recalled_at = t
-            if item.type == "episodic" and len(item.recalls) >= mem.promote_after:
-                item.type = "frequent"
-                promoted.append(item)
-        fn = records.record_recalls_fn(
-            [h.item.id for h in hits], promote_after=mem.promote_after, window_s=window_s
-        )
+        proxy); the hits show the counts and type as they will be committed."""
+        fn, promoted = recall.count_recalls(hits, self.settings.memory)
         future = self.ledger.submit(fn)
         self._bookkeeping = future
         future.add_done_callback(self._recalls_counted)

@@ -7,14 +7,23 @@ Qdrant is only the durable store.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
+from kimi_mcp.memory import records
 from kimi_mcp.memory.embedder import Matrix
 from kimi_mcp.memory.types import TYPES
+
+if TYPE_CHECKING:
+    from kimi_mcp.ledger import Ledger
+    from kimi_mcp.memory.vectors import VectorStore
+
+log = logging.getLogger(__name__)
 
 _TYPE_CODE = {name: i for i, name in enumerate(TYPES)}
 
@@ -151,3 +160,27 @@ class VectorIndex:
                 found.extend(shard.search(query, k, type_))
         found.sort(key=lambda pair: -pair[1])
         return found[:k]
+
+
+def build_index(ledger: Ledger, store: VectorStore) -> tuple[VectorIndex, list[str]]:
+    """The index of every stored vector that has a record, and the ids of records that have
+    no vector (to embed again). Vectors without a record are deleted."""
+    state = {mid: (project, type_, ok) for mid, project, type_, ok in records.vector_state(ledger)}
+    index = VectorIndex(store.dim)
+    rows: dict[str, list[tuple[str, str]]] = {}
+    vecs: dict[str, list[Matrix]] = {}
+    orphans: list[str] = []
+    for mid, _project, vector in store.scan():
+        found = state.get(mid)
+        if found is None:
+            orphans.append(mid)
+            continue
+        rows.setdefault(found[0], []).append((mid, found[1]))
+        vecs.setdefault(found[0], []).append(vector)
+    for project, items in rows.items():
+        index.add(project, items, np.stack(vecs[project]))
+    if orphans:
+        log.info("removing %d vectors whose memory is gone", len(orphans))
+        store.delete(orphans)
+    seen = {mid for items in rows.values() for mid, _ in items}
+    return index, [mid for mid, (_, _, ok) in state.items() if not ok or mid not in seen]

@@ -143,6 +143,12 @@ def vector_state(ledger: Ledger) -> list[tuple[str, str, str, bool]]:
         return [(r[0], r[1], r[2], bool(r[3])) for r in db.exec(stmt)]
 
 
+def without_vector(ledger: Ledger) -> list[str]:
+    stmt = select(MemoryRecord.id).where(MemoryRecord.vector_ok == False)  # noqa: E712
+    with ledger.read() as db:
+        return list(db.exec(stmt))
+
+
 def page_after(ledger: Ledger, after: str, limit: int) -> list[MemoryItem]:
     stmt = select(MemoryRecord).where(MemoryRecord.id > after).order_by(col(MemoryRecord.id))
     with ledger.read() as db:
