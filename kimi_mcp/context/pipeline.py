@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MASK_STEP_TURNS = 1
+# a new cut aims this far under compress_at, so the next requests can reuse it (cache-friendly)
+HEADROOM = 0.8
 
 
 @dataclass
@@ -207,7 +209,8 @@ async def _search(
 ) -> Outcome | None:
     """The cut that keeps the most recent turns and brings the prompt under the goal."""
     cuts = frame.state.compressor.candidates(msgs, frame.cfg.keep_last_turns)
-    goals = [frame.budget] if requested else [frame.target, frame.budget]
+    low = int(frame.target * HEADROOM)
+    goals = [frame.budget] if requested else [low, frame.target, frame.budget]
     for goal in dict.fromkeys(goals):
         for cut in cuts:
             outcome = await _try(frame, msgs, counts, total, cut, goal, new=True)
