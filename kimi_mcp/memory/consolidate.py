@@ -120,6 +120,7 @@ def _merge(engine: MemoryEngine, members: Sequence[MemoryItem]) -> str | None:
     vector = engine.embed([content])
     engine.vectors.upsert([(new.id, project, new.type)], vector)
     source_ids = [m.id for m in members]
+    engine.forget_known(source_ids)
     try:
         done = engine.ledger.write_sync(_merge_fn(new, source_ids))
     except BaseException:

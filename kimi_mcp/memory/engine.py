@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_KNOWN_MAX = 100_000
 
 
 class MemoryNotFound(MemoryEngineError):
@@ -70,6 +71,7 @@ class MemoryEngine:
         self._pending_lock = threading.Lock()
         self._backfill = Backfill(self._embed_ids)
         self._bookkeeping: Future[Any] | None = None
+        self._known: set[str] = set()
         roots = settings.workspace_roots()
         self.default_project = roots[0].name if roots else "default"
 
@@ -253,6 +255,8 @@ class MemoryEngine:
             self._pending.pop(mid, None)
         if future.exception() is not None:
             log.error("storing memory %s failed: %s", mid, future.exception())
+        else:
+            self._remember(mid)
 
     def _new_record(
         self,
@@ -284,10 +288,25 @@ class MemoryEngine:
         )
 
     def _exists(self, mid: str) -> bool:
+        """Whether the id is stored; a hit is remembered, since the sanitizer asks about the
+        same masked blocks on every request of a conversation."""
         with self._pending_lock:
-            if mid in self._pending:
+            if mid in self._pending or mid in self._known:
                 return True
-        return records.find_id(self.ledger, mid)
+        found = records.find_id(self.ledger, mid)
+        if found:
+            self._remember(mid)
+        return found
+
+    def forget_known(self, ids: Sequence[str]) -> None:
+        with self._pending_lock:
+            self._known.difference_update(ids)
+
+    def _remember(self, mid: str) -> None:
+        with self._pending_lock:
+            if len(self._known) >= _KNOWN_MAX:
+                self._known.clear()
+            self._known.add(mid)
 
     def _forget_vector(self, mid: str) -> None:
         try:
@@ -425,6 +444,7 @@ class MemoryEngine:
     def delete_sync(self, ids: Sequence[str]) -> list[str]:
         """Delete memories; returns the ids that existed."""
         self._settle()
+        self.forget_known(ids)
         found = self.ledger.write_sync(records.delete_fn(list(dict.fromkeys(ids))))
         if not found:
             return []

@@ -273,3 +273,14 @@ def test_importing_the_engine_loads_no_model_or_vector_store() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+async def test_a_deleted_masked_block_can_be_stored_again(make_engine: MakeEngine) -> None:
+    engine = make_engine()
+    first = engine.store_text_sync("block of output")
+    engine.ledger.flush()
+    assert not engine.store_text_sync("block of output").created
+    await engine.delete([first.id])
+    again = engine.store_text_sync("block of output")
+    assert again.id == first.id and again.created
+    assert [i.content for i in await engine.get([first.id])] == ["block of output"]
