@@ -33,23 +33,25 @@ from typing import Any
 
 from kimi_mcp import tokens
 from kimi_mcp.config import load_settings
-from kimi_mcp.context import apply_stages, masked_id, pipeline
+from kimi_mcp.context import apply_stages, masked_id
 from kimi_mcp.deps import Deps
 from kimi_mcp.ledger import Ledger
 from kimi_mcp.memory.engine import MemoryEngine
 
 DEFAULT_TRACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "traces"
-CONFIGS: dict[str, tuple[dict[str, Any], int, int]] = {
-    # name: ([context] settings, context window, turns the masking boundary moves at a time)
-    "defaults (mask > 1000 tokens, keep 5 turns, 128K window)": ({}, 128_000, 1),
+CONFIGS: dict[str, tuple[dict[str, Any], int]] = {
+    # name: ([context] settings, context window)
+    "defaults (mask > 1000 tokens, keep 5 turns, 128K window)": ({}, 128_000),
     "mask > 300 tokens, keep 3 turns, 128K window": (
-        {"mask_threshold_tokens": 300, "keep_last_turns": 3}, 128_000, 1),
-    "defaults with an 8K window (compression)": ({}, 8_192, 1),
+        {"mask_threshold_tokens": 300, "keep_last_turns": 3}, 128_000),
+    "mask > 300 tokens, keep 3 turns, mask_step_turns 3": (
+        {"mask_threshold_tokens": 300, "keep_last_turns": 3, "mask_step_turns": 3}, 128_000),
+    "defaults with an 8K window (compression)": ({}, 8_192),
 }
-BIG_CONFIGS: dict[str, tuple[dict[str, Any], int, int]] = {
-    "defaults, 128K window": ({}, 128_000, 1),
-    "defaults, 128K window, boundary moving 3 turns at a time": ({}, 128_000, 3),
-    "defaults, 40K window (masking + compression)": ({}, 40_000, 1),
+BIG_CONFIGS: dict[str, tuple[dict[str, Any], int]] = {
+    "defaults, 128K window": ({}, 128_000),
+    "defaults, 128K window, mask_step_turns 3": ({"mask_step_turns": 3}, 128_000),
+    "defaults, 40K window (masking + compression)": ({}, 40_000),
 }
 
 
@@ -184,8 +186,7 @@ def load(path: Path, limit: int | None) -> list[dict[str, Any]]:
 
 async def run_set(name: str, convs: list[dict[str, Any]]) -> None:
     print(f"\n== {name}: {len(convs)} conversations")
-    for name, (context, window, step) in CONFIGS.items():
-        pipeline.MASK_STEP_TURNS = step
+    for name, (context, window) in CONFIGS.items():
         with tempfile.TemporaryDirectory() as tmp:
             deps = build_deps(Path(tmp), context)
             t = Totals()
@@ -224,8 +225,7 @@ async def run_big(conv: list[dict[str, Any]]) -> None:
     starts = [i for i, m in enumerate(conv) if m["role"] == "assistant"]
     print(f"\n== a 100K-token conversation ({len(conv)} messages, "
           f"{tokens.count_chat({'messages': conv}):,} tokens)")
-    for name, (context, window, step) in BIG_CONFIGS.items():
-        pipeline.MASK_STEP_TURNS = step
+    for name, (context, window) in BIG_CONFIGS.items():
         with tempfile.TemporaryDirectory() as tmp:
             deps = build_deps(Path(tmp), context)
             t = Totals()

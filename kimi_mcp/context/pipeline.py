@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from kimi_mcp.deps import Deps
 
 log = logging.getLogger(__name__)
-MASK_STEP_TURNS = 1
 # a new cut aims this far under compress_at, so the next requests can reuse it (cache-friendly)
 HEADROOM = 0.8
 
@@ -76,17 +75,12 @@ async def apply_stages(
         )
     original = list(msgs)
     if switches.sanitize:
-        end = protected_start(msgs, cfg.keep_last_turns, mask_step(cfg))
+        end = protected_start(msgs, cfg.keep_last_turns, cfg.mask_step_turns)
         await _mask(state, msgs, end, cfg.mask_threshold_tokens, session_id, result)
     if switches.compression and context_window > 0:
         await _compress(state, cfg, body, msgs, original, session, session_id, context_window, result)
     result.body["messages"] = msgs
     return result
-
-
-def mask_step(cfg: ContextSettings) -> int:
-    """How many turns the masking boundary advances at a time (see protected_start)."""
-    return int(getattr(cfg, "mask_step_turns", MASK_STEP_TURNS))
 
 
 async def _mask(

@@ -150,3 +150,13 @@ async def test_a_masked_event_is_published_once_per_new_block(ctx_deps: Deps) ->
     await run(ctx_deps, conv2, session_id="s1")
     event = await next_event(sub, "masked")
     assert [i["id"] for i in event.data["items"]] == [masked_id(conv2[7]["content"])]
+
+
+async def test_the_masking_boundary_can_move_several_turns_at_a_time(ctx_factory: Any) -> None:
+    deps = ctx_factory(context={"keep_last_turns": 2, "mask_step_turns": 3})
+    masked = []
+    for turns in range(2, 10):
+        result = await run(deps, agent_conversation(turns))
+        masked.append(len(result.masked_ids))
+    # 2 turns kept; the turns outside are masked 3 at a time
+    assert masked == [0, 0, 0, 3, 3, 3, 6, 6]
