@@ -55,7 +55,8 @@ class NewRecord:
 
 def find_id(ledger: Ledger, memory_id: str) -> bool:
     with ledger.read() as db:
-        return db.get(MemoryRecord, memory_id) is not None
+        stmt = select(MemoryRecord.id).where(MemoryRecord.id == memory_id)
+        return db.exec(stmt).first() is not None
 
 
 def find_duplicate(ledger: Ledger, project: str, content_hash: str) -> str | None:
