@@ -57,7 +57,13 @@ def build_mcp(deps: Deps, warm_up: bool = False) -> FastMCP:
         if build is None:
             log.warning("tool family %s has no build_server; skipped", family)
             continue
-        root.mount(build(deps), namespace=family)
+        # a family may name its tools itself, so its resources keep their own URI scheme
+        # (thinking://sessions/{id} rather than thinking://thinking/sessions/{id})
+        tool_names = getattr(module, "MOUNT_TOOL_NAMES", None)
+        if tool_names:
+            root.mount(build(deps), tool_names=tool_names)
+        else:
+            root.mount(build(deps), namespace=family)
     _add_stats_resources(root, deps)
     return root
 

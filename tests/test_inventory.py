@@ -36,3 +36,13 @@ async def test_families_setting_mounts_only_the_chosen_families(make_deps) -> No
     async with Client(build_mcp(deps)) as client:
         names = sorted(t.name for t in await client.list_tools())
     assert names == [t for t in TOOLS if t.startswith(("json_", "thinking_"))]
+
+
+async def test_the_resources_keep_their_public_uris(deps) -> None:  # type: ignore[no-untyped-def]
+    async with Client(build_mcp(deps)) as client:
+        uris = {str(r.uri) for r in await client.list_resources()}
+        templates = {t.uri_template for t in await client.list_resource_templates()}
+    assert {"stats://summary", "stats://sessions", "stats://tools", "stats://providers",
+            "thinking://sessions"} <= uris
+    assert "stats://sessions/{session_id}" in templates
+    assert any(t.startswith("thinking://sessions/{") for t in templates)
