@@ -21,8 +21,10 @@ def _need(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Module-scoped: Playwright's sync API keeps an event loop marked running in this thread
+    while it lives, which would break the anyio tests that run after these modules."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
