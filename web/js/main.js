@@ -68,6 +68,7 @@ function wire() {
     refreshMcp();
   });
   on("session", onSession);
+  on("provider", () => refreshProviders()); // a circuit breaker opened or closed
   on("alert", (a) => {
     const pct = Math.round((a.threshold || 0) * 100);
     toast(a.message || `Context usage crossed ${pct}%`, {
