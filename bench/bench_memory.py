@@ -47,7 +47,7 @@ def line(label: str, value: str) -> None:
 
 
 def bench_embedder(embedder: MiniLMEmbedder) -> np.ndarray:
-    print("embedder (all-MiniLM-L6-v2 int8, onnxruntime, 2 threads)")
+    print("embedder (all-MiniLM-L6-v2 int8, onnxruntime, 1 thread)")
     t = time.perf_counter()
     embedder.load()
     line("load + sha256 check", f"{(time.perf_counter() - t) * 1000:.0f} ms")
@@ -214,7 +214,7 @@ def main() -> int:
         }, launch_dir=tmp)
         ledger = Ledger(settings.database_url())
         ledger.start()
-        embedder = MiniLMEmbedder(threads=2)
+        embedder = MiniLMEmbedder()
         engine = MemoryEngine(settings, ledger, embedder)
         deps = Deps(settings=settings, ledger=ledger, memory=engine)
         base = bench_embedder(embedder)

@@ -41,7 +41,7 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> Matrix: ...
 
 
-def create_embedder(kind: str, threads: int = 2) -> Embedder:
+def create_embedder(kind: str, threads: int = 1) -> Embedder:
     if kind == "hash":
         return HashEmbedder()
     if kind == "minilm":
@@ -77,7 +77,9 @@ class MiniLMEmbedder:
     name = "minilm"
     dim = DIM
 
-    def __init__(self, threads: int = 2, path: Path | None = None) -> None:
+    def __init__(self, threads: int = 1, path: Path | None = None) -> None:
+        # One thread: on 2 cores shared with an agent, a second intra-op thread made a query
+        # slower under load (it waits for a core) and batches no faster when idle.
         self._threads = threads
         self._path = path
         self._session: Any = None
@@ -114,6 +116,7 @@ class MiniLMEmbedder:
         options.intra_op_num_threads = self._threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(
             str(path), sess_options=options, providers=["CPUExecutionProvider"]
         )

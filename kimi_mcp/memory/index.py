@@ -86,7 +86,9 @@ class _Shard:
         n = len(self.ids)
         if n == 0:
             return []
-        scores = self.vectors[:n] @ query
+        # einsum, not BLAS: a multi-threaded sgemv waits for a free core on a busy machine
+        # (12 ms vs 3 ms for 10k rows at load 9 on 2 cores).
+        scores = np.einsum("ij,j->i", self.vectors[:n], query)
         mask = self.alive[:n]
         if type_ is not None:
             mask = mask & (self.types[:n] == _TYPE_CODE.get(type_, -1))

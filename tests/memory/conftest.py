@@ -18,7 +18,7 @@ MakeEngine = Callable[..., MemoryEngine]
 
 @pytest.fixture(scope="session")
 def minilm() -> MiniLMEmbedder:
-    embedder = MiniLMEmbedder(threads=2)
+    embedder = MiniLMEmbedder()
     embedder.load()
     return embedder
 

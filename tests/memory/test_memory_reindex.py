@@ -16,6 +16,7 @@ async def test_reindex_recreates_every_vector_from_the_records(
     ids = [(await engine.store(f"memory about topic {n}", project=f"p{n % 2}")).id
            for n in range(120)]
     engine.store_text_sync("a masked block of output")
+    engine.flush_vectors()
     engine.ledger.flush()
     engine.vectors.recreate()  # the vectors are lost
     assert engine.vectors.count() == 0
