@@ -10,7 +10,11 @@ from contextlib import contextmanager
 from typing import Annotated, Any, Literal, TypeVar
 
 import anyio.to_thread
+from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
+from fastmcp.tools.base import Tool
+from fastmcp.utilities.json_schema import dereference_refs
+from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from kimi_mcp.errors import WorkspaceError
@@ -44,6 +48,32 @@ ExcludePatterns = Annotated[
 
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def tool(
+    mcp: FastMCP, *, annotations: dict[str, Any], output_schema: dict[str, Any] | None = None
+) -> Callable[[F], F]:
+    """Register a function as a tool whose schemas are already self-contained.
+
+    FastMCP inlines `$ref`s into every tool's schemas on each tools/list (some clients cannot
+    follow refs); doing it once here leaves that middleware nothing to do, which makes
+    tools/list several times cheaper.
+    """
+
+    def register(fn: F) -> F:
+        made = Tool.from_function(
+            fn,
+            annotations=ToolAnnotations.model_validate(annotations),
+            output_schema=output_schema if output_schema is not None else ...,
+        )
+        updates: dict[str, Any] = {"parameters": dereference_refs(made.parameters)}
+        if made.output_schema is not None:
+            updates["output_schema"] = dereference_refs(made.output_schema)
+        mcp.add_tool(made.model_copy(update=updates))
+        return fn
+
+    return register
 
 
 async def offload(work: Callable[[], T], *, inline: bool) -> T:

@@ -20,6 +20,7 @@ from .tooling import (
     PathArg,
     refusals,
     require_dir,
+    tool,
 )
 from .walk import Excluder
 from .workspace import Workspace
@@ -31,7 +32,7 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
 
 
 def _compress(mcp: FastMCP, ws: Workspace) -> None:
-    @mcp.tool(annotations=CREATE)
+    @tool(mcp, annotations=CREATE)
     def compress(
         paths: Annotated[
             list[str],
@@ -63,7 +64,7 @@ def _compress(mcp: FastMCP, ws: Workspace) -> None:
 
 
 def _extract_archive(mcp: FastMCP, ws: Workspace) -> None:
-    @mcp.tool(annotations=DESTRUCTIVE)
+    @tool(mcp, annotations=DESTRUCTIVE)
     def extract_archive(
         archive_path: PathArg,
         destination: Annotated[
@@ -90,7 +91,7 @@ def _extract_archive(mcp: FastMCP, ws: Workspace) -> None:
 
 
 def _sync_directories(mcp: FastMCP, ws: Workspace) -> None:
-    @mcp.tool(annotations=DESTRUCTIVE_IDEMPOTENT)
+    @tool(mcp, annotations=DESTRUCTIVE_IDEMPOTENT)
     def sync_directories(
         source: Annotated[str, Field(description="Directory to copy from")],
         destination: Annotated[str, Field(description="Directory to bring up to date")],

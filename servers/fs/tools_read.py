@@ -39,7 +39,7 @@ from .models import (
     MediaInfo,
     MultipleFiles,
 )
-from .tooling import MAX_CHARS, READ, Encoding, PathArg, iso, kind, offload, refusals
+from .tooling import MAX_CHARS, READ, Encoding, PathArg, iso, kind, offload, refusals, tool
 from .workspace import Workspace
 
 MAX_MEDIA_BYTES = 10 << 20
@@ -62,7 +62,7 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
 
 
 def _list_allowed_directories(mcp: FastMCP, ws: Workspace) -> None:
-    @mcp.tool(annotations=READ)
+    @tool(mcp, annotations=READ)
     async def list_allowed_directories() -> AllowedDirectories:
         """List the directories this server may read and write.
 
@@ -77,7 +77,7 @@ def _list_allowed_directories(mcp: FastMCP, ws: Workspace) -> None:
 
 
 def _read_file(mcp: FastMCP, ws: Workspace) -> None:
-    @mcp.tool(annotations=READ, output_schema=FileContent.model_json_schema())
+    @tool(mcp, annotations=READ, output_schema=FileContent.model_json_schema())
     async def read_file(
         path: PathArg,
         offset_line: Annotated[int, Field(ge=1, description="1-based line to start at")] = 1,
@@ -106,7 +106,7 @@ def _read_file(mcp: FastMCP, ws: Workspace) -> None:
 
 
 def _read_multiple_files(mcp: FastMCP, ws: Workspace) -> None:
-    @mcp.tool(annotations=READ)
+    @tool(mcp, annotations=READ)
     async def read_multiple_files(
         paths: Annotated[
             list[str],
@@ -148,7 +148,7 @@ def _read_multiple_files(mcp: FastMCP, ws: Workspace) -> None:
 
 
 def _read_media_file(mcp: FastMCP, ws: Workspace) -> None:
-    @mcp.tool(annotations=READ, output_schema=MediaInfo.model_json_schema())
+    @tool(mcp, annotations=READ, output_schema=MediaInfo.model_json_schema())
     async def read_media_file(path: PathArg) -> ToolResult:
         """Read an image or audio file and return it as MCP image/audio content.
 
@@ -184,7 +184,7 @@ def _read_media_file(mcp: FastMCP, ws: Workspace) -> None:
 
 
 def _extract_lines(mcp: FastMCP, ws: Workspace) -> None:
-    @mcp.tool(annotations=READ)
+    @tool(mcp, annotations=READ)
     async def extract_lines(
         path: PathArg,
         start_line: Annotated[
@@ -230,7 +230,7 @@ def _extract_lines(mcp: FastMCP, ws: Workspace) -> None:
 
 
 def _get_file_info(mcp: FastMCP, ws: Workspace) -> None:
-    @mcp.tool(annotations=READ)
+    @tool(mcp, annotations=READ)
     async def get_file_info(path: PathArg) -> FileInfo:
         """Get metadata of a file or directory: type, size, times, permissions, symlink target."""
 
@@ -258,7 +258,7 @@ def _get_file_info(mcp: FastMCP, ws: Workspace) -> None:
 
 
 def _hash_file(mcp: FastMCP, ws: Workspace) -> None:
-    @mcp.tool(annotations=READ)
+    @tool(mcp, annotations=READ)
     async def hash_file(
         path: PathArg,
         algorithm: Annotated[
@@ -285,7 +285,7 @@ def _hash_file(mcp: FastMCP, ws: Workspace) -> None:
 
 
 def _diff_files(mcp: FastMCP, ws: Workspace) -> None:
-    @mcp.tool(annotations=READ)
+    @tool(mcp, annotations=READ)
     async def diff_files(
         path_a: PathArg,
         path_b: PathArg,

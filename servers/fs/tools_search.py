@@ -36,6 +36,7 @@ from .tooling import (
     offload,
     refusals,
     require_dir,
+    tool,
 )
 from .walk import Excluder, Glob, WalkOptions, gitignore_for, tree
 from .workspace import Workspace
@@ -69,7 +70,7 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
 
 
 def _list_directory(mcp: FastMCP, ws: Workspace) -> None:
-    @mcp.tool(annotations=READ)
+    @tool(mcp, annotations=READ)
     async def list_directory(
         path: DirArg = ".",
         pattern: Annotated[
@@ -127,7 +128,7 @@ def _list_directory(mcp: FastMCP, ws: Workspace) -> None:
 
 
 def _directory_tree(mcp: FastMCP, ws: Workspace) -> None:
-    @mcp.tool(annotations=READ, output_schema=TreeResult.model_json_schema())
+    @tool(mcp, annotations=READ, output_schema=TreeResult.model_json_schema())
     def directory_tree(
         path: DirArg = ".",
         max_depth: Annotated[int, Field(ge=1, le=50, description="Levels to descend")] = 6,
@@ -172,7 +173,7 @@ def _directory_tree(mcp: FastMCP, ws: Workspace) -> None:
 
 
 def _search_files(mcp: FastMCP, ws: Workspace) -> None:
-    @mcp.tool(annotations=READ)
+    @tool(mcp, annotations=READ)
     def search_files(
         pattern: Annotated[
             str,
@@ -207,7 +208,7 @@ def _search_files(mcp: FastMCP, ws: Workspace) -> None:
 
 
 def _search_content(mcp: FastMCP, ws: Workspace) -> None:
-    @mcp.tool(annotations=READ)
+    @tool(mcp, annotations=READ)
     def search_content(
         regex: Annotated[
             str, Field(description="Python regular expression, matched per line (MULTILINE)")
@@ -266,7 +267,7 @@ def _search_content(mcp: FastMCP, ws: Workspace) -> None:
 
 
 def _find_large_files(mcp: FastMCP, ws: Workspace) -> None:
-    @mcp.tool(annotations=READ)
+    @tool(mcp, annotations=READ)
     def find_large_files(
         path: DirArg = ".",
         min_size_bytes: Annotated[
@@ -293,7 +294,7 @@ def _find_large_files(mcp: FastMCP, ws: Workspace) -> None:
 
 
 def _disk_usage(mcp: FastMCP, ws: Workspace) -> None:
-    @mcp.tool(annotations=READ)
+    @tool(mcp, annotations=READ)
     def disk_usage(
         path: DirArg = ".",
         top_n: Annotated[

@@ -34,6 +34,7 @@ from .tooling import (
     PathArg,
     offload,
     refusals,
+    tool,
 )
 from .workspace import Workspace
 
@@ -82,7 +83,7 @@ def register(mcp: FastMCP, ws: Workspace) -> None:
 
 
 def _write_file(mcp: FastMCP, ws: Workspace) -> None:
-    @mcp.tool(annotations=DESTRUCTIVE)
+    @tool(mcp, annotations=DESTRUCTIVE)
     async def write_file(
         path: PathArg,
         content: Annotated[str, Field(description="Text to write")],
@@ -127,7 +128,7 @@ def _write_file(mcp: FastMCP, ws: Workspace) -> None:
 
 
 def _edit_file(mcp: FastMCP, ws: Workspace) -> None:
-    @mcp.tool(annotations=DESTRUCTIVE)
+    @tool(mcp, annotations=DESTRUCTIVE)
     async def edit_file(
         path: PathArg,
         edits: Annotated[
@@ -155,7 +156,7 @@ def _edit_file(mcp: FastMCP, ws: Workspace) -> None:
 
 
 def _edit_lines(mcp: FastMCP, ws: Workspace) -> None:
-    @mcp.tool(annotations=DESTRUCTIVE)
+    @tool(mcp, annotations=DESTRUCTIVE)
     async def edit_lines(
         path: PathArg,
         edits: Annotated[
@@ -184,7 +185,7 @@ def _edit_lines(mcp: FastMCP, ws: Workspace) -> None:
 
 
 def _create_directory(mcp: FastMCP, ws: Workspace) -> None:
-    @mcp.tool(annotations=CREATE_IDEMPOTENT)
+    @tool(mcp, annotations=CREATE_IDEMPOTENT)
     async def create_directory(path: PathArg) -> DirectoryCreated:
         """Create a directory and any missing parents; succeeds if it already exists."""
 
@@ -197,7 +198,7 @@ def _create_directory(mcp: FastMCP, ws: Workspace) -> None:
 
 
 def _copy(mcp: FastMCP, ws: Workspace) -> None:
-    @mcp.tool(annotations=DESTRUCTIVE_IDEMPOTENT)
+    @tool(mcp, annotations=DESTRUCTIVE_IDEMPOTENT)
     async def copy(
         source: PathArg,
         destination: Annotated[
@@ -222,7 +223,7 @@ def _copy(mcp: FastMCP, ws: Workspace) -> None:
 
 
 def _move(mcp: FastMCP, ws: Workspace) -> None:
-    @mcp.tool(annotations=DESTRUCTIVE)
+    @tool(mcp, annotations=DESTRUCTIVE)
     async def move(
         source: PathArg,
         destination: Annotated[str, Field(description="Full target path")],
@@ -240,7 +241,7 @@ def _move(mcp: FastMCP, ws: Workspace) -> None:
 
 
 def _delete(mcp: FastMCP, ws: Workspace) -> None:
-    @mcp.tool(annotations=DESTRUCTIVE_IDEMPOTENT)
+    @tool(mcp, annotations=DESTRUCTIVE_IDEMPOTENT)
     async def delete(
         path: PathArg,
         recursive: Annotated[
@@ -259,7 +260,7 @@ def _delete(mcp: FastMCP, ws: Workspace) -> None:
 
 
 def _batch(mcp: FastMCP, ws: Workspace) -> None:
-    @mcp.tool(annotations=DESTRUCTIVE)
+    @tool(mcp, annotations=DESTRUCTIVE)
     def batch(
         operations: Annotated[
             list[Operation],
