@@ -80,6 +80,7 @@ def create_app(settings: Settings, deps: Deps | None = None) -> Starlette:
                     limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
                 ))
                 await stack.enter_async_context(mcp_app.lifespan(app))
+                await stack.enter_async_context(api.lifespan(rt))  # warms the charts' cache
                 await stack.enter_async_context(proxy.lifespan(rt))
                 await stack.enter_async_context(logwatch.lifespan(rt))
                 yield

@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from fastmcp import FastMCP
@@ -38,11 +39,14 @@ INSTRUCTIONS = (
 def build_mcp(deps: Deps, warm_up: bool = False) -> FastMCP:
     """The root server. With `warm_up`, the ledger opens in the background right after the
     client's `initialize` has been answered (stdio: the handshake must not wait for it)."""
+    middleware: list[Middleware] = [LedgerMiddleware(deps, warm_up)]
+    if warm_up and deps.settings.mcp.use_client_roots:
+        middleware.append(ClientRootsMiddleware(deps))
     root = FastMCP(
         "kimi-mcp",
         instructions=INSTRUCTIONS,
         version=__version__,
-        middleware=[LedgerMiddleware(deps, warm_up)],
+        middleware=middleware,
     )
     for family in deps.settings.mcp.families:
         module_name = FAMILY_MODULES[family]
@@ -146,6 +150,57 @@ class LedgerMiddleware(Middleware):
             )
         except Exception:
             log.exception("could not record the call of %s", name)
+
+
+class ClientRootsMiddleware(Middleware):
+    """Under stdio there is one client: the MCP roots it offers replace the workspace roots.
+
+    Asked once, before the first tool call, and again after `notifications/roots/list_changed`.
+    Roots are a classic-handshake feature (deprecated by protocol 2026-07-28); a client without
+    them keeps the configured workspace.
+    """
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self._asked = False
+
+    async def on_notification(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]) -> Any:
+        if context.method == "notifications/roots/list_changed":
+            self._asked = False
+        return await call_next(context)
+
+    async def on_call_tool(self, context: MiddlewareContext[Any], call_next: CallNext[Any, ToolResult]) -> ToolResult:
+        if not self._asked and context.fastmcp_context is not None:
+            self._asked = True
+            roots = await _client_roots(context.fastmcp_context)
+            if roots:
+                self.deps.roots[:] = roots
+                log.info("workspace roots from the client: %s", ", ".join(map(str, roots)))
+        return await call_next(context)
+
+
+async def _client_roots(ctx: Any) -> list[Path]:
+    import warnings
+    from urllib.parse import unquote, urlparse
+
+    session = ctx.session
+    caps = getattr(getattr(session, "client_params", None), "capabilities", None)
+    if caps is None or getattr(caps, "roots", None) is None:
+        return []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = await session.list_roots()
+    except Exception as exc:  # a client that announced roots but cannot answer keeps the workspace
+        log.warning("the client's roots could not be read: %s", exc)
+        return []
+    paths = []
+    for root in result.roots:
+        uri = urlparse(str(root.uri))
+        path = Path(unquote(uri.path)).expanduser()
+        if uri.scheme == "file" and path.is_dir():
+            paths.append(path.resolve())
+    return paths
 
 
 def _result_text(result: ToolResult | None) -> str:

@@ -75,3 +75,22 @@ async def test_every_tool_call_lands_in_the_ledger(deps: Deps) -> None:
     assert tools[0]["tool"] == "echo"
     assert tools[0]["calls"] == 1
     assert tools[0]["result_tokens"] == 2
+
+
+async def test_under_stdio_the_clients_roots_replace_the_workspace(make_deps, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    chosen = tmp_path / "client-project"
+    chosen.mkdir()
+    deps = make_deps()
+    server = build_mcp(deps, warm_up=True)
+    async with Client(server, roots=[chosen.as_uri()], mode="legacy") as client:
+        result = await client.call_tool("fs_list_allowed_directories", {})
+    assert str(chosen) in json.dumps(result.structured_content)
+    assert deps.roots == [chosen]
+
+
+async def test_a_client_without_roots_keeps_the_configured_workspace(make_deps) -> None:  # type: ignore[no-untyped-def]
+    deps = make_deps()
+    before = list(deps.roots)
+    async with Client(build_mcp(deps, warm_up=True)) as client:
+        await client.call_tool("fs_list_allowed_directories", {})
+    assert deps.roots == before
