@@ -21,18 +21,18 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _stdio import StdioClient  # noqa: E402
+from _stdio import StdioClient
 
-from kimi_mcp import tokens  # noqa: E402
-from kimi_mcp.ledger import Ledger, queries  # noqa: E402
-from kimi_mcp.ledger.models import Request  # noqa: E402
+from kimi_mcp import tokens
+from kimi_mcp.ledger import Ledger, queries
+from kimi_mcp.ledger.models import Request
 
 TRACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "traces"
 
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def line(name: str, value: str, note: str = "") -> None:

@@ -181,7 +181,6 @@ class ClientRootsMiddleware(Middleware):
 
 async def _client_roots(ctx: Any) -> list[Path]:
     import warnings
-    from urllib.parse import unquote, urlparse
 
     session = ctx.session
     caps = getattr(getattr(session, "client_params", None), "capabilities", None)
@@ -191,12 +190,18 @@ async def _client_roots(ctx: Any) -> list[Path]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             result = await session.list_roots()
-    except Exception as exc:  # a client that announced roots but cannot answer keeps the workspace
+    except Exception as exc:  # noqa: BLE001 - a client that cannot answer keeps the workspace
         log.warning("the client's roots could not be read: %s", exc)
         return []
+    return _existing_dirs([str(root.uri) for root in result.roots])
+
+
+def _existing_dirs(uris: list[str]) -> list[Path]:
+    from urllib.parse import unquote, urlparse
+
     paths = []
-    for root in result.roots:
-        uri = urlparse(str(root.uri))
+    for raw in uris:
+        uri = urlparse(raw)
         path = Path(unquote(uri.path)).expanduser()
         if uri.scheme == "file" and path.is_dir():
             paths.append(path.resolve())

@@ -11,6 +11,7 @@ from sqlmodel import SQLModel
 from kimi_mcp.errors import LedgerError
 from kimi_mcp.ledger import models
 
+
 def _add_rollups(conn: Connection) -> None:
     from kimi_mcp.ledger import rollup
 

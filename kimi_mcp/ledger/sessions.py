@@ -8,10 +8,9 @@ from sqlalchemy import delete, text
 from sqlmodel import select
 
 from kimi_mcp.errors import LedgerError
+from kimi_mcp.ledger import rollup
 from kimi_mcp.ledger.models import Alert, Request, Thought, ToolCall, now, row_dict
 from kimi_mcp.ledger.models import Session as SessionRow
-from kimi_mcp.ledger import rollup
-from kimi_mcp.ledger.queries import COMPLETION, PROMPT
 from kimi_mcp.ledger.store import Ledger, Tx
 
 CONTEXT_SWITCHES = ("sanitize", "memory_tags", "compression")
@@ -53,11 +52,17 @@ class Sessions:
                 r[0]: r[1:]
                 for r in db.execute(
                     text(
-                        f"""SELECT session_id, COUNT(*), SUM({PROMPT}), SUM({COMPLETION}),
-                        SUM(cost_usd), SUM(saved_mask_tokens + saved_compress_tokens),
-                        MAX(created_at) FROM request GROUP BY session_id"""
+                        """SELECT session_id, SUM(n), SUM(prompt), SUM(completion),
+                        CASE WHEN SUM(cost_n) > 0 THEN SUM(cost) END,
+                        SUM(saved_mask + saved_compress) FROM rollup GROUP BY session_id"""
                     )
                 ).all()
+            }
+            last = {
+                row.id: db.execute(
+                    text("SELECT MAX(created_at) FROM request WHERE session_id = :s"), {"s": row.id}
+                ).scalar()
+                for row in rows
             }
             tools = dict(
                 db.execute(text("SELECT session_id, COUNT(*) FROM tool_call GROUP BY session_id")).all()
@@ -65,14 +70,14 @@ class Sessions:
         out = []
         for row in rows:
             data = row_dict(row)
-            t = totals.get(row.id, (0, 0, 0, None, 0, None))
+            t = totals.get(row.id, (0, 0, 0, None, 0))
             data["totals"] = {
                 "requests": t[0],
                 "prompt_tokens": int(t[1] or 0),
                 "completion_tokens": int(t[2] or 0),
                 "cost_usd": float(t[3]) if t[3] is not None else None,
                 "saved_tokens": int(t[4] or 0),
-                "last_request_at": t[5],
+                "last_request_at": last.get(row.id),
                 "tool_calls": tools.get(row.id, 0),
             }
             out.append(data)

@@ -252,7 +252,7 @@ class Ledger:
                             db.flush()
                         results.append((item, value, None))
                         events.extend(tx.events)
-                    except Exception as exc:  # the caller gets it through its future
+                    except Exception as exc:  # noqa: BLE001 - handed to the caller through its future
                         results.append((item, None, exc))
                 else:
                     values = _with_defaults(item.model, item.values)

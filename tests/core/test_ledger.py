@@ -9,8 +9,7 @@ import anyio
 import pytest
 
 from kimi_mcp.errors import LedgerError
-from kimi_mcp.ledger import Ledger, Sessions
-from kimi_mcp.ledger import queries
+from kimi_mcp.ledger import Ledger, Sessions, queries
 from kimi_mcp.ledger.models import SCHEMA_VERSION, Request, ToolCall
 
 

@@ -20,7 +20,7 @@ def filled(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
     ledger = Ledger(f"sqlite:///{tmp_path_factory.mktemp('r') / 'r.db'}")
     ledger.start()
     rnd = random.Random(7)
-    for i in range(3000):
+    for _ in range(3000):
         ledger.insert(
             Request, created_at=BASE + rnd.uniform(0, 12 * 3600), session_id=rnd.choice(["a", "b", None]),
             provider=rnd.choice(["kimi", "groq"]), model=rnd.choice(["m1", "m2", "m3"]),
