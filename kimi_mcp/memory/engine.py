@@ -80,7 +80,9 @@ class MemoryEngine:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = create_embedder(self.settings.memory.embedder)
+            with self._pending_lock:
+                if self._embedder is None:
+                    self._embedder = create_embedder(self.settings.memory.embedder)
         return self._embedder
 
     @property
@@ -123,10 +125,14 @@ class MemoryEngine:
             location=self._location,
         )
         in_qdrant = self._search_in_qdrant if self._search_in_qdrant is not None else store.remote
-        if in_qdrant:
-            missing = records.without_vector(self.ledger)
-        else:
-            self._index, missing = build_index(self.ledger, store)
+        try:
+            if in_qdrant:
+                missing = records.without_vector(self.ledger)
+            else:
+                self._index, missing = build_index(self.ledger, store)
+        except BaseException:
+            store.close()  # local mode holds a folder lock until closed
+            raise
         self._vectors = store
         if missing:
             log.info("%d memories have no vector yet; embedding them in the background", len(missing))

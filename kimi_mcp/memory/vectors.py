@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,12 @@ class VectorStore:
 
     def _connect(self, path: Path | None, url: str, api_key: str | None, location: str | None) -> Any:
         from qdrant_client import QdrantClient
+
+        # Local mode warns past 20k points because its own search is slow; searches here go
+        # to the in-process index, so the warning does not apply.
+        warnings.filterwarnings(
+            "ignore", message="Local mode is not recommended", category=UserWarning
+        )
 
         try:
             if url:
