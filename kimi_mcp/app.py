@@ -86,7 +86,7 @@ def create_app(settings: Settings, deps: Deps | None = None) -> Starlette:
                 yield
         finally:
             if owns_ledger:
-                deps.ledger.close()
+                deps.close()
 
     routes = [
         Route("/health", health, methods=["GET"]),

@@ -57,7 +57,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
                     log_level=settings.server.log_level, access_log=False, lifespan="on",
                     timeout_graceful_shutdown=5)
     finally:
-        deps.ledger.close()
+        deps.close()
     return 0
 
 
@@ -72,7 +72,7 @@ def stdio(args: argparse.Namespace, settings: Settings) -> int:
         server = build_mcp(deps, warm_up=True)
         anyio.run(lambda: server.run_stdio_async(show_banner=False))
     finally:
-        deps.ledger.close()
+        deps.close()
     return 0
 
 
@@ -97,7 +97,7 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
     try:
         totals = stats.summary(deps)["totals"]
     finally:
-        deps.ledger.close()
+        deps.close()
     cost = totals["cost_usd"]
     _out(f"ledger: {deps.ledger.path or 'database.url'}")
     _out(f"requests: {totals['requests']} ({totals['errors']} errors), "
@@ -132,7 +132,7 @@ def sessions(args: argparse.Namespace, settings: Settings) -> int:
             anyio.run(deps.sessions.delete, session_id)
             _out(f"deleted {session_id}")
     finally:
-        deps.ledger.close()
+        deps.close()
     return 0
 
 
@@ -165,7 +165,7 @@ def export(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         if target is not None:
             target.close()
-        deps.ledger.close()
+        deps.close()
     return 0
 
 
@@ -221,7 +221,7 @@ def memory(args: argparse.Namespace, settings: Settings) -> int:
         sys.stderr.write("\n")
         _out(f"reindexed {count} memories")
     finally:
-        deps.ledger.close()
+        deps.close()
     return 0
 
 

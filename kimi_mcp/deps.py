@@ -63,6 +63,12 @@ class Deps:
                 self._active = cached
         return cached  # type: ignore[no-any-return]
 
+    def close(self) -> None:
+        """Stop the memory engine's background work, then the ledger's writer."""
+        if self.memory is not None:
+            self.memory.close()
+        self.ledger.close()
+
     def _on_event(self, event: Event) -> None:
         if event.type == "session":
             with self._lock:

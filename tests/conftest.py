@@ -40,7 +40,7 @@ def make_deps(tmp_path: Path) -> Iterator[MakeDeps]:
     The workspace is `tmp_path / "ws"` unless `mcp={"workspace": ...}` says otherwise; the
     memory engine uses the cheap hash embedder unless `memory={"embedder": "minilm"}`.
     """
-    started: list[Ledger] = []
+    started: list[Deps] = []
 
     def build(**overrides: Any) -> Deps:
         workspace = tmp_path / "ws"
@@ -54,14 +54,14 @@ def make_deps(tmp_path: Path) -> Iterator[MakeDeps]:
         settings = load_settings(overrides=values, launch_dir=tmp_path)
         ledger = Ledger(settings.database_url())
         ledger.start()
-        started.append(ledger)
         deps = Deps(settings=settings, ledger=ledger, memory=None)  # type: ignore[arg-type]
         deps.memory = _memory_engine(deps)
+        started.append(deps)
         return deps
 
     yield build
-    for ledger in started:
-        ledger.close()
+    for deps in started:
+        deps.close()
 
 
 @pytest.fixture
