@@ -91,8 +91,8 @@ def create_app(settings: Settings, deps: Deps | None = None) -> Starlette:
     routes = [
         Route("/health", health, methods=["GET"]),
         Route("/metrics", prometheus, methods=["GET"]),
+        *proxy.routes(rt),  # first: the hottest routes are matched first
         *api.routes(rt),
-        *proxy.routes(rt),
         *page.routes(rt),
         *mcp_app.routes,
     ]

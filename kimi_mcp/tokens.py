@@ -7,8 +7,10 @@ Counts of repeated strings are cached: agents resend the same conversation on ev
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
@@ -35,11 +37,41 @@ def encoding() -> Any:
     return _encoding
 
 
-@lru_cache(maxsize=8192)
+SMALL = 2048  # characters; shorter texts are cached by value, longer ones by digest
+_large: OrderedDict[bytes, int] = OrderedDict()
+_LARGE_ENTRIES = 4096
+
+
 def count_text(text: str) -> int:
+    """Tokens in `text`. Repeated texts are answered from a cache bounded in memory: short ones
+    by value, long ones (tool outputs an agent resends every call) by a 128-bit digest."""
     if not text:
         return 0
+    if len(text) < SMALL:
+        return _count_small(text)
+    key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    with _lock:
+        found = _large.get(key)
+        if found is not None:
+            _large.move_to_end(key)
+            return found
+    count = len(encoding().encode_ordinary(text))
+    with _lock:
+        _large[key] = count
+        if len(_large) > _LARGE_ENTRIES:
+            _large.popitem(last=False)
+    return count
+
+
+@lru_cache(maxsize=8192)
+def _count_small(text: str) -> int:
     return len(encoding().encode_ordinary(text))
+
+
+def clear_cache() -> None:
+    _count_small.cache_clear()
+    with _lock:
+        _large.clear()
 
 
 def encode(text: str) -> list[int]:
