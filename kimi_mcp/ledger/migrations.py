@@ -18,8 +18,13 @@ def _add_rollups(conn: Connection) -> None:
     rollup.rebuild(conn)  # create_all made the table; fill it from the existing requests
 
 
+def _add_memory_vectors(conn: Connection) -> None:
+    """create_all made `memory_vector`; the memory engine re-embeds every record that has no
+    row there when it opens, so there is nothing to copy."""
+
+
 # version -> the step that brings a database from version-1 to version
-STEPS: dict[int, Callable[[Connection], None]] = {2: _add_rollups}
+STEPS: dict[int, Callable[[Connection], None]] = {2: _add_rollups, 3: _add_memory_vectors}
 
 
 def upgrade(conn: Connection) -> int:

@@ -6,10 +6,10 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text
+from sqlalchemy import JSON, Column, Index, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def now() -> float:
@@ -169,6 +169,19 @@ class MemoryRecord(SQLModel, table=True):
     last_recalled_at: float | None = None
     recalls: list[float] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     vector_ok: bool = False
+
+
+class MemoryVector(SQLModel, table=True):
+    """A memory's vector (float32 little-endian), written in the same transaction as its
+    record. `seq` grows with every write, so another process can pick up what changed."""
+
+    __tablename__ = "memory_vector"
+    id: str = Field(primary_key=True)  # the memory id
+    project: str = Field(index=True)
+    model: str = "minilm"  # the embedder that made it
+    dim: int
+    seq: int = Field(default=0, index=True)
+    vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class Thought(SQLModel, table=True):

@@ -20,9 +20,9 @@ from sqlmodel import col, select
 
 from kimi_mcp.ledger import Tx
 from kimi_mcp.ledger.models import MemoryRecord
-from kimi_mcp.memory import records
+from kimi_mcp.memory import records, vecrows
 from kimi_mcp.memory.embedder import Matrix
-from kimi_mcp.memory.records import NewRecord
+from kimi_mcp.memory.records import NewRecord, Vectors
 from kimi_mcp.memory.types import Cluster, ConsolidateReport, MemoryItem, content_hash, tokens_of
 
 if TYPE_CHECKING:
@@ -73,17 +73,14 @@ def consolidate(
 
 
 def _project_vectors(engine: MemoryEngine, project: str) -> tuple[list[str], Matrix]:
+    """The project's vectors as every process has written them to the ledger."""
     engine.ready()
-    index = engine.index
-    if index is not None:
-        return index.vectors_of(project)
-    ids: list[str] = []
-    rows: list[Matrix] = []
-    for mid, owner, vector in engine.vectors.scan():
-        if owner == project:
-            ids.append(mid)
-            rows.append(vector)
-    return ids, (np.stack(rows) if rows else np.zeros((0, engine.vectors.dim), dtype=np.float32))
+    model, dim = engine.embedder.name, engine.embedder.dim
+    found = vecrows.by_ids(engine.ledger, sorted(vecrows.ids_of(engine.ledger, project, model, dim)),
+                           model, dim)
+    if not found:
+        return [], np.zeros((0, dim), dtype=np.float32)
+    return [r.id for r in found], np.stack([r.vector for r in found])
 
 
 def merged_content(members: Sequence[MemoryItem]) -> str:
@@ -118,18 +115,23 @@ def _merge(engine: MemoryEngine, members: Sequence[MemoryItem]) -> str | None:
         recall_count=sum(m.recall_count for m in members),
     )
     vector = engine.embed([content])
-    engine.vectors.upsert([(new.id, project, new.type)], vector)
+    mirror = engine.mirror
+    if mirror is not None:
+        mirror.upsert([(new.id, project, new.type)], vector)
     source_ids = [m.id for m in members]
     engine.forget_known(source_ids)
     try:
-        done = engine.ledger.write_sync(_merge_fn(new, source_ids))
+        done = engine.ledger.write_sync(
+            _merge_fn(new, source_ids, engine.vectors_for([new.id], vector))
+        )
     except BaseException:
-        engine.vectors.delete([new.id])
+        if mirror is not None:
+            mirror.delete([new.id])
         raise
+    if mirror is not None:
+        mirror.delete(source_ids if done else [new.id])
     if not done:  # a source changed meanwhile: nothing merged
-        engine.vectors.delete([new.id])
         return None
-    engine.vectors.delete(source_ids)
     index = engine.index
     if index is not None:
         index.remove(project, source_ids)
@@ -137,7 +139,7 @@ def _merge(engine: MemoryEngine, members: Sequence[MemoryItem]) -> str | None:
     return new.id
 
 
-def _merge_fn(new: NewRecord, source_ids: list[str]) -> Callable[[Tx], bool]:
+def _merge_fn(new: NewRecord, source_ids: list[str], vector: Vectors) -> Callable[[Tx], bool]:
     def fn(tx: Tx) -> bool:
         found = tx.db.exec(
             select(MemoryRecord.id).where(col(MemoryRecord.id).in_(source_ids))
@@ -145,7 +147,9 @@ def _merge_fn(new: NewRecord, source_ids: list[str]) -> Callable[[Tx], bool]:
         if len(found) != len(source_ids):
             return False
         tx.db.execute(delete(MemoryRecord).where(col(MemoryRecord.id).in_(source_ids)))
+        vecrows.drop(tx.db, source_ids)
         tx.db.add(new.row())
+        vecrows.put(tx.db, [(new.id, new.project)], vector.matrix, vector.model)
         tx.emit("memory", {"action": "consolidated", "id": new.id, "merged_from": source_ids})
         return True
 

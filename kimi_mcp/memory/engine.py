@@ -1,4 +1,11 @@
-"""The memory engine: records in the ledger, vectors in Qdrant, search by meaning.
+"""The memory engine: records and their vectors in the ledger, search by meaning.
+
+The ledger database (SQLite in WAL mode, or PostgreSQL) is the durable home of the records
+and of their vectors, written in one transaction, so several processes (the proxy and an
+editor's stdio server) share one memory. Searches go to an in-process exact index that
+follows the database. Qdrant is a server shared by every process when `memory.qdrant_url`
+is set (searched there), or local mode in the data dir: a mirror kept by the one process
+that holds its folder lock; the others run without it.
 
 Nothing heavy happens at construction: the embedding model and the vector store open on the
 first call that needs them. Every public coroutine runs its work in a worker thread, and has
@@ -18,11 +25,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio.to_thread
 
 from kimi_mcp.errors import MemoryEngineError
-from kimi_mcp.memory import recall, records
+from kimi_mcp.memory import recall, records, vecrows
 from kimi_mcp.memory.backfill import Backfill
 from kimi_mcp.memory.embedder import Embedder, Matrix, create_embedder
-from kimi_mcp.memory.index import VectorIndex, build_index
-from kimi_mcp.memory.records import NewRecord
+from kimi_mcp.memory.index import SyncedIndex, VectorIndex
+from kimi_mcp.memory.records import NewRecord, Vectors
 from kimi_mcp.memory.types import (
     TYPES,
     ConsolidateReport,
@@ -34,7 +41,7 @@ from kimi_mcp.memory.types import (
     masked_id,
     tokens_of,
 )
-from kimi_mcp.memory.vectors import VectorStore
+from kimi_mcp.memory.vectors import VectorStore, VectorStoreLocked
 
 if TYPE_CHECKING:
     from kimi_mcp.config import Settings
@@ -64,8 +71,9 @@ class MemoryEngine:
         self._embedder = embedder
         self._location = vector_location  # e.g. ":memory:" (tests)
         self._search_in_qdrant = search_in_qdrant
-        self._vectors: VectorStore | None = None
-        self._index: VectorIndex | None = None
+        self._opened = False
+        self._mirror: VectorStore | None = None
+        self._synced: SyncedIndex | None = None
         self._ready_lock = threading.Lock()
         self._pending: dict[str, MemoryItem] = {}
         self._pending_lock = threading.Lock()
@@ -87,25 +95,36 @@ class MemoryEngine:
 
     @property
     def loaded(self) -> bool:
-        return self._vectors is not None
+        return self._opened
 
     @property
     def index(self) -> VectorIndex | None:
         """The in-process index (None when searches go to a Qdrant server)."""
-        return self._index
+        return self._synced.index if self._synced is not None else None
+
+    @property
+    def mirror(self) -> VectorStore | None:
+        """Qdrant in this process: the server, local mode when this process holds its
+        folder, None when another process holds it."""
+        self.ready()
+        return self._mirror
 
     @property
     def vectors(self) -> VectorStore:
-        self.ready()
-        assert self._vectors is not None
-        return self._vectors
+        store = self.mirror
+        if store is None:
+            raise MemoryEngineError(
+                "Qdrant local mode is held by another kimi-mcp process; this process uses the "
+                "vectors in the ledger (set memory.qdrant_url to share a Qdrant server)"
+            )
+        return store
 
     def ready(self) -> None:
         """Load the embedder, open the vector store and build the index (once)."""
-        if self._vectors is not None:
+        if self._opened:
             return
         with self._ready_lock:
-            if self._vectors is None:
+            if not self._opened:
                 self._open()
 
     def _open(self) -> None:
@@ -113,39 +132,53 @@ class MemoryEngine:
         load = getattr(embedder, "load", None)
         if callable(load):
             load()
-        mem = self.settings.memory
-        collection = mem.collection if embedder.name == "minilm" else f"{mem.collection}_{embedder.name}"
-        key = mem.qdrant_api_key.get_secret_value() if mem.qdrant_api_key else None
-        store = VectorStore(
-            collection,
-            embedder.dim,
-            path=self.settings.data_dir / "qdrant",
-            url=mem.qdrant_url,
-            api_key=key,
-            location=self._location,
+        store = self._open_qdrant(embedder)
+        remote = store is not None and store.remote
+        in_qdrant = store is not None and (
+            self._search_in_qdrant if self._search_in_qdrant is not None else remote
         )
-        in_qdrant = self._search_in_qdrant if self._search_in_qdrant is not None else store.remote
         try:
-            if in_qdrant:
-                missing = records.without_vector(self.ledger)
-            else:
-                self._index, missing = build_index(self.ledger, store)
+            synced = None
+            if not in_qdrant:
+                synced = SyncedIndex(self.ledger, embedder.name, embedder.dim)
+                synced.load()
+            missing = vecrows.missing(self.ledger, embedder.name, embedder.dim)
         except BaseException:
-            store.close()  # local mode holds a folder lock until closed
+            if store is not None:
+                store.close()  # local mode holds a folder lock until closed
             raise
-        self._vectors = store
+        self._mirror, self._synced, self._opened = store, synced, True
         if missing:
             log.info("%d memories have no vector yet; embedding them in the background", len(missing))
             self._backfill.put(missing)
 
-    def replace_index(self, index: VectorIndex | None) -> None:
-        if index is not None:
-            self._index = index
+    def _open_qdrant(self, embedder: Embedder) -> VectorStore | None:
+        mem = self.settings.memory
+        collection = mem.collection if embedder.name == "minilm" else f"{mem.collection}_{embedder.name}"
+        key = mem.qdrant_api_key.get_secret_value() if mem.qdrant_api_key else None
+        path = self.settings.data_dir / "qdrant"
+        try:
+            return VectorStore(collection, embedder.dim, path=path, url=mem.qdrant_url,
+                               api_key=key, location=self._location)
+        except VectorStoreLocked:
+            log.info("Qdrant local mode at %s is held by another kimi-mcp process; this process "
+                     "searches the ledger's vectors without it", path)
+            return None
+
+    def reload_index(self) -> None:
+        """Load the in-process index again from the ledger (after a reindex)."""
+        if self._synced is not None:
+            self._synced.load()
+
+    def sync_index(self, project: str | None) -> None:
+        """Bring the index up to what every process has written to the ledger."""
+        if self._synced is not None:
+            self._synced.sync(project)
 
     def close(self) -> None:
         self._backfill.stop()
         with self._ready_lock:
-            store, self._vectors, self._index = self._vectors, None, None
+            store, self._mirror, self._synced, self._opened = self._mirror, None, None, False
         if store is not None:
             store.close()
 
@@ -164,18 +197,26 @@ class MemoryEngine:
             raise MemoryEngineError(f"the embedder failed: {exc}") from exc
 
     def _index_add(self, project: str, items: list[tuple[str, str]], vectors: Matrix) -> None:
-        if self._index is not None:
-            self._index.add(project, items, vectors)
+        index = self.index
+        if index is not None:
+            index.add(project, items, vectors)
+
+    def vectors_for(self, ids: Sequence[str], matrix: Matrix) -> Vectors:
+        return Vectors(self.embedder.name, list(ids), matrix)
+
+    def _mirror_upsert(self, rows: Sequence[tuple[str, str, str]], vectors: Matrix) -> None:
+        if self._mirror is not None:
+            self._mirror.upsert(rows, vectors)
 
     def _embed_ids(self, ids: Sequence[str]) -> None:
-        """Backfill work: embed records that have no vector yet and mark them."""
+        """Backfill work: embed records that have no vector yet and write the vectors."""
         self.ready()
         found = self.get_sync(ids)
         if not found:
             return
         vectors = self.embed([item.content for item in found])
-        self.vectors.upsert([(i.id, i.project, i.type) for i in found], vectors)
-        self.ledger.write_sync(records.mark_vectors_fn([i.id for i in found], True))
+        self._mirror_upsert([(i.id, i.project, i.type) for i in found], vectors)
+        self.ledger.write_sync(records.put_vectors_fn(self.vectors_for([i.id for i in found], vectors)))
         for project in {i.project for i in found}:
             rows = [(n, i) for n, i in enumerate(found) if i.project == project]
             self._index_add(project, [(i.id, i.type) for _, i in rows], vectors[[n for n, _ in rows]])
@@ -184,8 +225,10 @@ class MemoryEngine:
         self, query_vector: Matrix, k: int, *, project: str | None, type_: str | None
     ) -> list[tuple[str, float]]:
         self.ready()
-        if self._index is not None:
-            return self._index.search(query_vector, k, project=project, type_=type_)
+        synced = self._synced
+        if synced is not None:
+            synced.sync(project)
+            return synced.index.search(query_vector, k, project=project, type_=type_)
         return self.vectors.search(query_vector, k, project=project, type_=type_)
 
     # ---- store --------------------------------------------------------------------------
@@ -212,9 +255,12 @@ class MemoryEngine:
             if duplicate is not None:
                 return StoreResult(duplicate, False)
         vector = self.embed([content])
-        self.vectors.upsert([(new.id, new.project, new.type)], vector)
+        self.ready()
+        self._mirror_upsert([(new.id, new.project, new.type)], vector)
         try:
-            result = self.ledger.write_sync(records.insert_fn(new, dedupe=id is None))
+            result = self.ledger.write_sync(
+                records.insert_fn(new, dedupe=id is None, vector=self.vectors_for([new.id], vector))
+            )
         except BaseException:
             self._forget_vector(new.id)
             raise
@@ -315,8 +361,10 @@ class MemoryEngine:
             self._known.add(mid)
 
     def _forget_vector(self, mid: str) -> None:
+        if self._mirror is None:
+            return
         try:
-            self.vectors.delete([mid])
+            self._mirror.delete([mid])
         except MemoryEngineError as exc:  # an orphan vector is skipped and cleaned at next load
             log.warning("could not remove the vector of %s: %s", mid, exc)
 
@@ -388,11 +436,14 @@ class MemoryEngine:
             futures_wait([future], timeout=30)
 
     def _retype(self, items: Sequence[MemoryItem]) -> None:
+        index, store = self.index, self._mirror
         for item in items:
-            if self._index is not None:
-                self._index.set_type(item.project, item.id, item.type)
+            if index is not None:
+                index.set_type(item.project, item.id, item.type)
+            if store is None:
+                continue
             try:
-                self.vectors.set_type([item.id], item.type)
+                store.set_type([item.id], item.type)
             except MemoryEngineError as exc:  # only server-mode filtering reads it
                 log.warning("could not update the vector payload of %s: %s", item.id, exc)
 
@@ -424,7 +475,7 @@ class MemoryEngine:
         if content is not None and content != current.content:
             changes.update(content=content, content_hash=content_hash(content), tokens=tokens_of(content))
             return self._update_content(current, changes)
-        item = self.ledger.write_sync(records.update_fn(memory_id, changes, vector_ok=None))
+        item = self.ledger.write_sync(records.update_fn(memory_id, changes))
         if item is None:
             raise MemoryNotFound(f"no memory with id {memory_id!r}")
         if item.type != current.type:
@@ -433,17 +484,16 @@ class MemoryEngine:
 
     def _update_content(self, current: MemoryItem, changes: dict[str, Any]) -> MemoryItem:
         vector = self.embed([changes["content"]])
-        # The record changes first, flagged; its vector follows (or the backfill repairs it).
-        item = self.ledger.write_sync(records.update_fn(current.id, changes, vector_ok=False))
+        self.ready()
+        fn = records.update_fn(current.id, changes, vector=self.vectors_for([current.id], vector))
+        item = self.ledger.write_sync(fn)  # the record and its vector change together
         if item is None:
             raise MemoryNotFound(f"no memory with id {current.id!r}")
+        self._index_add(item.project, [(item.id, item.type)], vector)
         try:
-            self.vectors.upsert([(item.id, item.project, item.type)], vector)
-            self.ledger.write_sync(records.mark_vectors_fn([item.id], True))
-            item.vector_ok = True
-            self._index_add(item.project, [(item.id, item.type)], vector)
+            self._mirror_upsert([(item.id, item.project, item.type)], vector)
         except MemoryEngineError as exc:
-            log.warning("vector of %s not written (%s); it will be repaired", item.id, exc)
+            log.warning("Qdrant's copy of %s not written (%s); it will be repaired", item.id, exc)
             self._backfill.put([item.id])
         return item
 
@@ -455,13 +505,16 @@ class MemoryEngine:
         if not found:
             return []
         deleted = [mid for mid, _ in found]
-        try:
-            self.vectors.delete(deleted)
-        except MemoryEngineError as exc:  # orphan vectors are skipped, and dropped at next load
-            log.warning("vectors of %d deleted memories remain: %s", len(deleted), exc)
-        if self._index is not None:
+        self.ready()
+        if self._mirror is not None:
+            try:
+                self._mirror.delete(deleted)
+            except MemoryEngineError as exc:  # Qdrant points without a record are never returned
+                log.warning("Qdrant's copies of %d deleted memories remain: %s", len(deleted), exc)
+        index = self.index
+        if index is not None:
             for project in {p for _, p in found}:
-                self._index.remove(project, [m for m, p in found if p == project])
+                index.remove(project, [m for m, p in found if p == project])
         return deleted
 
     def consolidate_sync(

@@ -1,8 +1,8 @@
 """An in-process exact-cosine index: one float32 matrix per project, one matvec per search.
 
 Qdrant local mode scans its points in Python (about 200 ms for a filtered search over 10k
-points on this machine), so in local mode the engine keeps the vectors here as well and
-Qdrant is only the durable store.
+points on this machine), so searches use this index; it loads from the ledger's
+`memory_vector` table and follows it (`SyncedIndex`), also when another process writes.
 """
 
 from __future__ import annotations
@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from kimi_mcp.memory import records
+from kimi_mcp.memory import vecrows
 from kimi_mcp.memory.embedder import Matrix
 from kimi_mcp.memory.types import TYPES
 
 if TYPE_CHECKING:
     from kimi_mcp.ledger import Ledger
-    from kimi_mcp.memory.vectors import VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +111,15 @@ class VectorIndex:
         with self._lock:
             self._shards.clear()
 
+    def sizes(self) -> dict[str, int]:
+        with self._lock:
+            return {name: len(s.row) for name, s in self._shards.items() if s.row}
+
+    def ids_of(self, project: str) -> list[str]:
+        with self._lock:
+            shard = self._shards.get(project)
+            return list(shard.row) if shard is not None else []
+
     def add(self, project: str, items: Iterable[tuple[str, str]], vectors: Matrix) -> None:
         """Add or replace (id, type) rows of one project with their vectors."""
         with self._lock:
@@ -164,25 +172,56 @@ class VectorIndex:
         return found[:k]
 
 
-def build_index(ledger: Ledger, store: VectorStore) -> tuple[VectorIndex, list[str]]:
-    """The index of every stored vector that has a record, and the ids of records that have
-    no vector (to embed again). Vectors without a record are deleted."""
-    state = {mid: (project, type_, ok) for mid, project, type_, ok in records.vector_state(ledger)}
-    index = VectorIndex(store.dim)
-    rows: dict[str, list[tuple[str, str]]] = {}
-    vecs: dict[str, list[Matrix]] = {}
-    orphans: list[str] = []
-    for mid, _project, vector in store.scan():
-        found = state.get(mid)
-        if found is None:
-            orphans.append(mid)
-            continue
-        rows.setdefault(found[0], []).append((mid, found[1]))
-        vecs.setdefault(found[0], []).append(vector)
-    for project, items in rows.items():
-        index.add(project, items, np.stack(vecs[project]))
-    if orphans:
-        log.info("removing %d vectors whose memory is gone", len(orphans))
-        store.delete(orphans)
-    seen = {mid for items in rows.values() for mid, _ in items}
-    return index, [mid for mid, (_, _, ok) in state.items() if not ok or mid not in seen]
+def _apply(index: VectorIndex, rows: list[vecrows.VectorRow]) -> None:
+    by_project: dict[str, list[vecrows.VectorRow]] = {}
+    for row in rows:
+        by_project.setdefault(row.project, []).append(row)
+    for project, found in by_project.items():
+        index.add(project, [(r.id, r.type) for r in found], np.stack([r.vector for r in found]))
+
+
+class SyncedIndex:
+    """A `VectorIndex` that follows the `memory_vector` table, also where other processes
+    write to it: `sync` reads the rows written since the last one it saw, then compares
+    the counts per project and, where they differ (a delete, or a row another writer
+    committed late), reconciles that project's ids."""
+
+    def __init__(self, ledger: Ledger, model: str, dim: int) -> None:
+        self.ledger = ledger
+        self.model = model
+        self.index = VectorIndex(dim)
+        self.seq = 0
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        with self._lock:
+            self.index.clear()
+            self.seq = 0
+            self._pull()
+
+    def _pull(self) -> None:
+        rows = vecrows.since(self.ledger, self.seq, self.model, self.index.dim)
+        if rows:
+            _apply(self.index, rows)
+            self.seq = max(self.seq, max(r.seq for r in rows))
+
+    def sync(self, project: str | None) -> None:
+        """Bring the index up to the database for one project (every project when None)."""
+        with self._lock:
+            self._pull()
+            stored = vecrows.counts(self.ledger, self.model, self.index.dim, project)
+            have = self.index.sizes()
+            names = {project} if project is not None else set(stored) | set(have)
+            for name in names:
+                if stored.get(name, 0) != have.get(name, 0):
+                    self._reconcile(name)
+
+    def _reconcile(self, project: str) -> None:
+        ids = vecrows.ids_of(self.ledger, project, self.model, self.index.dim)
+        held = set(self.index.ids_of(project))
+        gone = held - ids
+        if gone:
+            self.index.remove(project, gone)
+        new = ids - held
+        if new:
+            _apply(self.index, vecrows.by_ids(self.ledger, sorted(new), self.model, self.index.dim))

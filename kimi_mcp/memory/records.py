@@ -12,9 +12,20 @@ from sqlmodel import col, select
 
 from kimi_mcp.ledger import Ledger, Tx
 from kimi_mcp.ledger.models import MemoryRecord, now
+from kimi_mcp.memory import vecrows
+from kimi_mcp.memory.embedder import Matrix
 from kimi_mcp.memory.types import MemoryItem, StoreResult, encode_content
 
 _IN_CHUNK = 500
+
+
+@dataclass
+class Vectors:
+    """Vectors to write with records: one row of `matrix` per id, from embedder `model`."""
+
+    model: str
+    ids: list[str]
+    matrix: Matrix
 
 
 @dataclass
@@ -72,8 +83,11 @@ def _duplicate(db: Any, project: str, content_hash: str) -> str | None:
     return found
 
 
-def insert_fn(new: NewRecord, *, dedupe: bool) -> Callable[[Tx], StoreResult]:
-    """Insert unless the id (or, with `dedupe`, the same content in the project) exists."""
+def insert_fn(
+    new: NewRecord, *, dedupe: bool, vector: Vectors | None = None
+) -> Callable[[Tx], StoreResult]:
+    """Insert (with its vector, when given) unless the id (or, with `dedupe`, the same
+    content in the project) exists."""
 
     def fn(tx: Tx) -> StoreResult:
         if tx.db.get(MemoryRecord, new.id) is not None:
@@ -83,6 +97,8 @@ def insert_fn(new: NewRecord, *, dedupe: bool) -> Callable[[Tx], StoreResult]:
             if existing is not None:
                 return StoreResult(existing, False)
         tx.db.add(new.row())
+        if vector is not None:
+            vecrows.put(tx.db, [(new.id, new.project)], vector.matrix, vector.model)
         tx.emit("memory", {"action": "stored", "id": new.id, "project": new.project,
                            "source": new.source, "tokens": new.tokens})
         return StoreResult(new.id, True)
@@ -137,32 +153,29 @@ def count(ledger: Ledger, project: str | None) -> int:
         return int(db.exec(stmt).one())
 
 
-def vector_state(ledger: Ledger) -> list[tuple[str, str, str, bool]]:
-    """(id, project, type, vector_ok) of every record, for building the index."""
-    stmt = select(MemoryRecord.id, MemoryRecord.project, MemoryRecord.type, MemoryRecord.vector_ok)
-    with ledger.read() as db:
-        return [(r[0], r[1], r[2], bool(r[3])) for r in db.exec(stmt)]
-
-
-def without_vector(ledger: Ledger) -> list[str]:
-    stmt = select(MemoryRecord.id).where(MemoryRecord.vector_ok == False)  # noqa: E712
-    with ledger.read() as db:
-        return list(db.exec(stmt))
-
-
 def page_after(ledger: Ledger, after: str, limit: int) -> list[MemoryItem]:
     stmt = select(MemoryRecord).where(MemoryRecord.id > after).order_by(col(MemoryRecord.id))
     with ledger.read() as db:
         return [MemoryItem.from_row(r) for r in db.exec(stmt.limit(limit))]
 
 
-def mark_vectors_fn(ids: Sequence[str], ok: bool) -> Callable[[Tx], None]:
-    def fn(tx: Tx) -> None:
-        for start in range(0, len(ids), _IN_CHUNK):
-            chunk = list(ids[start : start + _IN_CHUNK])
+def put_vectors_fn(vectors: Vectors) -> Callable[[Tx], list[tuple[str, str]]]:
+    """Write the vectors of records that exist (and flag them); returns (id, project) of
+    those written, in the order given."""
+
+    def fn(tx: Tx) -> list[tuple[str, str]]:
+        rows: dict[str, MemoryRecord] = {}
+        for start in range(0, len(vectors.ids), _IN_CHUNK):
+            chunk = vectors.ids[start : start + _IN_CHUNK]
             for row in tx.db.exec(select(MemoryRecord).where(col(MemoryRecord.id).in_(chunk))):
-                row.vector_ok = ok
-                tx.db.add(row)
+                rows[row.id] = row
+        keep = [n for n, mid in enumerate(vectors.ids) if mid in rows]
+        written = [(vectors.ids[n], rows[vectors.ids[n]].project) for n in keep]
+        vecrows.put(tx.db, written, vectors.matrix[keep], vectors.model)
+        for mid, _ in written:
+            rows[mid].vector_ok = True
+            tx.db.add(rows[mid])
+        return written
 
     return fn
 
@@ -188,6 +201,8 @@ def record_recalls_fn(
             types[row.id] = row.type
             tx.db.add(row)
         if promoted:
+            tx.db.flush()
+            vecrows.touch(tx.db, promoted)
             tx.emit("memory", {"action": "promoted", "ids": promoted, "type": "frequent"})
         return types
 
@@ -195,8 +210,10 @@ def record_recalls_fn(
 
 
 def update_fn(
-    memory_id: str, changes: dict[str, Any], *, vector_ok: bool | None
+    memory_id: str, changes: dict[str, Any], *, vector: Vectors | None = None
 ) -> Callable[[Tx], MemoryItem | None]:
+    """Change a record; a new content comes with its new vector, written together."""
+
     def fn(tx: Tx) -> MemoryItem | None:
         row = tx.db.get(MemoryRecord, memory_id)
         if row is None:
@@ -208,11 +225,15 @@ def update_fn(
         for key in ("content_hash", "tokens", "type", "tags"):
             if key in changes:
                 setattr(row, key, changes[key])
-        if vector_ok is not None:
-            row.vector_ok = vector_ok
         row.updated_at = now()
         tx.db.add(row)
         tx.db.flush()
+        if vector is not None:
+            vecrows.put(tx.db, [(row.id, row.project)], vector.matrix, vector.model)
+            row.vector_ok = True
+            tx.db.add(row)
+        elif current.type != row.type:
+            vecrows.touch(tx.db, [row.id])
         tx.emit("memory", {"action": "updated", "id": memory_id})
         return MemoryItem.from_row(row)
 
@@ -232,9 +253,9 @@ def delete_fn(ids: Sequence[str]) -> Callable[[Tx], list[tuple[str, str]]]:
             )
         ]
         if found:
-            tx.db.execute(
-                delete(MemoryRecord).where(col(MemoryRecord.id).in_([f[0] for f in found]))
-            )
+            gone = [f[0] for f in found]
+            tx.db.execute(delete(MemoryRecord).where(col(MemoryRecord.id).in_(gone)))
+            vecrows.drop(tx.db, gone)
             tx.emit("memory", {"action": "deleted", "ids": [f[0] for f in found]})
         return found
 

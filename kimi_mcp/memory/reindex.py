@@ -1,4 +1,5 @@
-"""`kimi-mcp memory reindex`: drop the vectors and recreate them from the records."""
+"""`kimi-mcp memory reindex`: embed every record again, rewriting its vector in the ledger
+and in Qdrant (when this process has it open), then reload the in-process index."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from collections.abc import Callable
 
 from kimi_mcp.memory import records
 from kimi_mcp.memory.engine import MemoryEngine
-from kimi_mcp.memory.index import VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -19,9 +19,9 @@ def reindex(engine: MemoryEngine, progress: Callable[[int, int], None] | None = 
     `progress(done, total)` is called after each batch (and once at the start)."""
     engine.ready()
     total = engine.count()
-    store = engine.vectors
-    store.recreate()
-    index = VectorIndex(store.dim) if engine.index is not None else None
+    store = engine.mirror
+    if store is not None:
+        store.recreate()
     done, after = 0, ""
     if progress is not None:
         progress(0, total)
@@ -30,16 +30,15 @@ def reindex(engine: MemoryEngine, progress: Callable[[int, int], None] | None = 
         if not page:
             break
         vectors = engine.embed([item.content for item in page])
-        store.upsert([(i.id, i.project, i.type) for i in page], vectors)
-        engine.ledger.write_sync(records.mark_vectors_fn([i.id for i in page], True))
-        if index is not None:
-            for project in {i.project for i in page}:
-                rows = [n for n, i in enumerate(page) if i.project == project]
-                index.add(project, [(page[n].id, page[n].type) for n in rows], vectors[rows])
+        if store is not None:
+            store.upsert([(i.id, i.project, i.type) for i in page], vectors)
+        engine.ledger.write_sync(
+            records.put_vectors_fn(engine.vectors_for([i.id for i in page], vectors))
+        )
         done += len(page)
         after = page[-1].id
         if progress is not None:
             progress(done, max(total, done))
-    engine.replace_index(index)
+    engine.reload_index()
     log.info("reindexed %d memories", done)
     return done

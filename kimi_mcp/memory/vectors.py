@@ -1,4 +1,5 @@
-"""The durable vector store: Qdrant in local mode (on disk in the data dir) or a Qdrant server.
+"""Qdrant: a server (`memory.qdrant_url`, shared by every process, searched there) or local
+mode (on disk in the data dir: one process at a time, a mirror of the ledger's vectors).
 
 Point ids are UUIDs derived from the memory id (Qdrant accepts only UUIDs and integers);
 the memory id and its project travel in the payload.
@@ -22,6 +23,14 @@ from kimi_mcp.memory.embedder import Matrix
 log = logging.getLogger(__name__)
 
 _NAMESPACE = uuid.UUID("6f1c5a0e-7f51-4a36-9d9c-6a3f5e0b8c21")
+
+
+class VectorStoreLocked(MemoryEngineError):
+    """Local mode's folder is held by another process (Qdrant allows one)."""
+
+
+def _locked(exc: BaseException) -> bool:
+    return isinstance(exc, RuntimeError) and "is already accessed by another instance" in str(exc)
 
 
 def point_id(memory_id: str) -> str:
@@ -68,13 +77,12 @@ class VectorStore:
             path.mkdir(parents=True, exist_ok=True)
             return QdrantClient(path=str(path))
         except (RuntimeError, OSError, ValueError) as exc:
-            hint = (
-                "another kimi-mcp process may hold it (local mode allows one process); "
-                "set memory.qdrant_url to share a Qdrant server"
-                if "already accessed" in str(exc)
-                else "check the data dir or memory.qdrant_url"
-            )
-            raise MemoryEngineError(f"cannot open the vector store {self._where}: {exc}; {hint}") from None
+            if _locked(exc):
+                raise VectorStoreLocked(f"the vector store {self._where} is in use: {exc}") from None
+            raise MemoryEngineError(
+                f"cannot open the vector store {self._where}: {exc}; "
+                "check the data dir or memory.qdrant_url"
+            ) from None
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         with self._lock:

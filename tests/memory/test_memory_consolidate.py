@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pytest
-from conftest import MakeEngine
 
 from kimi_mcp.memory.consolidate import leader_clusters
+
+if TYPE_CHECKING:
+    from tests.memory.conftest import MakeEngine
 
 pytestmark = pytest.mark.anyio
 

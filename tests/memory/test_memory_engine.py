@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
-from conftest import MakeEngine
 
 from kimi_mcp.errors import MemoryEngineError
 from kimi_mcp.ledger import Tx
 from kimi_mcp.ledger.models import MemoryRecord
-from kimi_mcp.memory import MemoryNotFound, masked_id
+from kimi_mcp.memory import MemoryNotFound, masked_id, vecrows
+
+if TYPE_CHECKING:
+    from tests.memory.conftest import MakeEngine
 
 pytestmark = pytest.mark.anyio
 
@@ -161,7 +165,7 @@ async def test_a_failed_record_write_removes_the_vector_it_wrote(
     await engine.store("kept")
     before = engine.vectors.count()
 
-    def failing_insert(new: object, *, dedupe: bool) -> object:
+    def failing_insert(new: object, *, dedupe: bool, vector: object = None) -> object:
         def fn(tx: Tx) -> None:
             raise RuntimeError("constraint failed")
 
@@ -218,7 +222,7 @@ async def test_delete_removes_record_and_vector(make_engine: MakeEngine) -> None
     assert [h.item.id for h in await engine.recall("alpha memory")] == [b.id]
 
 
-async def test_the_index_is_rebuilt_from_qdrant_after_a_restart(make_engine: MakeEngine) -> None:
+async def test_the_index_is_rebuilt_from_the_ledger_after_a_restart(make_engine: MakeEngine) -> None:
     engine = make_engine()
     stored = await engine.store("terraform state lives in s3")
     engine.close()
@@ -232,6 +236,7 @@ async def test_records_without_a_vector_are_repaired_when_the_engine_opens(
 ) -> None:
     engine = make_engine()
     stored = await engine.store("helm charts live in deploy/")
+    engine.ledger.write_sync(lambda tx: vecrows.drop(tx.db, [stored.id]))  # e.g. an old ledger
     engine.vectors.delete([stored.id])
     engine.close()
     reopened = make_engine()

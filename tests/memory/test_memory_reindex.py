@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
-from conftest import MakeEngine
 
 from kimi_mcp.memory.reindex import reindex
+
+if TYPE_CHECKING:
+    from tests.memory.conftest import MakeEngine
 
 pytestmark = pytest.mark.anyio
 

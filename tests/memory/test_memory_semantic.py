@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
-from conftest import MakeEngine
 
 from kimi_mcp.errors import MemoryEngineError
 from kimi_mcp.memory.embedder import DIM, MiniLMEmbedder
+
+if TYPE_CHECKING:
+    from tests.memory.conftest import MakeEngine
 
 pytestmark = pytest.mark.anyio
 
