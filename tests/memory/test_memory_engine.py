@@ -289,3 +289,24 @@ async def test_a_deleted_masked_block_can_be_stored_again(make_engine: MakeEngin
     again = engine.store_text_sync("block of output")
     assert again.id == first.id and again.created
     assert [i.content for i in await engine.get([first.id])] == ["block of output"]
+
+
+async def test_a_second_engine_on_the_same_data_dir_runs_without_qdrant_and_follows_the_first(
+    make_engine: MakeEngine,
+) -> None:
+    first, second = make_engine(), make_engine()
+    first.ready()
+    assert first.mirror is not None and second.mirror is None
+    stored = await first.store("the cache is warmed at startup")
+    [hit] = await second.recall("cache warmed at startup", limit=1)
+    assert hit.item.id == stored.id
+    assert second.index is not None and len(second.index) == 1
+    await first.delete([stored.id])
+    assert await second.recall("cache warmed at startup", limit=1) == []
+    assert len(second.index) == 0
+    promoted = await second.store("a fact recalled often")
+    for _ in range(3):
+        await first.recall("a fact recalled often", limit=1)
+    first.ledger.flush()
+    [hit] = await second.recall("a fact recalled often", type="frequent", limit=1)
+    assert hit.item.id == promoted.id

@@ -1,0 +1,84 @@
+"""Two processes on one data dir: the proxy (`serve`) and an editor's `stdio` server share
+their memories through the ledger, while only one of them can hold Qdrant local mode."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+WORKER = Path(__file__).with_name("memory_worker.py")
+BLOCK = "$ pytest -q\r\n" + "FAILED tests/test_vpn.py::test_token 🧠 e\u0301\n" * 200 + "== 1 failed ==\n"
+
+
+class Worker:
+    def __init__(self, data_dir: Path, workspace: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(WORKER), str(data_dir), str(workspace)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+
+    def __call__(self, op: str, **args: Any) -> Any:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps({"op": op, **args}) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        assert line, f"the worker died: {self.stop()}"
+        reply = json.loads(line)
+        assert "error" not in reply, reply["error"]
+        return reply["ok"]
+
+    def stop(self) -> str:
+        """End the worker; returns what it logged."""
+        _, err = self.proc.communicate(timeout=30)
+        return err
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[tuple[Worker, Worker]]:
+    workspace = tmp_path / "proj"
+    workspace.mkdir()
+    started: list[Worker] = []
+    first = Worker(tmp_path / "data", workspace)
+    started.append(first)
+    try:
+        assert first("ready") == {"qdrant": True}  # A holds the local Qdrant folder
+        second = Worker(tmp_path / "data", workspace)
+        started.append(second)
+        yield first, second
+    finally:
+        for worker in started:
+            if worker.proc.poll() is None:
+                worker.stop()
+
+
+def test_two_processes_share_memories_while_one_holds_qdrant(
+    workers: tuple[Worker, Worker],
+) -> None:
+    a, b = workers
+    masked = a("store_text", content=BLOCK)
+    fact = a("store", content="the staging database is rebuilt every night at two")
+    assert b("ready") == {"qdrant": False}  # started while A holds the lock: no error
+    assert b("get", ids=[masked]) == [BLOCK]
+    assert [m for m, _ in b("recall", query="pytest failed test_vpn", limit=1)] == [masked]
+    assert [m for m, _ in b("recall", query="staging database rebuilt", limit=1)] == [fact]
+
+    from_b = b("store", content="the release train leaves on thursdays")
+    block_b = b("store_text", content="diff --git a/x b/x\n" + "+ line\n" * 300)
+    assert a("get", ids=[from_b, block_b])[0] == "the release train leaves on thursdays"
+    assert [m for m, _ in a("recall", query="release train thursdays", limit=1)] == [from_b]
+    assert [m for m, _ in a("recall", query="diff git line", limit=1)] == [block_b]
+
+    assert b("delete", ids=[fact]) == [fact]
+    assert fact not in [m for m, _ in a("recall", query="staging database rebuilt", limit=5)]
+    assert a("delete", ids=[from_b]) == [from_b]
+    assert from_b not in [m for m, _ in b("recall", query="release train thursdays", limit=5)]
+
+    logged = b.stop()
+    assert "held by another kimi-mcp process" in logged
+    assert "MemoryEngineError" not in logged and "Traceback" not in logged
