@@ -170,18 +170,14 @@ def export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _time(raw: str | None, name: str) -> float | None:
+    from kimi_mcp.httputil import parse_time
+
     if raw is None:
         return None
     try:
-        return float(raw)
-    except ValueError:
-        pass
-    from datetime import datetime
-
-    try:
-        return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise KimiError(f"--{name} must be UNIX seconds or ISO 8601, got {raw!r}") from None
+        return parse_time(raw, f"--{name}")
+    except ValueError as exc:
+        raise KimiError(str(exc)) from None
 
 
 def config(args: argparse.Namespace, settings: Settings) -> int:

@@ -57,10 +57,8 @@ async def read_json(request: Request, max_bytes: int) -> Any:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
 
 
-def query_float(request: Request, name: str) -> float | None:
-    raw = request.query_params.get(name)
-    if raw in (None, ""):
-        return None
+def parse_time(raw: str, name: str) -> float:
+    """UNIX seconds or an ISO 8601 time; `ValueError` names the parameter."""
     try:
         return float(raw)
     except ValueError:
@@ -70,4 +68,14 @@ def query_float(request: Request, name: str) -> float | None:
     try:
         return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
     except ValueError:
-        raise BadRequest(f"'{name}' must be UNIX seconds or an ISO 8601 time, got {raw!r}") from None
+        raise ValueError(f"'{name}' must be UNIX seconds or an ISO 8601 time, got {raw!r}") from None
+
+
+def query_float(request: Request, name: str) -> float | None:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        return parse_time(raw, name)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None

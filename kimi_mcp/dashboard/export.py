@@ -12,6 +12,7 @@ import anyio
 from sqlalchemy import text
 
 from kimi_mcp.deps import Deps
+from kimi_mcp.ledger.queries import where_clause
 
 PAGE = 2000
 COLUMNS = [
@@ -24,37 +25,23 @@ COLUMNS = [
 _REQUEST_SQL = """SELECT id, created_at, session_id, source, provider, model, stream, status,
     http_status, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens,
     est_prompt_tokens, est_completion_tokens, usage_source, cost_usd, ttft_ms, latency_ms,
-    saved_mask_tokens, saved_compress_tokens, error FROM request WHERE id > :after {filters}
+    saved_mask_tokens, saved_compress_tokens, error FROM request{where} id > :after
     ORDER BY id LIMIT :limit"""
 _TOOL_SQL = """SELECT id, created_at, session_id, tool, family, is_error, args_tokens,
-    result_tokens, latency_ms, error FROM tool_call WHERE id > :after {filters}
+    result_tokens, latency_ms, error FROM tool_call{where} id > :after
     ORDER BY id LIMIT :limit"""
-
-
-def _filters(session: str | None, since: float | None, until: float | None) -> tuple[str, dict[str, Any]]:
-    parts: list[str] = []
-    params: dict[str, Any] = {}
-    if session:
-        parts.append("AND session_id = :session")
-        params["session"] = session
-    if since is not None:
-        parts.append("AND created_at >= :since")
-        params["since"] = since
-    if until is not None:
-        parts.append("AND created_at < :until")
-        params["until"] = until
-    return " ".join(parts), params
 
 
 def iter_rows(deps: Deps, session: str | None, since: float | None, until: float | None
               ) -> Iterator[list[dict[str, Any]]]:
     """Pages of export rows (requests first, then tool calls); never the whole table at once."""
-    filters, params = _filters(session, since, until)
+    where, params = where_clause(since, until, session)
+    where = f"{where} AND" if where else " WHERE"
     for kind, sql in (("request", _REQUEST_SQL), ("tool_call", _TOOL_SQL)):
         after = 0
         while True:
             with deps.ledger.read() as db:
-                page = db.execute(text(sql.format(filters=filters)),
+                page = db.execute(text(sql.format(where=where)),
                                   {**params, "after": after, "limit": PAGE}).mappings().all()
             if not page:
                 break

@@ -14,7 +14,7 @@ COMPLETION = "COALESCE(completion_tokens, est_completion_tokens, 0)"
 DIMENSIONS = {"provider": "provider", "model": "model", "source": "source", "session": "session_id"}
 
 
-def _where(since: float | None, until: float | None, session_id: str | None) -> tuple[str, dict[str, Any]]:
+def where_clause(since: float | None, until: float | None, session_id: str | None) -> tuple[str, dict[str, Any]]:
     clauses, params = [], {}
     if since is not None:
         clauses.append("created_at >= :since")
@@ -54,7 +54,7 @@ def _aggregate(
                 sums[i] += value or 0
 
     for lo, hi in raw_spans:
-        where, params = _where(lo, hi, session_id)
+        where, params = where_clause(lo, hi, session_id)
         select = _group_expr(group, "created_at", bucket_s)
         sql = f"SELECT {select + ', ' if select else ''}{_RAW_SUMS} FROM request{where}"
         add(db.execute(text(sql + (" GROUP BY 1" if group else "")), params).all())
@@ -105,7 +105,7 @@ def summary(
     db: DbSession, since: float | None = None, until: float | None = None, session_id: str | None = None
 ) -> dict[str, Any]:
     sums = _aggregate(db, None, since, until, session_id).get(None, [0.0] * len(rollup.SUMS))
-    where, params = _where(since, until, session_id)
+    where, params = where_clause(since, until, session_id)
     tools = db.execute(
         text(
             f"""SELECT COUNT(*), SUM(is_error), SUM(args_tokens), SUM(result_tokens), AVG(latency_ms)
@@ -174,7 +174,7 @@ def timeseries(
 def tool_stats(
     db: DbSession, since: float | None = None, until: float | None = None, session_id: str | None = None
 ) -> list[dict[str, Any]]:
-    where, params = _where(since, until, session_id)
+    where, params = where_clause(since, until, session_id)
     rows = db.execute(
         text(
             f"""SELECT tool, family, COUNT(*), SUM(is_error), AVG(latency_ms), MAX(latency_ms),

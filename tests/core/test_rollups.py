@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from kimi_mcp.ledger import Ledger, queries
-from kimi_mcp.ledger.models import Request
+from kimi_mcp.ledger.models import SCHEMA_VERSION, Request
 
 BASE = 1_800_000_000.0
 
@@ -95,7 +95,7 @@ def test_a_schema_1_file_migrates_and_gets_its_rollups(tmp_path: Path) -> None:
     ledger = Ledger(f"sqlite:///{path}")
     ledger.start()
     try:
-        assert ledger.scalar("SELECT value FROM meta WHERE key = 'schema_version'") == "2"
+        assert ledger.scalar("SELECT value FROM meta WHERE key = 'schema_version'") == str(SCHEMA_VERSION)
         assert ledger.scalar("SELECT SUM(n) FROM rollup") == 10
         with ledger.read() as db:
             assert queries.summary(db)["prompt_tokens"] == 50
