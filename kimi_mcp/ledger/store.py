@@ -115,7 +115,8 @@ class Ledger:
                 ) from None
         busy = self._busy_timeout_ms
         args = {"check_same_thread": False, "timeout": busy / 1000} if self.is_sqlite else {}
-        engine = create_engine(self.url, connect_args=args)
+        # batches of different sizes compile to different statements: keep few of them cached
+        engine = create_engine(self.url, connect_args=args, query_cache_size=64)
         if self.is_sqlite:
             event.listen(engine, "connect", lambda conn, _rec: _sqlite_pragmas(conn, busy))
         if not readonly:
