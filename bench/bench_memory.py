@@ -7,7 +7,7 @@ latency (query embedding included) at 1k, 10k and 100k memories.
 The real embedder runs at ~140 sentences/s here, so 100k memories cannot all be embedded
 in a few minutes: 2,000 template sentences are embedded for real and the rest are their
 perturbations (vector + Gaussian noise, renormalised; cosine ≈ 0.9 to their source), stored
-as real records and Qdrant points. Query vectors are always computed by the real model.
+as real records with their vector rows in the ledger (and mirrored to Qdrant local mode). Query vectors are always computed by the real model.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from sqlalchemy import insert
 from kimi_mcp.config import load_settings
 from kimi_mcp.deps import Deps
 from kimi_mcp.ledger import Ledger, Tx
-from kimi_mcp.ledger.models import MemoryRecord
-from kimi_mcp.memory import MemoryEngine
+from kimi_mcp.ledger.models import MemoryRecord, MemoryVector
+from kimi_mcp.memory import MemoryEngine, vecrows
 from kimi_mcp.memory.embedder import MiniLMEmbedder, normalize
 
 BASE = 2000
@@ -85,7 +85,7 @@ def bench_store(engine: MemoryEngine) -> None:
     t = time.perf_counter()
     for text in texts:
         engine.store_sync(text, project="store")
-    line("memory store (embed + Qdrant + ledger)", f"{len(texts) / (time.perf_counter() - t):.0f} /s")
+    line("memory store (embed + ledger + Qdrant mirror)", f"{len(texts) / (time.perf_counter() - t):.0f} /s")
     blocks = [f"tool output {n}\n" + ("log line with some words\n" * 150) for n in range(200)]
     t = time.perf_counter()
     for block in blocks:
@@ -111,9 +111,16 @@ def _bulk(engine: MemoryEngine, project: str, texts: list[str], vectors: np.ndar
         for mid, text in zip(ids, texts, strict=True)
     ]
 
+    model, dim = engine.embedder.name, engine.embedder.dim
+
     def fn(tx: Tx) -> None:
         for start in range(0, len(rows), 5000):
             tx.db.execute(insert(MemoryRecord.__table__), rows[start : start + 5000])  # type: ignore[attr-defined]
+        seq = vecrows._next_seq(tx.db)
+        vec_rows = [{"id": mid, "project": project, "model": model, "dim": dim, "seq": seq,
+                     "vector": vecrows.encode(v)} for mid, v in zip(ids, vectors, strict=True)]
+        for start in range(0, len(vec_rows), 5000):
+            tx.db.execute(insert(MemoryVector.__table__), vec_rows[start : start + 5000])  # type: ignore[attr-defined]
 
     engine.ledger.write_sync(fn)
     for start in range(0, len(ids), 2000):

@@ -176,8 +176,9 @@ class MemoryVector(SQLModel, table=True):
     record. `seq` grows with every write, so another process can pick up what changed."""
 
     __tablename__ = "memory_vector"
+    __table_args__ = (Index("ix_memory_vector_scope", "project", "model", "dim"),)
     id: str = Field(primary_key=True)  # the memory id
-    project: str = Field(index=True)
+    project: str
     model: str = "minilm"  # the embedder that made it
     dim: int
     seq: int = Field(default=0, index=True)

@@ -21,15 +21,18 @@ class Backfill:
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._stopping = False
 
     def put(self, ids: Sequence[str]) -> None:
-        self._start()
         for mid in ids:
             self._queue.put(mid)
+        self._start()
 
     def _start(self) -> None:
         with self._lock:
-            if self._thread is None:
+            # While stopping, ids queued by the worker itself (the engine opening inside it)
+            # wait for the next start: a second thread would take the worker's stop signal.
+            if self._thread is None and not self._stopping:
                 self._thread = threading.Thread(
                     target=self._run, name="kimi-memory-backfill", daemon=True
                 )
@@ -43,9 +46,15 @@ class Backfill:
     def stop(self) -> None:
         with self._lock:
             thread, self._thread = self._thread, None
-        if thread is not None:
+            self._stopping = thread is not None
+        if thread is None:
+            return
+        try:
             self._queue.put(None)
             thread.join(timeout=30)
+        finally:
+            with self._lock:
+                self._stopping = False
 
     def _run(self) -> None:
         while True:

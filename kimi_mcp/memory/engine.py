@@ -173,7 +173,7 @@ class MemoryEngine:
     def sync_index(self, project: str | None) -> None:
         """Bring the index up to what every process has written to the ledger."""
         if self._synced is not None:
-            self._synced.sync(project)
+            self._synced.sync(project, full=True)
 
     def close(self) -> None:
         self._backfill.stop()

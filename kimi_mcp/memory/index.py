@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -182,15 +183,20 @@ def _apply(index: VectorIndex, rows: list[vecrows.VectorRow]) -> None:
 
 class SyncedIndex:
     """A `VectorIndex` that follows the `memory_vector` table, also where other processes
-    write to it: `sync` reads the rows written since the last one it saw, then compares
-    the counts per project and, where they differ (a delete, or a row another writer
-    committed late), reconciles that project's ids."""
+    write to it: `sync` reads the rows written since the last one it saw (0.6 ms at 10k);
+    then, when that found something or `check_s` has passed, it compares the counts per
+    project (1.7 ms at 10k) and, where they differ (a delete, or a row another writer
+    committed late), reconciles that project's ids. Until then a memory deleted elsewhere
+    may still be found by the index; recall drops hits whose record is gone."""
+
+    check_s = 1.0
 
     def __init__(self, ledger: Ledger, model: str, dim: int) -> None:
         self.ledger = ledger
         self.model = model
         self.index = VectorIndex(dim)
         self.seq = 0
+        self._checked = 0.0
         self._lock = threading.Lock()
 
     def load(self) -> None:
@@ -199,16 +205,21 @@ class SyncedIndex:
             self.seq = 0
             self._pull()
 
-    def _pull(self) -> None:
+    def _pull(self) -> bool:
         rows = vecrows.since(self.ledger, self.seq, self.model, self.index.dim)
         if rows:
             _apply(self.index, rows)
             self.seq = max(self.seq, max(r.seq for r in rows))
+        return bool(rows)
 
-    def sync(self, project: str | None) -> None:
-        """Bring the index up to the database for one project (every project when None)."""
+    def sync(self, project: str | None, *, full: bool = False) -> None:
+        """Bring the index up to the database for one project (every project when None);
+        `full` compares the counts now."""
         with self._lock:
-            self._pull()
+            t = time.monotonic()
+            if not self._pull() and not full and t - self._checked < self.check_s:
+                return
+            self._checked = t
             stored = vecrows.counts(self.ledger, self.model, self.index.dim, project)
             have = self.index.sizes()
             names = {project} if project is not None else set(stored) | set(have)

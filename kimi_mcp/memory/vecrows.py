@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import bindparam, delete, func, text, update
+from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 
 from kimi_mcp.ledger import Ledger
@@ -80,10 +81,10 @@ def touch(db: Any, ids: Sequence[str]) -> None:
 
 def _joined(model: str, dim: int) -> Any:
     return (
-        select(MemoryVector.id, MemoryVector.project, MemoryRecord.type, MemoryVector.seq,
-               MemoryVector.vector)
+        sa_select(col(MemoryVector.id), col(MemoryVector.project), col(MemoryRecord.type),
+                  col(MemoryVector.seq), col(MemoryVector.vector))
         .join(MemoryRecord, col(MemoryRecord.id) == col(MemoryVector.id))
-        .where(MemoryVector.model == model, MemoryVector.dim == dim)
+        .where(col(MemoryVector.model) == model, col(MemoryVector.dim) == dim)
     )
 
 
@@ -95,7 +96,7 @@ def since(ledger: Ledger, seq: int, model: str, dim: int) -> list[VectorRow]:
     """Rows written after `seq` (all of them for 0), with their record's current type."""
     stmt = _joined(model, dim).where(col(MemoryVector.seq) > seq)
     with ledger.read() as db:
-        return _rows(db.exec(stmt))
+        return _rows(db.execute(stmt))
 
 
 def by_ids(ledger: Ledger, ids: Sequence[str], model: str, dim: int) -> list[VectorRow]:
@@ -103,7 +104,8 @@ def by_ids(ledger: Ledger, ids: Sequence[str], model: str, dim: int) -> list[Vec
     with ledger.read() as db:
         for start in range(0, len(ids), _IN_CHUNK):
             chunk = list(ids[start : start + _IN_CHUNK])
-            out.extend(_rows(db.exec(_joined(model, dim).where(col(MemoryVector.id).in_(chunk)))))
+            stmt = _joined(model, dim).where(col(MemoryVector.id).in_(chunk))
+            out.extend(_rows(db.execute(stmt)))
     return out
 
 

@@ -303,6 +303,7 @@ async def test_a_second_engine_on_the_same_data_dir_runs_without_qdrant_and_foll
     assert second.index is not None and len(second.index) == 1
     await first.delete([stored.id])
     assert await second.recall("cache warmed at startup", limit=1) == []
+    second.sync_index(None)
     assert len(second.index) == 0
     promoted = await second.store("a fact recalled often")
     for _ in range(3):
