@@ -31,17 +31,18 @@ from kimi_mcp.memory.embedder import Embedder, Matrix, create_embedder
 from kimi_mcp.memory.index import SyncedIndex, VectorIndex
 from kimi_mcp.memory.records import NewRecord, Vectors
 from kimi_mcp.memory.types import (
-    TYPES,
     ConsolidateReport,
     Hit,
     MemoryItem,
     StoreResult,
+    check_type,
+    clean_tags,
     content_hash,
     embeddable,
     masked_id,
     tokens_of,
 )
-from kimi_mcp.memory.vectors import VectorStore, VectorStoreLocked
+from kimi_mcp.memory.vectors import VectorStore, open_store
 
 if TYPE_CHECKING:
     from kimi_mcp.config import Settings
@@ -132,7 +133,7 @@ class MemoryEngine:
         load = getattr(embedder, "load", None)
         if callable(load):
             load()
-        store = self._open_qdrant(embedder)
+        store = open_store(self.settings, embedder.name, embedder.dim, self._location)
         remote = store is not None and store.remote
         in_qdrant = store is not None and (
             self._search_in_qdrant if self._search_in_qdrant is not None else remote
@@ -151,19 +152,6 @@ class MemoryEngine:
         if missing:
             log.info("%d memories have no vector yet; embedding them in the background", len(missing))
             self._backfill.put(missing)
-
-    def _open_qdrant(self, embedder: Embedder) -> VectorStore | None:
-        mem = self.settings.memory
-        collection = mem.collection if embedder.name == "minilm" else f"{mem.collection}_{embedder.name}"
-        key = mem.qdrant_api_key.get_secret_value() if mem.qdrant_api_key else None
-        path = self.settings.data_dir / "qdrant"
-        try:
-            return VectorStore(collection, embedder.dim, path=path, url=mem.qdrant_url,
-                               api_key=key, location=self._location)
-        except VectorStoreLocked:
-            log.info("Qdrant local mode at %s is held by another kimi-mcp process; this process "
-                     "searches the ledger's vectors without it", path)
-            return None
 
     def reload_index(self) -> None:
         """Load the in-process index again from the ledger (after a reindex)."""
@@ -296,7 +284,7 @@ class MemoryEngine:
         with self._pending_lock:
             if mid in self._pending:
                 return StoreResult(mid, False)
-            self._pending[mid] = _item_of(new)
+            self._pending[mid] = new.item()
         future = self.ledger.submit(records.insert_fn(new, dedupe=False))
         future.add_done_callback(lambda f: self._settled(mid, f))
         self._backfill.put([mid])
@@ -333,7 +321,7 @@ class MemoryEngine:
             content_hash=content_hash(content),
             type=type_,
             source=source,
-            tags=_clean_tags(tags),
+            tags=clean_tags(tags),
             metadata=dict(metadata or {}),
             tokens=tokens if tokens is not None else tokens_of(content),
             vector_ok=vector_ok,
@@ -467,7 +455,7 @@ class MemoryEngine:
             check_type(type)
             changes["type"] = type
         if tags is not None:
-            changes["tags"] = _clean_tags(tags)
+            changes["tags"] = clean_tags(tags)
         if metadata is not None:
             changes["metadata"] = dict(metadata)
         if content is not None and not content:
@@ -551,28 +539,3 @@ class MemoryEngine:
 
 async def _thread(fn: Callable[[], T]) -> T:
     return await anyio.to_thread.run_sync(fn)
-
-
-def check_type(type_: str) -> None:
-    if type_ not in TYPES:
-        raise MemoryEngineError(f"unknown memory type {type_!r}; use one of {', '.join(TYPES)}")
-
-
-def _clean_tags(tags: Sequence[str]) -> list[str]:
-    return list(dict.fromkeys(t.strip() for t in tags if t.strip()))
-
-
-def _item_of(new: NewRecord) -> MemoryItem:
-    return MemoryItem(
-        id=new.id,
-        content=new.content,
-        project=new.project,
-        type=new.type,
-        source=new.source,
-        tags=list(new.tags),
-        metadata=dict(new.metadata),
-        tokens=new.tokens,
-        created_at=new.created_at,
-        updated_at=new.created_at,
-        vector_ok=False,
-    )

@@ -44,6 +44,14 @@ class NewRecord:
     recall_count: int = 0
     created_at: float = field(default_factory=now)
 
+    def item(self) -> MemoryItem:
+        return MemoryItem(
+            id=self.id, content=self.content, project=self.project, type=self.type,
+            source=self.source, tags=list(self.tags), metadata=dict(self.metadata),
+            tokens=self.tokens, created_at=self.created_at, updated_at=self.created_at,
+            vector_ok=False,
+        )
+
     def row(self) -> MemoryRecord:
         content, meta = encode_content(self.content, self.metadata)
         return MemoryRecord(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,3 +126,14 @@ def masked_id(content: str) -> str:
 
 def tokens_of(content: str) -> int:
     return tokens.count_text(embeddable(content))
+
+
+def check_type(type_: str) -> None:
+    from kimi_mcp.errors import MemoryEngineError
+
+    if type_ not in TYPES:
+        raise MemoryEngineError(f"unknown memory type {type_!r}; use one of {', '.join(TYPES)}")
+
+
+def clean_tags(tags: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(t.strip() for t in tags if t.strip()))

@@ -13,12 +13,15 @@ import uuid
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kimi_mcp.errors import MemoryEngineError
 from kimi_mcp.memory.embedder import Matrix
+
+if TYPE_CHECKING:
+    from kimi_mcp.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -217,3 +220,19 @@ class VectorStore:
                 self._client.close()
             except Exception:  # closing is best effort; nothing is lost
                 log.debug("closing the vector store failed", exc_info=True)
+
+
+def open_store(settings: Settings, model: str, dim: int, location: str | None) -> VectorStore | None:
+    """Qdrant for this process: the server, or local mode in the data dir; None when another
+    process holds local mode's folder (the ledger's vectors are complete without it)."""
+    mem = settings.memory
+    collection = mem.collection if model == "minilm" else f"{mem.collection}_{model}"
+    key = mem.qdrant_api_key.get_secret_value() if mem.qdrant_api_key else None
+    path = settings.data_dir / "qdrant"
+    try:
+        return VectorStore(collection, dim, path=path, url=mem.qdrant_url, api_key=key,
+                           location=location)
+    except VectorStoreLocked:
+        log.info("Qdrant local mode at %s is held by another kimi-mcp process; this process "
+                 "searches the ledger's vectors without it", path)
+        return None
