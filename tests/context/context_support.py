@@ -39,6 +39,9 @@ class FakeMemory:
         self.recalls = 0
         self.fail = False
 
+    def close(self) -> None:
+        """Nothing runs in the background here."""
+
     async def store(self, content: str, *, id: str | None = None, source: str = "tool",
                     tags: Any = (), **_: Any) -> FakeStored:
         if self.fail:
