@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -118,9 +119,34 @@ def build_deps(settings: Settings, lazy: bool = False) -> Deps:
 
         ledger = Ledger(settings.database_url())
     deps = Deps(settings=settings, ledger=ledger, memory=None)  # type: ignore[arg-type]
-    try:
+
+    def engine() -> MemoryEngine:
         from kimi_mcp.memory import MemoryEngine
-    except ImportError:  # the memory engine is optional until it is built
-        return deps
-    deps.memory = MemoryEngine(settings, ledger)
+
+        return MemoryEngine(settings, ledger)
+
+    deps.memory = LazyMemory(engine) if lazy else engine()  # type: ignore[assignment]
     return deps
+
+
+class LazyMemory:
+    """Builds the memory engine on first use (numpy and friends load then, not at start)."""
+
+    def __init__(self, factory: Callable[[], MemoryEngine]) -> None:
+        self._factory = factory
+        self._real: MemoryEngine | None = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> MemoryEngine:
+        with self._lock:
+            if self._real is None:
+                self._real = self._factory()
+            return self._real
+
+    def close(self) -> None:
+        with self._lock:
+            if self._real is not None:
+                self._real.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)

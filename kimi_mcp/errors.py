@@ -6,6 +6,7 @@
      ├── UpstreamError      a provider failed or answered with an error
      ├── WorkspaceError     a path is outside the workspace or otherwise refused
      └── MemoryEngineError  the embedder or the vector store failed
+          └── MemoryNotFound  no memory has that id
 
 Every message says what was wrong and what to do; none carries a secret.
 """
@@ -37,4 +38,8 @@ class WorkspaceError(KimiError):
 
 
 class MemoryEngineError(KimiError):
+    pass
+
+
+class MemoryNotFound(MemoryEngineError):
     pass

@@ -11,11 +11,11 @@ from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
 from pydantic import BaseModel, Field
 
-from kimi_mcp.errors import MemoryEngineError
-from kimi_mcp.memory import ConsolidateReport, Hit, MemoryItem, MemoryNotFound
+from kimi_mcp.errors import MemoryEngineError, MemoryNotFound
 
 if TYPE_CHECKING:
     from kimi_mcp.deps import Deps
+    from kimi_mcp.memory import ConsolidateReport, Hit, MemoryItem
 
 T = TypeVar("T")
 _SURROGATE = re.compile("[\ud800-\udfff]")

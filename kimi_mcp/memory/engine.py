@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio.to_thread
 
-from kimi_mcp.errors import MemoryEngineError
+from kimi_mcp.errors import MemoryEngineError, MemoryNotFound
 from kimi_mcp.memory import recall, records, vecrows
 from kimi_mcp.memory.backfill import Backfill
 from kimi_mcp.memory.embedder import Embedder, Matrix, create_embedder
@@ -51,10 +51,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _KNOWN_MAX = 100_000
-
-
-class MemoryNotFound(MemoryEngineError):
-    pass
 
 
 class MemoryEngine:
