@@ -170,38 +170,50 @@ class WalkOptions:
     show_hidden: bool = True
 
 
+def _listing(
+    directory: str, prefix: str, ignore: GitIgnore | None, options: WalkOptions, ordered: bool
+) -> tuple[list[tuple[os.DirEntry[str], str, bool]], GitIgnore | None]:
+    """The visible entries of one directory as (entry, rel, is_dir), and the ignore rules that
+    apply below it: excluded names and patterns, hidden files and .gitignore are filtered here."""
+    try:
+        with os.scandir(directory) as it:
+            entries = sorted(it, key=_name) if ordered else list(it)
+    except OSError:
+        return [], ignore
+    if ignore is not None and any(e.name == ".gitignore" for e in entries):
+        ignore = ignore.child()
+        ignore.load(directory, prefix)
+    check = ignore.ignored if ignore else None
+    names = options.excluder.names
+    patterns = None if options.excluder.names_only else options.excluder.excluded
+    hidden = options.show_hidden
+    visible = []
+    for entry in entries:
+        name = entry.name
+        if name in names or (not hidden and name[0] == "."):
+            continue
+        rel = prefix + name
+        if patterns is not None and patterns(name, rel):
+            continue
+        try:
+            is_dir = entry.is_dir(follow_symlinks=False)
+        except OSError:
+            continue
+        if check is not None and check(rel, is_dir):
+            continue
+        visible.append((entry, rel, is_dir))
+    return visible, ignore
+
+
 def walk(top: str, options: WalkOptions) -> Iterator[tuple[os.DirEntry[str], str, bool]]:
     """Yield (entry, path relative to top, is_dir) depth-first, pruning excluded dirs early."""
     stack: list[tuple[str, str, int, GitIgnore | None]] = [(top, "", 0, options.gitignore)]
-    names = options.excluder.names
-    patterns = None if options.excluder.names_only else options.excluder.excluded
     max_depth = options.max_depth
-    hidden = options.show_hidden
     while stack:
         directory, prefix, depth, ignore = stack.pop()
-        try:
-            with os.scandir(directory) as it:
-                entries = list(it)
-        except OSError:
-            continue
-        if ignore is not None and any(e.name == ".gitignore" for e in entries):
-            ignore = ignore.child()
-            ignore.load(directory, prefix)
-        check = ignore.ignored if ignore else None
+        visible, ignore = _listing(directory, prefix, ignore, options, ordered=False)
         descend = max_depth is None or depth + 1 < max_depth
-        for entry in entries:
-            name = entry.name
-            if name in names or (not hidden and name[0] == "."):
-                continue
-            rel = prefix + name
-            if patterns is not None and patterns(name, rel):
-                continue
-            try:
-                is_dir = entry.is_dir(follow_symlinks=False)
-            except OSError:
-                continue
-            if check is not None and check(rel, is_dir):
-                continue
+        for entry, rel, is_dir in visible:
             yield entry, rel, is_dir
             if is_dir and descend:
                 stack.append((entry.path, rel + "/", depth + 1, ignore))
@@ -235,47 +247,24 @@ def _tree(
     max_entries: int,
     out: Tree,
 ) -> None:
-    try:
-        with os.scandir(directory) as it:
-            entries = sorted(it, key=_name)
-    except OSError:
-        return
-    if ignore is not None and any(e.name == ".gitignore" for e in entries):
-        ignore = ignore.child()
-        ignore.load(directory, prefix)
-    check = ignore.ignored if ignore else None
-    names = options.excluder.names
-    patterns = None if options.excluder.names_only else options.excluder.excluded
-    hidden = options.show_hidden
+    visible, ignore = _listing(directory, prefix, ignore, options, ordered=True)
     descend = options.max_depth is None or depth + 1 < options.max_depth
     indent = "  " * depth
     lines = out.lines
-    for entry in entries:
-        name = entry.name
-        if name in names or (not hidden and name[0] == "."):
-            continue
-        rel = prefix + name
-        if patterns is not None and patterns(name, rel):
-            continue
-        try:
-            is_dir = entry.is_dir(follow_symlinks=False)
-        except OSError:
-            continue
-        if check is not None and check(rel, is_dir):
-            continue
+    for entry, rel, is_dir in visible:
         if out.files + out.dirs >= max_entries:
             out.truncated = True
             return
         if is_dir:
             out.dirs += 1
-            lines.append(indent + name + "/")
+            lines.append(indent + entry.name + "/")
             if descend:
                 _tree(entry.path, rel + "/", depth + 1, ignore, options, max_entries, out)
                 if out.truncated:
                     return
         else:
             out.files += 1
-            lines.append(indent + name)
+            lines.append(indent + entry.name)
 
 
 def gitignore_for(top: str, root: str) -> GitIgnore:
