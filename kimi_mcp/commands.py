@@ -123,7 +123,7 @@ def sessions(args: argparse.Namespace, settings: Settings) -> int:
                 _out(f"{mark} {s['id']}  {s['name']:<32} {s.get('model') or '-':<36} "
                      f"{t['requests']:>6} req {t['prompt_tokens']:>10} tok in")
         elif args.action == "create":
-            created = deps.sessions.create_sync(args.name, args.provider, args.model)
+            created = deps.sessions.create_sync(args.name, args.provider, args.model, activate=False)
             _out(created["id"])
         else:
             session_id = deps.sessions.resolve(args.id)

@@ -72,16 +72,6 @@ def build_mcp(deps: Deps, warm_up: bool = False) -> FastMCP:
     return root
 
 
-def mounted_families(deps: Deps) -> list[str]:
-    return [f for f in deps.settings.mcp.families if _module_exists(FAMILY_MODULES[f])]
-
-
-def _module_exists(name: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(name) is not None
-
-
 class LedgerMiddleware(Middleware):
     """Records every tool call: tool, family, argument and result tokens, latency, error.
 

@@ -89,7 +89,3 @@ class EventBus:
                 sub._loop.call_soon_threadsafe(sub.deliver, event)
             except RuntimeError:  # its loop is closed: the subscriber is gone
                 self.unsubscribe(sub)
-
-    @property
-    def subscribers(self) -> int:
-        return len(self._subs)

@@ -30,20 +30,11 @@ class Sessions:
     async def create(
         self, name: str, provider: str | None = None, model: str | None = None, activate: bool = True
     ) -> dict[str, Any]:
-        def fn(tx: Tx) -> dict[str, Any]:
-            if activate:
-                _deactivate_all(tx)
-            row = SessionRow(name=name, provider=provider, model=model, active=activate)
-            tx.db.add(row)
-            tx.db.flush()
-            data = row_dict(row)
-            tx.emit("session", {"action": "created", "session": data})
-            return data
+        return await self.ledger.write(lambda tx: _create(tx, name, provider, model, activate))
 
-        return await self.ledger.write(fn)
-
-    def create_sync(self, name: str, provider: str | None = None, model: str | None = None) -> dict[str, Any]:
-        return self.ledger.write_sync(lambda tx: _create(tx, name, provider, model))
+    def create_sync(self, name: str, provider: str | None = None, model: str | None = None,
+                    activate: bool = True) -> dict[str, Any]:
+        return self.ledger.write_sync(lambda tx: _create(tx, name, provider, model, activate))
 
     def list(self) -> list[dict[str, Any]]:
         with self.ledger.read() as db:
@@ -171,8 +162,10 @@ def _deactivate_all(tx: Tx) -> None:
     tx.db.execute(text("UPDATE session SET active = false WHERE active = true"))
 
 
-def _create(tx: Tx, name: str, provider: str | None, model: str | None) -> dict[str, Any]:
-    row = SessionRow(name=name, provider=provider, model=model)
+def _create(tx: Tx, name: str, provider: str | None, model: str | None, activate: bool) -> dict[str, Any]:
+    if activate:
+        _deactivate_all(tx)
+    row = SessionRow(name=name, provider=provider, model=model, active=activate)
     tx.db.add(row)
     tx.db.flush()
     data = row_dict(row)
