@@ -83,9 +83,13 @@ class RoutingSettings(Section):
 class ContextSettings(Section):
     sanitize: bool = True
     memory_tags: bool = True
+    first_sight: bool = True
     compression: bool = True
-    mask_threshold_tokens: int = Field(default=1000, ge=1)
+    mask_threshold_tokens: int = Field(default=100, ge=1)
     keep_last_turns: int = Field(default=5, ge=0)
+    keep_read_turns: int = Field(default=3, ge=0)
+    keep_output_turns: int = Field(default=1, ge=0)
+    cached_price_ratio: float | None = Field(default=None, ge=0, le=1)
     mask_step_turns: int = Field(default=1, ge=1)
     compress_at: float = Field(default=0.85, gt=0, le=1)
     alert_thresholds: list[float] = Field(default_factory=lambda: [0.5, 0.8, 0.95])

@@ -96,6 +96,9 @@ class Compressor:
         while len(self._cuts) > self._size:
             self._cuts.popitem(last=False)
 
+    def has_cuts(self) -> bool:
+        return bool(self._cuts)
+
     def forget(self, key: Any) -> None:
         self._cuts.pop(key, None)
 

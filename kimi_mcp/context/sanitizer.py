@@ -8,6 +8,7 @@ and provider prompt caches keep working. Nothing here reads settings that could 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,9 +17,9 @@ from typing import Any
 from kimi_mcp import tokens
 from kimi_mcp.context.conversation import TOOL_ROLES, Message
 
-HEAD_LINES = 5
-TAIL_LINES = 3
-LINE_CHARS = 160
+HEAD_LINES = 1
+TAIL_LINES = 1
+LINE_CHARS = 120
 _HEADER = "[kimi-mcp masked a tool output: "
 _PLACEHOLDER = re.compile(r"^\[kimi-mcp masked a tool output: [\d,]+ tokens, id (m-[0-9a-f]{16})\]\n")
 
@@ -42,7 +43,9 @@ def _clip(line: str) -> str:
 
 
 def placeholder(content: str, mid: str, size: int) -> str:
-    lines = content.splitlines()
+    """The header with the size and id, the first and last lines (HEAD_LINES + TAIL_LINES, blank
+    ones aside), and the `memory_get` call that returns the original byte-exact."""
+    lines = [line for line in content.splitlines() if line.strip()]
     shown = HEAD_LINES + TAIL_LINES
     if len(lines) <= shown:
         head, tail, omitted = lines, [], 0
@@ -53,8 +56,28 @@ def placeholder(content: str, mid: str, size: int) -> str:
     if omitted:
         parts.append(f"[… {omitted:,} lines not shown …]")
     parts.extend(_clip(line) for line in tail)
-    parts.append(f'[to read it in full, call the memory_get tool with ids ["{mid}"]]')
+    parts.append(f'[the memory_get tool with ids ["{mid}"] returns it in full]')
     return "\n".join(parts)
+
+
+ARGUMENT_CHARS = 200
+_ARGUMENT = '[kimi-mcp masked this argument ({size:,} tokens in all): memory_get ids ["{mid}"] returns the call\'s arguments]'
+
+
+def masked_arguments(arguments: str, mid: str, size: int) -> str | None:
+    """A tool call's JSON arguments with each string value over ARGUMENT_CHARS characters cut to
+    its first line and a note naming the id of the whole arguments; None when not a JSON object
+    or nothing is long."""
+    try:
+        data = json.loads(arguments)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    note = _ARGUMENT.format(size=size, mid=mid)
+    new = {k: _clip(v.split("\n", 1)[0]) + " " + note if isinstance(v, str) and len(v) > ARGUMENT_CHARS else v
+           for k, v in data.items()}
+    return None if new == data else json.dumps(new, ensure_ascii=False)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from kimi_mcp.errors import KimiError
 
 if TYPE_CHECKING:
     from kimi_mcp.config import ContextSettings
-    from kimi_mcp.context.state import ContextState
+    from kimi_mcp.context.stages import ContextStages
 
 log = logging.getLogger(__name__)
 # Stored like masked blocks: consolidation never merges `sanitizer` memories, so a
@@ -48,19 +48,19 @@ def transcript_id(text: str) -> str:
     return "c-" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
-def summarizer(state: ContextState, cfg: ContextSettings, session_id: str | None) -> Summarize:
+def summarizer(stages: ContextStages, cfg: ContextSettings, session_id: str | None) -> Summarize:
     async def summarize(middle: Sequence[Message], budget: int) -> Summary:
         text = transcript(middle)
         tid = transcript_id(text)
         size = sum(tokens.count_message(m) for m in middle)
-        ok, _ = await state.store_blocks(
+        ok, _ = await stages.store_blocks(
             [Masked(tid, text, "", size)], source=TRANSCRIPT_SOURCE, session_id=session_id,
             tags=["compressed"],
         )
         stored = tid if tid in ok else None
         d = digest(middle)
         if cfg.summary_model:
-            found = await _by_model(state, cfg.summary_model, middle, d, len(middle), size, stored, budget)
+            found = await _by_model(stages, cfg.summary_model, middle, d, len(middle), size, stored, budget)
             if found is not None:
                 return found
         return Summary(render(d, count=len(middle), size=size, transcript_id=stored, budget=budget),
@@ -95,7 +95,7 @@ def _model_input(middle: Sequence[Message], d: Digest) -> str:
 
 
 async def _by_model(
-    state: ContextState, model_ref: str, middle: Sequence[Message], d: Digest, count: int, size: int,
+    stages: ContextStages, model_ref: str, middle: Sequence[Message], d: Digest, count: int, size: int,
     tid: str | None, budget: int,
 ) -> Summary | None:
     try:
@@ -107,8 +107,8 @@ async def _by_model(
                 {"role": "user", "content": _model_input(middle, d)}]
     try:
         with anyio.fail_after(MODEL_TIMEOUT_S):
-            answer = await complete_json(state.deps.settings, model_ref, messages, _SCHEMA,
-                                         transport=getattr(state.deps, "http_transport", None))
+            answer = await complete_json(stages.settings, model_ref, messages, _SCHEMA,
+                                         transport=stages.http_transport)
     except (KimiError, TimeoutError) as exc:  # the deterministic summary is used instead
         log.warning("summary_model %s failed (%s): deterministic summary", model_ref, exc)
         return None

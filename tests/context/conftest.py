@@ -21,10 +21,14 @@ def _engine(deps: Deps) -> Any:
 
 
 @pytest.fixture
-def ctx_factory(make_deps: Callable[..., Deps]) -> Iterator[Callable[..., Deps]]:
+def ctx_factory(make_deps: Callable[..., Deps], request: pytest.FixtureRequest) -> Iterator[Callable[..., Deps]]:
+    """Deps with a memory engine; a test module's `CONTEXT` dict gives its `[context]` defaults."""
     built: list[Deps] = []
+    defaults: dict[str, Any] = dict(getattr(request.module, "CONTEXT", {}))
 
     def build(**overrides: Any) -> Deps:
+        if defaults:
+            overrides["context"] = {**defaults, **overrides.get("context", {})}
         deps = make_deps(**overrides)
         if deps.memory is None:
             deps.memory = _engine(deps)

@@ -52,6 +52,16 @@ class FakeMemory:
         self.items.setdefault(mid, FakeItem(mid, content, source=source, tags=list(tags)))
         return FakeStored(mid, created)
 
+    def store_text_sync(self, content: str, *, id: str | None = None, source: str = "sanitizer",
+                        tags: Any = (), **_: Any) -> FakeStored:
+        if self.fail:
+            raise RuntimeError("memory down")
+        self.stores += 1
+        mid = id or f"mem-{len(self.items)}"
+        created = mid not in self.items
+        self.items.setdefault(mid, FakeItem(mid, content, source=source, tags=list(tags)))
+        return FakeStored(mid, created)
+
     async def recall(self, query: str, *, limit: int = 5, **_: Any) -> list[FakeHit]:
         if self.fail:
             raise RuntimeError("memory down")
@@ -80,6 +90,12 @@ def agent_conversation(turns: int, lines: int = 200, *, system: str = "You are a
                                      "function": {"name": "run", "arguments": json.dumps({"path": f"src/f{t}.py"})}}]})
         msgs.append({"role": "tool", "tool_call_id": cid, "name": "run", "content": output(lines, f"t{t}")})
     return msgs
+
+
+# the masking rule of the first context stages: every verbose tool output older than the last
+# 5 turns, no first-sight forms, caching ignored (the tests of those rules set this)
+LEGACY = {"first_sight": False, "keep_output_turns": 5, "keep_read_turns": 5, "mask_threshold_tokens": 1000,
+          "cached_price_ratio": 1.0}
 
 
 def assert_valid(messages: list[dict[str, Any]]) -> None:

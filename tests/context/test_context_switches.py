@@ -3,12 +3,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from context_support import agent_conversation
+from context_support import LEGACY, agent_conversation
 
 from kimi_mcp.context import Switches, apply_stages
 from kimi_mcp.deps import Deps
 
 pytestmark = pytest.mark.anyio
+CONTEXT = LEGACY  # these tests pin the first masking rule; tests/context/test_outputs.py the new ones
 
 
 async def run(deps: Deps, messages: list[dict[str, Any]], **kw: Any) -> Any:
@@ -62,8 +63,8 @@ async def test_an_unknown_session_uses_the_settings(ctx_deps: Deps) -> None:
 
 def test_switch_resolution_reads_the_session_context_dict(ctx_deps: Deps) -> None:
     cfg = ctx_deps.settings.context
-    assert Switches.resolve(cfg, {}) == Switches(True, True, True)
-    assert Switches.resolve(cfg, {"context": {"compression": False}}) == Switches(True, True, False)
+    assert Switches.resolve(cfg, {}) == Switches(True, False, True, True)  # LEGACY: no first sight
+    assert Switches.resolve(cfg, {"context": {"compression": False}}) == Switches(True, False, True, False)
 
 
 async def test_a_body_without_messages_passes_through(ctx_deps: Deps) -> None:

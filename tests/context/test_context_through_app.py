@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from context_support import agent_conversation
+from context_support import LEGACY, agent_conversation
 from sqlmodel import select
 
 from kimi_mcp.app import create_app
@@ -17,6 +17,7 @@ from kimi_mcp.deps import Deps
 from kimi_mcp.ledger.models import Request
 
 pytestmark = pytest.mark.anyio
+CONTEXT = LEGACY  # these tests pin the first masking rule; tests/context/test_outputs.py the new ones
 ANSWER = {"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
           "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
                        "finish_reason": "stop"}],
