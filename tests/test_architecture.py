@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CORE = {"config", "tokens", "catalog", "ledger", "memory", "errors", "deps", "llm"}
+CORE = {"config", "tokens", "catalog", "ledger", "memory", "errors", "deps", "llm", "workspace",
+        "workspace_tree"}
 FACES = {"proxy", "context", "dashboard", "logwatch", "server", "app", "cli", "commands",
          "daemon", "clients", "runtime", "auth", "metrics", "httputil", "stats"}
 MAX_LINES = 800

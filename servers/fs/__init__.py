@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING
 
 from fastmcp import FastMCP
 
+from kimi_mcp.workspace import Workspace
+
 from . import tools_archive, tools_read, tools_search, tools_write
-from .workspace import Workspace
 
 if TYPE_CHECKING:
     from kimi_mcp.deps import Deps

@@ -1,24 +1,30 @@
 """Archives: zip and tar.gz, created without following symlinks, extracted only after every
-entry has been checked (no `../`, no absolute names, no links, nothing landing outside)."""
+entry has been checked (no `../`, no absolute names, no links, nothing landing outside).
+
+Every byte goes through the workspace primitive: sources are read with `open_read`, the
+archive and the extracted files are written with `write_stream` (temp file + rename in a
+verified directory), so a link planted while an archive is packed or unpacked is never
+followed out of the workspace.
+"""
 
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import tarfile
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Literal
+from typing import IO, BinaryIO, Literal
 
 from kimi_mcp.errors import WorkspaceError
-
-from .workspace import Workspace, inside
+from kimi_mcp.workspace import Workspace, copy_stream, inside, listdir, subdir
 
 ArchiveFormat = Literal["zip", "tar.gz"]
 MAX_MEMBERS = 100_000
 MAX_UNPACKED_BYTES = 2 << 30
+_CHUNK = 1 << 20
 
 
 @dataclass
@@ -28,31 +34,50 @@ class PackResult:
     skipped: list[str] = field(default_factory=list)
 
 
-def collect(ws: Workspace, sources: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
-    """(real path, name in archive) for every regular file and dir under `sources`."""
-    items: list[tuple[str, str]] = []
+@dataclass
+class Item:
+    path: str  # canonical
+    name: str  # inside the archive, `/`-separated
+    is_dir: bool
+
+
+def collect(ws: Workspace, sources: list[str]) -> tuple[list[Item], list[str]]:
+    """Every regular file and directory under `sources` (canonical paths); links and special
+    files are listed as skipped, never followed."""
+    items: list[Item] = []
     skipped: list[str] = []
     for source in sources:
-        base = os.path.dirname(source.rstrip(os.sep))
-        if not os.path.isdir(source):
-            items.append((source, os.path.relpath(source, base)))
-            continue
-        items.append((source, os.path.relpath(source, base)))
-        for directory, dirs, files in os.walk(source):
-            for name in list(dirs):
-                full = os.path.join(directory, name)
-                if os.path.islink(full):
-                    dirs.remove(name)
-                    skipped.append(ws.display(full))
-                else:
-                    items.append((full, os.path.relpath(full, base)))
-            for name in files:
-                full = os.path.join(directory, name)
-                if os.path.islink(full) or not os.path.isfile(full):
-                    skipped.append(ws.display(full))
-                else:
-                    items.append((full, os.path.relpath(full, base)))
+        st = ws.stat(source, follow=False)
+        name = os.path.basename(source.rstrip(os.sep))
+        if stat.S_ISREG(st.st_mode):
+            items.append(Item(source, name, False))
+        elif stat.S_ISDIR(st.st_mode):
+            items.append(Item(source, name, True))
+            with ws.open_dir(source) as fd:
+                _collect_dir(ws, fd, source, name, items, skipped)
+        else:
+            skipped.append(ws.display(source))
     return items, skipped
+
+
+def _collect_dir(
+    ws: Workspace, fd: int, path: str, name: str, items: list[Item], skipped: list[str]
+) -> None:
+    for entry in sorted(listdir(fd), key=lambda e: e.name):
+        child, child_name = f"{path}/{entry.name}", f"{name}/{entry.name}"
+        if entry.is_dir(follow_symlinks=False):
+            items.append(Item(child, child_name, True))
+            sub = subdir(fd, entry.name, ws.display(child))
+            try:
+                _collect_dir(ws, sub, child, child_name, items, skipped)
+            finally:
+                os.close(sub)
+        elif entry.is_file(follow_symlinks=False):
+            items.append(Item(child, child_name, False))
+        else:
+            skipped.append(ws.display(child))
+        if len(items) > MAX_MEMBERS:
+            raise WorkspaceError(f"Refused: more than {MAX_MEMBERS} entries to pack")
 
 
 def pack(ws: Workspace, sources: list[str], output: str, fmt: ArchiveFormat) -> PackResult:
@@ -61,21 +86,50 @@ def pack(ws: Workspace, sources: list[str], output: str, fmt: ArchiveFormat) -> 
     with ws.write_stream(output, exclusive=True) as handle:
         if fmt == "zip":
             with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-                for real, name in items:
-                    archive.write(real, name.replace(os.sep, "/"))
-                    _count(result, real)
+                for item in items:
+                    _zip_add(ws, archive, item, result)
         else:
             with tarfile.open(fileobj=handle, mode="w:gz") as tar:
-                for real, name in items:
-                    tar.add(real, name.replace(os.sep, "/"), recursive=False)
-                    _count(result, real)
+                for item in items:
+                    _tar_add(ws, tar, item, result)
     return result
 
 
-def _count(result: PackResult, real: str) -> None:
-    if os.path.isfile(real):
-        result.files += 1
-        result.bytes_in += os.path.getsize(real)
+def _zip_add(ws: Workspace, archive: zipfile.ZipFile, item: Item, result: PackResult) -> None:
+    if item.is_dir:
+        st = ws.stat(item.path, follow=False)
+        info = zipfile.ZipInfo(item.name + "/", _zip_time(st.st_mtime))
+        info.external_attr = (stat.S_IFDIR | stat.S_IMODE(st.st_mode)) << 16 | 0x10
+        archive.writestr(info, b"")
+        return
+    with ws.open_read(item.path) as source:
+        st = os.fstat(source.fileno())
+        info = zipfile.ZipInfo(item.name, _zip_time(st.st_mtime))
+        info.external_attr = (stat.S_IFREG | stat.S_IMODE(st.st_mode)) << 16
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with archive.open(info, "w", force_zip64=st.st_size > (1 << 31)) as out:
+            result.bytes_in += copy_stream(source, out)
+    result.files += 1
+
+
+def _tar_add(ws: Workspace, tar: tarfile.TarFile, item: Item, result: PackResult) -> None:
+    info = tarfile.TarInfo(item.name)
+    if item.is_dir:
+        st = ws.stat(item.path, follow=False)
+        info.type, info.mode, info.mtime = tarfile.DIRTYPE, stat.S_IMODE(st.st_mode), int(st.st_mtime)
+        tar.addfile(info)
+        return
+    with ws.open_read(item.path) as source:
+        st = os.fstat(source.fileno())
+        info.size, info.mode, info.mtime = st.st_size, stat.S_IMODE(st.st_mode), int(st.st_mtime)
+        tar.addfile(info, source)
+    result.files += 1
+    result.bytes_in += st.st_size
+
+
+def _zip_time(timestamp: float) -> tuple[int, int, int, int, int, int]:
+    year, month, day, hour, minute, second = time.localtime(max(timestamp, 315532800))[:6]
+    return (max(year, 1980), month, day, hour, minute, second)
 
 
 # ---- extraction ------------------------------------------------------------------------------
@@ -97,12 +151,15 @@ class UnpackResult:
     overwritten: list[str] = field(default_factory=list)
 
 
-def detect(path: str) -> ArchiveFormat:
-    if zipfile.is_zipfile(path):
+def detect(handle: BinaryIO, shown: str) -> ArchiveFormat:
+    if zipfile.is_zipfile(handle):
+        handle.seek(0)
         return "zip"
-    if tarfile.is_tarfile(path):
+    handle.seek(0)
+    if tarfile.is_tarfile(handle):  # type: ignore[arg-type]
+        handle.seek(0)
         return "tar.gz"
-    raise WorkspaceError(f"Not a zip or tar archive: {path}")
+    raise WorkspaceError(f"Not a zip or tar archive: {shown}; give a .zip, .tar or .tar.gz file")
 
 
 def _zip_members(archive: zipfile.ZipFile) -> Iterator[tuple[Member, str | None]]:
@@ -140,17 +197,16 @@ def check_members(
                 f"Refused archive: entry {name!r} would land outside the destination "
                 "(zip-slip); nothing was written"
             )
-        real = os.path.realpath(target)
-        if not inside(real, dest) or not ws.is_inside(real):
+        real = ws.resolve(target) if ws.is_inside(target) else target
+        if not inside(real, dest):
             raise WorkspaceError(
                 f"Refused archive: entry {name!r} would be written through a symlink to {real}"
             )
-        if os.path.lexists(target) and not member.is_dir:
-            if not overwrite:
-                raise WorkspaceError(
-                    f"Refused: {ws.display(target)} already exists; pass overwrite=true to "
-                    "replace existing files"
-                )
+        if not member.is_dir and not overwrite and ws.lstat_or_none(target) is not None:
+            raise WorkspaceError(
+                f"Refused: {ws.display(target)} already exists; pass overwrite=true to "
+                "replace existing files"
+            )
         member.target = target
         total += member.size
         members.append(member)
@@ -162,9 +218,9 @@ def check_members(
 
 
 def unpack(ws: Workspace, archive_path: str, dest: str, overwrite: bool) -> UnpackResult:
-    fmt = detect(archive_path)
     result = UnpackResult()
     with ws.open_read(archive_path) as raw:
+        fmt = detect(raw, ws.display(archive_path))
         if fmt == "zip":
             with zipfile.ZipFile(raw) as archive:
                 members = check_members(ws, _zip_members(archive), dest, overwrite)
@@ -189,12 +245,19 @@ def _write_member(ws: Workspace, member: Member, opener: Opener, result: UnpackR
             result.dirs += 1
         return
     ws.makedirs(os.path.dirname(member.target))
-    if os.path.lexists(member.target):
+    if ws.lstat_or_none(member.target) is not None:
         result.overwritten.append(ws.display(member.target))
     source = opener(member.name)
     if source is None:
         return
-    with source, ws.write_stream(member.target) as out:
-        shutil.copyfileobj(source, out, 1 << 20)
-        result.bytes_out += out.tell()
+    with source, ws.write_stream(member.target, follow=False) as out:
+        written = 0
+        while chunk := source.read(_CHUNK):
+            written += len(chunk)
+            if written > member.size:
+                raise WorkspaceError(
+                    f"Refused archive: entry {member.name!r} holds more bytes than it declares"
+                )
+            out.write(chunk)
+        result.bytes_out += written
     result.files += 1

@@ -21,6 +21,14 @@ class FileContent(BaseModel):
     next_offset: int | None = Field(
         default=None, description="Pass as offset_line to read on; null when at the end"
     )
+    next_char: int | None = Field(
+        default=None,
+        description="Set when a line too long for one answer was cut: pass as offset_char "
+        "(with offset_line=next_offset) to read on inside it",
+    )
+    note: str | None = Field(
+        default=None, description="Set when bytes were not valid in the encoding"
+    )
 
 
 class FileEntry(BaseModel):
@@ -29,6 +37,8 @@ class FileEntry(BaseModel):
     total_lines: int | None = None
     truncated: bool = False
     next_offset: int | None = None
+    next_char: int | None = None
+    note: str | None = None
     error: str | None = None
 
 
@@ -120,6 +130,11 @@ class CopyResult(BaseModel):
     source: str
     destination: str
     files_copied: int
+    links_copied: int = Field(default=0, description="Links re-created (pointing where they did)")
+    skipped: list[str] = Field(
+        default_factory=list,
+        description="Entries not copied, with why (links out of the workspace, pipes, devices)",
+    )
 
 
 class MoveResult(BaseModel):
@@ -169,6 +184,9 @@ class SearchContent(BaseModel):
     skipped_binary: int
     skipped_large: int
     truncated: bool
+    timed_out: bool = Field(
+        default=False, description="True when the search stopped at its time limit"
+    )
     hint: str | None = None
 
 

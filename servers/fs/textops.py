@@ -6,86 +6,170 @@ with a message that tells the model what to change.
 
 from __future__ import annotations
 
+import codecs
 import difflib
-import io
-import os
-import re
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, Literal
+
+import regex as re
 
 from kimi_mcp.errors import WorkspaceError
 
 _CHUNK = 1 << 20
+MAX_LINE_BYTES = 1 << 20
 
 
 @dataclass
 class LineWindow:
     text: str
-    count: int  # lines in `text`
+    count: int  # lines in `text` (a cut line counts as one)
     total_lines: int
     stopped_at: int | None  # 1-based line to continue from, when cut short
+    stopped_char: int | None = None  # character within that line to continue from (a cut line)
+    invalid_bytes: int = 0  # bytes not valid in the encoding, shown as U+FFFD
+
+
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
 
 
 def read_window(
-    handle: BinaryIO, encoding: str, start: int, max_lines: int, max_chars: int
+    handle: BinaryIO,
+    encoding: str,
+    start: int,
+    max_lines: int,
+    max_chars: int,
+    start_char: int = 0,
 ) -> LineWindow:
-    """Lines `start`.. (1-based), at most max_lines and max_chars, decoded once.
+    """Lines `start`.. (1-based), at most max_lines and max_chars, from character `start_char`
+    of the first line on.
 
-    A file that fits the budget is read in one call; a larger one is streamed line by line and
-    the rest only counted, chunk by chunk, so it is never held whole.
+    Memory stays bounded by the budget whatever the file: it is decoded chunk by chunk, lines
+    before the window and the rest after it are only counted, and a line longer than the
+    whole budget is cut, with `stopped_char` saying where to continue in it.
     """
-    try:
-        size = os.fstat(handle.fileno()).st_size
-    except (OSError, io.UnsupportedOperation):
-        size = max_chars + 1
-    if size <= max_chars:  # bytes >= characters, so the whole text fits
-        return _window_of(handle.read(), encoding, start, max_lines)
-    chosen: list[bytes] = []
-    used = 0
-    number = 0
-    for raw in handle:
-        number += 1
-        if number < start:
-            continue
-        if len(chosen) >= max_lines or (chosen and used + len(raw) > max_chars):
-            # line `number` was read but not returned; the rest is only counted
-            total = number + _count_newlines(handle)
-            return LineWindow(_decode(chosen, encoding), len(chosen), total, number)
-        chosen.append(raw)
-        used += len(raw)
-    return LineWindow(_decode(chosen, encoding), len(chosen), number, None)
+    decoder = codecs.getincrementaldecoder(encoding)(errors="surrogateescape")
+    reader = _Reader(start, max_lines, max_chars, start_char)
+    while not reader.done:
+        chunk = handle.read(_CHUNK)
+        text = decoder.decode(chunk, final=not chunk)
+        if text:
+            reader.feed(text)
+        if not chunk:
+            break
+    if reader.done:
+        reader.count_rest(handle)
+    return reader.window()
 
 
-def _window_of(data: bytes, encoding: str, start: int, max_lines: int) -> LineWindow:
-    lines = data.split(b"\n")
-    trailing = lines[-1] == b""
-    if trailing:
-        lines.pop()
-    total = len(lines)
-    chosen = lines[start - 1 : start - 1 + max_lines]
-    more = start - 1 + max_lines < total
-    text = b"\n".join(chosen)
-    if chosen and (more or trailing):
-        text += b"\n"
-    stopped = start + len(chosen) if more else None
-    return LineWindow(text.decode(encoding, errors="replace"), len(chosen), total, stopped)
+class _Reader:
+    """The state of one read_window pass: position, the window, and what follows it."""
+
+    def __init__(self, start: int, max_lines: int, max_chars: int, start_char: int) -> None:
+        self.start, self.max_lines, self.max_chars = start, max_lines, max_chars
+        self.skip_chars = start_char
+        self.line = 1  # the line the next character belongs to
+        self.newlines = 0
+        self.last = ""  # the last character seen (for the line count of a file without \n)
+        self.parts: list[str] = []
+        self.used = 0
+        self.count = 0
+        self.col = 0  # characters taken from the current window line so far
+        self.done = False
+        self.stop: tuple[int, int | None] | None = None
+        self.more = False
+
+    def feed(self, text: str) -> None:
+        pos, n = 0, len(text)
+        if self.done:
+            self._count(text)
+            return
+        while pos < n and self.line < self.start:  # lines before the window: only counted
+            newline = text.find("\n", pos)
+            if newline < 0:
+                self.last = text[-1]
+                return
+            self.newlines += 1
+            self.line += 1
+            pos = newline + 1
+        while pos < n and self.skip_chars:  # into the first line, from start_char
+            newline = text.find("\n", pos, pos + self.skip_chars)
+            if newline >= 0:
+                self.skip_chars = 0
+                pos = newline
+                break
+            step = min(self.skip_chars, n - pos)
+            self.skip_chars -= step
+            self.col += step
+            pos += step
+        while pos < n:
+            newline = text.find("\n", pos)
+            end = n if newline < 0 else newline + 1
+            piece = text[pos:end]
+            if self.used + len(piece) > self.max_chars:
+                if self.parts and self.col == 0:
+                    self._finish(text, pos, (self.line, None))
+                    return
+                take = self.max_chars - self.used
+                self._take(piece[:take])
+                self.col += take
+                self._finish(text, pos + take, (self.line, self.col))
+                return
+            self._take(piece)
+            pos = end
+            if newline < 0:
+                self.col += len(piece)
+                continue
+            self.newlines += 1
+            self.line += 1
+            self.count += 1
+            self.col = 0
+            if self.count >= self.max_lines:
+                self._finish(text, pos, (self.line, None))
+                return
+
+    def _take(self, piece: str) -> None:
+        if piece:
+            self.parts.append(piece)
+            self.used += len(piece)
+            self.last = piece[-1]
+
+    def _finish(self, text: str, pos: int, stop: tuple[int, int | None]) -> None:
+        self.done = True
+        self.stop = stop
+        self._count(text[pos:])
+
+    def _count(self, rest: str) -> None:
+        if rest:
+            self.more = True
+            self.newlines += rest.count("\n")
+            self.last = rest[-1]
+
+    def count_rest(self, handle: BinaryIO) -> None:
+        # after the window, only newlines matter: counted on the raw bytes, chunk by chunk
+        while chunk := handle.read(_CHUNK):
+            self.more = True
+            self.newlines += chunk.count(b"\n")
+            self.last = "\n" if chunk.endswith(b"\n") else "x"
+
+    def window(self) -> LineWindow:
+        text = "".join(self.parts)
+        invalid = 0
+        if _UNDECODABLE.search(text):
+            text, invalid = _UNDECODABLE.subn("\ufffd", text)
+        total = self.newlines + (1 if self.last and self.last != "\n" else 0)
+        count = self.count + (1 if self.col and self.parts and self.stop is None else 0)
+        if self.stop is not None and self.stop[1] is not None:
+            count += 1  # the cut line
+        stopped_at = stopped_char = None
+        if self.stop is not None and self.more:
+            stopped_at, stopped_char = self.stop
+        return LineWindow(text, count, total, stopped_at, stopped_char, invalid)
 
 
-def _decode(chunks: list[bytes], encoding: str) -> str:
-    return b"".join(chunks).decode(encoding, errors="replace")
-
-
-def _count_newlines(handle: BinaryIO) -> int:
-    count = 0
-    tail = b""
-    while chunk := handle.read(_CHUNK):
-        count += chunk.count(b"\n")
-        tail = chunk[-1:]
-    return count + (1 if tail and tail != b"\n" else 0)
-
-
-def looks_binary(sample: bytes) -> bool:
+def sniff_binary(sample: bytes) -> bool:
+    """A NUL byte in the first block: what git and grep call a binary file."""
     return b"\x00" in sample
 
 
@@ -273,17 +357,42 @@ class Range:
     lines: list[str]
 
 
+def bounded_lines(handle: BinaryIO, limit: int = MAX_LINE_BYTES) -> Iterator[bytes]:
+    """The lines of a binary handle, each cut at `limit` bytes (the rest of a longer line is
+    skipped unread into memory), so one huge line cannot be loaded whole."""
+    while line := handle.readline(limit):
+        if len(line) == limit and not line.endswith(b"\n"):
+            while rest := handle.readline(limit):
+                if rest.endswith(b"\n"):
+                    break
+        yield line
+
+
 def extract_by_pattern(
-    handle: Iterable[bytes], encoding: str, pattern: re.Pattern[str], context: int, max_ranges: int
+    handle: BinaryIO,
+    encoding: str,
+    pattern: re.Pattern[str],
+    context: int,
+    max_ranges: int,
+    deadline: float | None = None,
 ) -> tuple[list[Range], bool]:
-    """Ranges of lines around each match (merged when they overlap), streamed."""
+    """Ranges of lines around each match (merged when they overlap), streamed.
+
+    With `deadline` (a time.monotonic() value) the regex runs under a timeout and
+    TimeoutError is raised when it passes.
+    """
     ranges: list[Range] = []
     before: list[tuple[int, str]] = []
     current: Range | None = None
     after_left = 0
-    for number, raw in enumerate(handle, start=1):
+    search = pattern.search
+    for number, raw in enumerate(bounded_lines(handle), start=1):
         line = raw.decode(encoding, errors="replace").rstrip("\r\n")
-        if pattern.search(line):
+        if deadline is None:
+            hit = search(line)
+        else:
+            hit = search(line, timeout=max(0.001, deadline - time.monotonic()))
+        if hit:
             if current is None:
                 if len(ranges) >= max_ranges:
                     return ranges, True

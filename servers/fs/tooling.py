@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, Literal, TypeVar
 
 import anyio.to_thread
+import regex as re
 from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
 from fastmcp.tools.base import Tool
@@ -18,6 +18,7 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from kimi_mcp.errors import WorkspaceError
+from kimi_mcp.workspace import Workspace
 
 MAX_CHARS = 100_000  # per answer: about 25k tokens
 MAX_LIST = 1_000  # entries in any list an answer carries
@@ -37,7 +38,13 @@ PathArg = Annotated[
     str,
     Field(description="Path inside the workspace: relative to the first root, or absolute"),
 ]
-Encoding = Annotated[str, Field(description="Text encoding; undecodable bytes become U+FFFD")]
+Encoding = Annotated[
+    str,
+    Field(
+        description="Text encoding (a Python codec name). Files that are not valid in it are "
+        "reported as such, with undecodable bytes shown as U+FFFD"
+    ),
+]
 ExcludePatterns = Annotated[
     list[str],
     Field(
@@ -85,28 +92,59 @@ async def offload(work: Callable[[], T], *, inline: bool) -> T:
 
 
 @contextmanager
-def refusals() -> Iterator[None]:
-    """Turn refusals and OS errors into ToolError text the model can act on."""
+def refusals(tool: str = "", **params: object) -> Iterator[None]:
+    """Turn refusals and OS errors into ToolError text the model can act on, naming the
+    public tool (`fs_<tool>`) and, when it can tell, the parameter at fault."""
     try:
         yield
     except ToolError:
         raise
     except WorkspaceError as exc:
-        raise ToolError(str(exc)) from None
+        raise ToolError(_explain(str(exc), tool, params)) from None
     except FileNotFoundError as exc:
-        raise ToolError(f"Not found: {exc.filename}") from None
-    except IsADirectoryError as exc:
-        raise ToolError(f"Is a directory, not a file: {exc.filename}") from None
-    except NotADirectoryError as exc:
-        raise ToolError(f"Not a directory: {exc.filename}") from None
+        raise ToolError(_explain(f"Not found: {exc.filename}", tool, params)) from None
     except PermissionError as exc:
-        raise ToolError(f"Permission denied by the operating system: {exc.filename}") from None
+        text = f"Permission denied by the operating system: {exc.filename}"
+        raise ToolError(_explain(text, tool, params)) from None
     except OSError as exc:
-        raise ToolError(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from None
+        text = f"{exc.strerror or type(exc).__name__}: {exc.filename or ''}".rstrip(": ")
+        raise ToolError(_explain(text, tool, params)) from None
+    except UnicodeError as exc:
+        text = (
+            f"The text cannot be converted with encoding {params.get('encoding', 'utf-8')!r} "
+            f"({getattr(exc, 'reason', exc)}); pass an encoding that fits, e.g. encoding='utf-8'"
+        )
+        raise ToolError(_explain(text, tool, {"encoding": params.get("encoding")})) from None
     except LookupError as exc:
         if type(exc) is not LookupError:  # a KeyError/IndexError is a bug: let it show
             raise
-        raise ToolError(f"Unknown encoding: {exc}") from None
+        text = f"Unknown encoding: {exc}; use a Python codec name such as utf-8 or latin-1"
+        raise ToolError(_explain(text, tool, {"encoding": params.get("encoding")})) from None
+
+
+def _explain(message: str, tool: str, params: dict[str, object]) -> str:
+    if not tool:
+        return message
+    named = [
+        k
+        for k, v in params.items()
+        for item in (v if isinstance(v, list) else [v])
+        if isinstance(item, str) and item and item in message
+    ]
+    if not named:
+        named = [k for k, v in params.items() if v is not None][:1] if len(params) == 1 else []
+    where = f"fs_{tool}" + (f", parameter `{named[0]}`" if named else "")
+    return f"{message} ({where})"
+
+
+def compile_regex(pattern: str, flags: int, param: str) -> re.Pattern[str]:
+    """A user regex for the `regex` module (run with a timeout by the caller)."""
+    try:
+        return re.compile(pattern, flags)
+    except (re.error, ValueError, OverflowError) as exc:
+        raise WorkspaceError(
+            f"Invalid regex in `{param}` {pattern!r}: {exc}; fix the pattern (Python syntax)"
+        ) from None
 
 
 def iso(timestamp: float) -> str:
@@ -126,6 +164,6 @@ def kind(mode: int) -> EntryKind:
     return "other"
 
 
-def require_dir(path: str) -> None:
-    if not os.path.isdir(path):
-        raise WorkspaceError(f"Not a directory: {path}")
+def require_dir(ws: Workspace, path: str) -> None:
+    if not stat.S_ISDIR(ws.stat(path).st_mode):
+        raise WorkspaceError(f"Not a directory: {ws.display(path)}; give a directory")

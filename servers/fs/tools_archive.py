@@ -3,11 +3,13 @@
 # No `from __future__ import annotations`: real annotation objects spare fastmcp an eval of
 # every parameter type when the server is built (a third of the start-up cost).
 
-import os
 from typing import Annotated, Literal
 
 from fastmcp import FastMCP
 from pydantic import Field
+
+from kimi_mcp.errors import WorkspaceError
+from kimi_mcp.workspace import Workspace
 
 from . import archive, fileops
 from .models import CompressResult, ExtractResult, SyncResult
@@ -23,7 +25,6 @@ from .tooling import (
     tool,
 )
 from .walk import Excluder
-from .workspace import Workspace
 
 
 def register(mcp: FastMCP, ws: Workspace) -> None:
@@ -46,19 +47,19 @@ def _compress(mcp: FastMCP, ws: Workspace) -> None:
         Entries are named from each path's own name down. Symlinks are skipped (listed), never
         followed. The output is created exclusively and never replaces an existing file.
         """
-        with refusals():
+        with refusals("compress", paths=paths, output_path=output_path):
             sources = [ws.resolve(p) for p in paths]
             output = ws.resolve(output_path)
             for source in sources:
-                if not os.path.lexists(source):
-                    raise FileNotFoundError(2, "Not found", ws.display(source))
+                if ws.lstat_or_none(source) is None:
+                    raise WorkspaceError(f"Not found: {ws.display(source)}")
             packed = archive.pack(ws, sources, output, format)
             return CompressResult(
                 output_path=ws.display(output),
                 format=format,
                 files=packed.files,
                 bytes_in=packed.bytes_in,
-                archive_bytes=os.path.getsize(output),
+                archive_bytes=ws.stat(output).st_size,
                 skipped_symlinks=packed.skipped[:MAX_LIST],
             )
 
@@ -77,7 +78,7 @@ def _extract_archive(mcp: FastMCP, ws: Workspace) -> None:
         Every entry is checked first: `../` or absolute names, link entries and anything that
         would land outside the destination refuse the whole archive before a byte is written.
         """
-        with refusals():
+        with refusals("extract_archive", archive_path=archive_path, destination=destination):
             source = ws.resolve(archive_path)
             dest = ws.resolve(destination)
             done = archive.unpack(ws, source, dest, overwrite)
@@ -110,9 +111,9 @@ def _sync_directories(mcp: FastMCP, ws: Workspace) -> None:
 
         Symlinks are skipped. Use dry_run=true first with mode=mirror.
         """
-        with refusals():
+        with refusals("sync_directories", source=source, destination=destination):
             src, dst = ws.resolve(source), ws.resolve(destination)
-            require_dir(src)
+            require_dir(ws, src)
             plan = fileops.sync(
                 ws, src, dst, mode, dry_run, Excluder(exclude_patterns, defaults=False)
             )

@@ -7,10 +7,10 @@ import base64
 import hashlib
 import mimetypes
 import os
-import re
 import stat
+import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, BinaryIO, Literal
 
 from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
@@ -25,6 +25,7 @@ from mcp.types import (
 from pydantic import Field
 
 from kimi_mcp.errors import WorkspaceError
+from kimi_mcp.workspace import Workspace
 
 from . import textops
 from .models import (
@@ -39,12 +40,25 @@ from .models import (
     MediaInfo,
     MultipleFiles,
 )
-from .tooling import MAX_CHARS, READ, Encoding, PathArg, iso, kind, offload, refusals, tool
-from .workspace import Workspace
+from .tooling import (
+    MAX_CHARS,
+    READ,
+    Encoding,
+    PathArg,
+    compile_regex,
+    iso,
+    kind,
+    offload,
+    refusals,
+    tool,
+)
 
 MAX_MEDIA_BYTES = 10 << 20
 READ_MAX_CHARS = 128 * 1024  # a 128 KB text file comes back whole
 MAX_FILES = 50
+MAX_DIFF_BYTES = 20 << 20
+EXTRACT_SECONDS = 5.0  # time budget of a pattern extract (the regex included)
+_SNIFF = 8192
 
 
 def register(mcp: FastMCP, ws: Workspace) -> None:
@@ -70,7 +84,7 @@ def _list_allowed_directories(mcp: FastMCP, ws: Workspace) -> None:
         """
 
         def work() -> AllowedDirectories:
-            with refusals():
+            with refusals("list_allowed_directories"):
                 return AllowedDirectories(roots=list(ws.roots))
 
         return await offload(work, inline=True)
@@ -85,21 +99,33 @@ def _read_file(mcp: FastMCP, ws: Workspace) -> None:
             int, Field(ge=1, le=20_000, description="Most lines to return")
         ] = 2000,
         encoding: Encoding = "utf-8",
+        offset_char: Annotated[
+            int,
+            Field(
+                ge=0,
+                description="0-based character in offset_line to start at: to read on inside "
+                "a line too long for one answer (pass the next_char a cut answer gave)",
+            ),
+        ] = 0,
     ) -> ToolResult:
         """Read a text file, or a window of its lines.
 
         Returns at most max_lines lines and about 128k characters; when `truncated` is true,
-        call again with offset_line=next_offset. Large files are streamed, never loaded whole.
+        call again with offset_line=next_offset (and offset_char=next_char when a single long
+        line was cut). Files are streamed and never loaded whole, whatever their size. A
+        binary file (NUL bytes) is refused with a pointer to read_media_file; bytes that are
+        not valid in `encoding` are shown as U+FFFD and reported in `note`.
         """
 
         def work() -> FileContent:
-            with refusals():
+            with refusals("read_file", path=path, encoding=encoding):
                 real = ws.resolve(path)
                 with ws.open_read(real) as handle:
+                    _refuse_binary(handle, ws.display(real), encoding)
                     window = textops.read_window(
-                        handle, encoding, offset_line, max_lines, READ_MAX_CHARS
+                        handle, encoding, offset_line, max_lines, READ_MAX_CHARS, offset_char
                     )
-                return _content(ws.display(real), offset_line, window)
+                return _content(ws.display(real), offset_line, window, encoding)
 
         got = await offload(work, inline=ws.cheap(path))
         return ToolResult(content=[_as_text(got)], structured_content=got.model_dump())
@@ -125,11 +151,12 @@ def _read_multiple_files(mcp: FastMCP, ws: Workspace) -> None:
             files: list[FileEntry] = []
             for item in paths:
                 try:
-                    with refusals():
+                    with refusals("read_multiple_files", paths=item, encoding=encoding):
                         real = ws.resolve(item)
                         with ws.open_read(real) as handle:
+                            _refuse_binary(handle, ws.display(real), encoding)
                             window = textops.read_window(handle, encoding, 1, 20_000, budget)
-                    got = _content(ws.display(real), 1, window)
+                    got = _content(ws.display(real), 1, window, encoding)
                     files.append(
                         FileEntry(
                             path=got.path,
@@ -137,6 +164,8 @@ def _read_multiple_files(mcp: FastMCP, ws: Workspace) -> None:
                             total_lines=got.total_lines,
                             truncated=got.truncated,
                             next_offset=got.next_offset,
+                            next_char=got.next_char,
+                            note=got.note,
                         )
                     )
                 except ToolError as exc:
@@ -156,15 +185,17 @@ def _read_media_file(mcp: FastMCP, ws: Workspace) -> None:
         """
 
         def work() -> ToolResult:
-            with refusals():
+            with refusals("read_media_file", path=path):
                 real = ws.resolve(path)
                 with ws.open_read(real) as handle:
-                    size = os.fstat(handle.fileno()).st_size
+                    raw = handle.read(MAX_MEDIA_BYTES + 1)
+                    size = len(raw)
                     if size > MAX_MEDIA_BYTES:
                         raise WorkspaceError(
-                            f"File too large for read_media_file: {size} bytes (limit {MAX_MEDIA_BYTES})"
+                            f"File too large for read_media_file: over {MAX_MEDIA_BYTES} bytes; "
+                            "use hash_file or get_file_info to learn about it"
                         )
-                    data = base64.b64encode(handle.read()).decode("ascii")
+                    data = base64.b64encode(raw).decode("ascii")
             mime = mimetypes.guess_type(real)[0] or "application/octet-stream"
             block: ImageContent | AudioContent | EmbeddedResource
             if mime.startswith("image/"):
@@ -209,16 +240,25 @@ def _extract_lines(mcp: FastMCP, ws: Workspace) -> None:
         """
 
         def work() -> Extract:
-            with refusals():
+            with refusals("extract_lines", path=path, pattern=pattern, encoding=encoding):
                 real = ws.resolve(path)
                 if pattern is None and start_line is None:
                     raise WorkspaceError("Give start_line (and end_line) or a pattern")
                 if pattern is not None:
-                    regex = _compile(pattern, 0)
+                    regex = compile_regex(pattern, 0, "pattern")
+                    deadline = time.monotonic() + EXTRACT_SECONDS
                     with ws.open_read(real) as handle:
-                        found, cut = textops.extract_by_pattern(
-                            handle, encoding, regex, context_lines, 100
-                        )
+                        _refuse_binary(handle, ws.display(real), encoding)
+                        try:
+                            found, cut = textops.extract_by_pattern(
+                                handle, encoding, regex, context_lines, 100, deadline
+                            )
+                        except TimeoutError:
+                            raise WorkspaceError(
+                                f"The pattern ran past the {EXTRACT_SECONDS:.0f} s time limit "
+                                "(it likely backtracks catastrophically); simplify it or use "
+                                "start_line/end_line"
+                            ) from None
                     ranges = [
                         LineRange(start_line=r.start, end_line=r.end, text="\n".join(r.lines))
                         for r in found
@@ -235,12 +275,11 @@ def _get_file_info(mcp: FastMCP, ws: Workspace) -> None:
         """Get metadata of a file or directory: type, size, times, permissions, symlink target."""
 
         def work() -> FileInfo:
-            with refusals():
+            with refusals("get_file_info", path=path):
                 entry = ws.resolve_entry(path)
-                ws.resolve(path)
-                lst = os.lstat(entry)
-                st = os.stat(entry) if stat.S_ISLNK(lst.st_mode) else lst
-                target = os.readlink(entry) if stat.S_ISLNK(lst.st_mode) else None
+                lst = ws.stat(entry, follow=False)
+                st = ws.stat(entry) if stat.S_ISLNK(lst.st_mode) else lst
+                target = ws.readlink(entry) if stat.S_ISLNK(lst.st_mode) else None
                 return FileInfo(
                     path=ws.display(entry),
                     type=kind(st.st_mode),
@@ -269,7 +308,7 @@ def _hash_file(mcp: FastMCP, ws: Workspace) -> None:
         """Compute a file's hash (sha256 by default), streaming it in 1 MB chunks."""
 
         def work() -> HashResult:
-            with refusals():
+            with refusals("hash_file", path=path):
                 real = ws.resolve(path)
                 digest = hashlib.new(algorithm)
                 size = 0
@@ -297,12 +336,19 @@ def _diff_files(mcp: FastMCP, ws: Workspace) -> None:
         """Show a unified diff between two text files (at most about 100k characters)."""
 
         def work() -> DiffResult:
-            with refusals():
+            with refusals("diff_files", path_a=path_a, path_b=path_b, encoding=encoding):
                 real_a, real_b = ws.resolve(path_a), ws.resolve(path_b)
                 texts = []
                 for real in (real_a, real_b):
                     with ws.open_read(real) as handle:
-                        texts.append(handle.read(20 << 20).decode(encoding, errors="replace"))
+                        _refuse_binary(handle, ws.display(real), encoding)
+                        data = handle.read(MAX_DIFF_BYTES + 1)
+                    if len(data) > MAX_DIFF_BYTES:
+                        raise WorkspaceError(
+                            f"{ws.display(real)} is over {MAX_DIFF_BYTES >> 20} MB, too large "
+                            "to diff here; compare hash_file digests or extract_lines ranges"
+                        )
+                    texts.append(data.decode(encoding, errors="replace"))
                 diff = textops.unified_diff(
                     texts[0], texts[1], ws.display(real_a), ws.display(real_b), context_lines
                 )
@@ -312,8 +358,17 @@ def _diff_files(mcp: FastMCP, ws: Workspace) -> None:
         return await offload(work, inline=ws.cheap(path_a, path_b, limit=256 * 1024))
 
 
-def _content(shown: str, start: int, window: textops.LineWindow) -> FileContent:
+def _content(
+    shown: str, start: int, window: textops.LineWindow, encoding: str
+) -> FileContent:
     count = window.count
+    note = None
+    if window.invalid_bytes:
+        note = (
+            f"{window.invalid_bytes} byte(s) are not valid {encoding} and show as U+FFFD; "
+            "if the file uses another encoding pass it as encoding= (e.g. latin-1, cp1252, "
+            "utf-16), or use read_media_file for binary data"
+        )
     return FileContent(
         path=shown,
         content=window.text,
@@ -322,6 +377,8 @@ def _content(shown: str, start: int, window: textops.LineWindow) -> FileContent:
         total_lines=window.total_lines,
         truncated=window.stopped_at is not None,
         next_offset=window.stopped_at,
+        next_char=window.stopped_char,
+        note=note,
     )
 
 
@@ -329,12 +386,35 @@ def _as_text(got: FileContent) -> TextContent:
     # The model reads the file itself, not a JSON string of it (escaped newlines and quotes
     # cost tokens); the structured result carries the same fields for clients that use it.
     text = got.content
+    if got.note:
+        text += f"\n[note: {got.note}]"
     if got.truncated:
+        onward = f"offset_line={got.next_offset}"
+        if got.next_char is not None:
+            onward += f", offset_char={got.next_char} (line {got.next_offset} is long and was cut)"
         text += (
             f"\n[truncated: lines {got.start_line}-{got.end_line} of {got.total_lines}; "
-            f"read on with offset_line={got.next_offset}]"
+            f"read on with {onward}]"
         )
     return TextContent(type="text", text=text)
+
+
+def _refuse_binary(handle: BinaryIO, shown: str, encoding: str) -> None:
+    """A file with NUL bytes in its first block is not text (unless the caller chose a wide
+    encoding such as utf-16, which has them): say what it is and what to use instead."""
+    if encoding.replace("_", "-").lower() not in ("utf-8", "utf8", "ascii"):
+        return
+    sample = handle.read(_SNIFF)
+    handle.seek(0)
+    if not textops.sniff_binary(sample):
+        return
+    guessed = mimetypes.guess_type(shown)[0]
+    what = f" ({guessed})" if guessed else ""
+    raise WorkspaceError(
+        f"{shown} is a binary file{what}: it holds NUL bytes, so it is not {encoding} text. "
+        "Read it with read_media_file (images, audio, other binaries as base64), or pass "
+        "encoding='latin-1' to see its bytes as text, or utf-16 if it is UTF-16 text"
+    )
 
 
 def _birth(st: os.stat_result) -> str | None:
@@ -342,23 +422,22 @@ def _birth(st: os.stat_result) -> str | None:
     return iso(born) if born is not None else None
 
 
-def _compile(pattern: str, flags: int) -> re.Pattern[str]:
-    try:
-        return re.compile(pattern, flags)
-    except re.error as exc:
-        raise WorkspaceError(f"Invalid regex {pattern!r}: {exc}") from None
-
-
 def _line_range(ws: Workspace, real: str, first: int, last: int | None, encoding: str) -> Extract:
     count = (last - first + 1) if last else 20_000
     if count < 1:
         raise WorkspaceError("end_line is before start_line")
     with ws.open_read(real) as handle:
+        _refuse_binary(handle, ws.display(real), encoding)
         window = textops.read_window(handle, encoding, first, count, MAX_CHARS)
     text = window.text.removesuffix("\n")
     ranges = [LineRange(start_line=first, end_line=first + window.count - 1, text=text)]
     hint = None
-    if window.stopped_at is not None and (last is None or window.stopped_at <= last):
+    if window.stopped_char is not None:
+        hint = (
+            f"line {window.stopped_at} is too long for one answer; read on with read_file "
+            f"offset_line={window.stopped_at} offset_char={window.stopped_char}"
+        )
+    elif window.stopped_at is not None and (last is None or window.stopped_at <= last):
         hint = f"cut at the size cap; continue with start_line={window.stopped_at}"
     return Extract(path=ws.display(real), ranges=ranges, truncated=hint is not None, hint=hint)
 

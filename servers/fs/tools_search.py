@@ -3,17 +3,18 @@
 # No `from __future__ import annotations`: real annotation objects spare fastmcp an eval of
 # every parameter type when the server is built (a third of the start-up cost).
 
-import os
-import re
+import time
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
+import regex as re
 from fastmcp import FastMCP
 from fastmcp.tools.base import ToolResult
 from mcp.types import TextContent
 from pydantic import Field
 
 from kimi_mcp.errors import WorkspaceError
+from kimi_mcp.workspace import Workspace, listdir
 
 from . import search
 from .models import (
@@ -31,6 +32,7 @@ from .tooling import (
     MAX_LIST,
     READ,
     ExcludePatterns,
+    compile_regex,
     iso,
     kind,
     offload,
@@ -39,7 +41,8 @@ from .tooling import (
     tool,
 )
 from .walk import Excluder, Glob, WalkOptions, gitignore_for, tree
-from .workspace import Workspace
+
+SEARCH_SECONDS = 10.0  # time budget of one content search (the regex included)
 
 SearchPath = Annotated[str, Field(description="Directory to search recursively, or a single file")]
 DirArg = Annotated[
@@ -92,18 +95,21 @@ def _list_directory(mcp: FastMCP, ws: Workspace) -> None:
         """
 
         def work() -> DirectoryListing:
-            with refusals():
+            with refusals("list_directory", path=path):
                 real = ws.resolve(path)
-                require_dir(real)
+                require_dir(ws, real)
                 glob = Glob(pattern) if pattern else None
                 entries: list[ListedEntry] = []
-                with os.scandir(real) as it:
-                    for entry in it:
+                with ws.open_dir(real) as fd:
+                    for entry in listdir(fd):
                         if not show_hidden and entry.name.startswith("."):
                             continue
                         if glob is not None and not glob.regex.match(entry.name):
                             continue
-                        st = entry.stat(follow_symlinks=False)
+                        try:
+                            st = entry.stat(follow_symlinks=False)
+                        except OSError:
+                            continue  # removed while listing
                         entries.append(
                             ListedEntry(
                                 name=entry.name,
@@ -146,12 +152,13 @@ def _directory_tree(mcp: FastMCP, ws: Workspace) -> None:
         Symlinks are listed but never followed. When truncated, narrow path, lower max_depth or
         add exclude_patterns.
         """
-        with refusals():
+        with refusals("directory_tree", path=path):
             real = ws.resolve(path)
-            require_dir(real)
+            require_dir(ws, real)
             options = _options(ws, real, exclude_patterns, use_default_excludes, respect_gitignore)
             options.max_depth = max_depth
-            result = tree(real, options, max_entries)
+            with ws.open_dir(real) as fd:
+                result = tree(fd, options, max_entries)
             hint = (
                 "cut at max_entries; narrow path, lower max_depth or add exclude_patterns"
                 if result.truncated
@@ -192,11 +199,12 @@ def _search_files(mcp: FastMCP, ws: Workspace) -> None:
 
         Paths are relative to the first workspace root. Symlinked dirs are not entered.
         """
-        with refusals():
+        with refusals("search_files", path=path, pattern=pattern):
             real = ws.resolve(path)
-            require_dir(real)
+            require_dir(ws, real)
             options = _options(ws, real, exclude_patterns, use_default_excludes, False)
-            found, cut = search.find_names(real, Glob(pattern), options, max_results)
+            with ws.open_dir(real) as fd:
+                found, cut = search.find_names(fd, Glob(pattern), options, max_results)
             base = ws.display(real)
             prefix = "" if base == "." else base.rstrip("/") + "/"
             hint = (
@@ -229,27 +237,41 @@ def _search_content(mcp: FastMCP, ws: Workspace) -> None:
     ) -> SearchContent:
         """Search file contents for a regex (like grep -rn); skips binaries, respects .gitignore.
 
-        `path` may be a directory (searched recursively) or one file. Files over 5 MB are skipped. When truncated, narrow path or file_pattern.
+        `path` may be a directory (searched recursively) or one file. Files over 5 MB are
+        skipped. The search stops after 10 s (a backtracking regex cannot hang the server);
+        `timed_out` then says so. When truncated, narrow path or file_pattern.
         """
-        with refusals():
+        with refusals("search_content", path=path, regex=regex, file_pattern=file_pattern):
             real = ws.resolve(path)
             flags = re.MULTILINE | (0 if case_sensitive else re.IGNORECASE)
-            try:
-                compiled = re.compile(regex, flags)
-            except re.error as exc:
-                raise WorkspaceError(f"Invalid regex {regex!r}: {exc}") from None
-            if not os.path.exists(real):
+            compiled = compile_regex(regex, flags, "regex")
+            if ws.lstat_or_none(real) is None:
                 raise WorkspaceError(f"Not found: {ws.display(real)}")
             options = _options(ws, real, exclude_patterns, use_default_excludes, True)
-            glob = Glob(file_pattern) if file_pattern else None
-            found = search.search_content(
-                real, compiled, glob, options, context_lines, max_results, 5 << 20, ws.display
+            query = search.ContentQuery(
+                regex=compiled,
+                file_glob=Glob(file_pattern) if file_pattern else None,
+                context=context_lines,
+                limit=max_results,
+                max_file_bytes=5 << 20,
+                deadline=time.monotonic() + SEARCH_SECONDS,
             )
-            hint = (
-                f"stopped at {max_results} matches; narrow path, regex or file_pattern"
-                if found.truncated
-                else None
-            )
+            found = search.search_content(ws, real, query, options)
+            if found.timed_out and not found.hits:
+                raise WorkspaceError(
+                    f"The regex ran past the {SEARCH_SECONDS:.0f} s time limit after "
+                    f"{found.files_scanned} file(s) without a match; it likely backtracks "
+                    "catastrophically (nested quantifiers like (a+)+). Simplify the regex or "
+                    "narrow path / file_pattern"
+                )
+            hint = None
+            if found.timed_out:
+                hint = (
+                    f"stopped at the {SEARCH_SECONDS:.0f} s time limit; results are partial: "
+                    "simplify the regex or narrow path / file_pattern"
+                )
+            elif found.truncated:
+                hint = f"stopped at {max_results} matches; narrow path, regex or file_pattern"
             return SearchContent(
                 matches=[
                     ContentMatch(
@@ -262,6 +284,7 @@ def _search_content(mcp: FastMCP, ws: Workspace) -> None:
                 skipped_binary=found.skipped_binary,
                 skipped_large=found.skipped_large,
                 truncated=found.truncated,
+                timed_out=found.timed_out,
                 hint=hint,
             )
 
@@ -280,11 +303,12 @@ def _find_large_files(mcp: FastMCP, ws: Workspace) -> None:
         use_default_excludes: UseDefaults = False,
     ) -> LargeFiles:
         """Find the largest files under a directory, largest first."""
-        with refusals():
+        with refusals("find_large_files", path=path):
             real = ws.resolve(path)
-            require_dir(real)
+            require_dir(ws, real)
             options = _options(ws, real, exclude_patterns, use_default_excludes, False)
-            sizes = search.largest_files(real, options, min_size_bytes, max_results)
+            with ws.open_dir(real) as fd:
+                sizes = search.largest_files(fd, options, min_size_bytes, max_results)
             base = ws.display(real)
             prefix = "" if base == "." else base.rstrip("/") + "/"
             files = [SizedEntry(path=prefix + rel, size=size) for size, rel in sizes.largest]
@@ -303,11 +327,12 @@ def _disk_usage(mcp: FastMCP, ws: Workspace) -> None:
         ] = 20,
     ) -> DiskUsage:
         """Measure the total size of a directory and of its largest direct children (like du)."""
-        with refusals():
+        with refusals("disk_usage", path=path):
             real = ws.resolve(path)
-            require_dir(real)
+            require_dir(ws, real)
             options = WalkOptions(excluder=Excluder([], defaults=False))
-            sizes, children = search.usage(real, options)
+            with ws.open_dir(real) as fd:
+                sizes, children = search.usage(fd, options)
             ranked = sorted(children.items(), key=lambda item: -item[1])
             return DiskUsage(
                 path=ws.display(real),
@@ -329,5 +354,5 @@ def _options(
         root = next(
             (r for r in ws.roots if real == r or real.startswith(r.rstrip("/") + "/")), real
         )
-        ignore = gitignore_for(real, root)
+        ignore = gitignore_for(ws, real, root)
     return WalkOptions(excluder=Excluder(patterns, defaults=defaults), gitignore=ignore)

@@ -6,7 +6,6 @@ Not registered at all when `[mcp] read_only = true`.
 # No `from __future__ import annotations`: real annotation objects spare fastmcp an eval of
 # every parameter type when the server is built (a third of the start-up cost).
 
-import os
 from typing import Annotated, Literal
 
 from fastmcp import FastMCP
@@ -14,6 +13,7 @@ from fastmcp.exceptions import ToolError
 from pydantic import BaseModel, Field
 
 from kimi_mcp.errors import WorkspaceError
+from kimi_mcp.workspace import Workspace
 
 from . import fileops, textops
 from .models import (
@@ -31,12 +31,12 @@ from .tooling import (
     DESTRUCTIVE,
     DESTRUCTIVE_IDEMPOTENT,
     MAX_CHARS,
+    MAX_LIST,
     PathArg,
     offload,
     refusals,
     tool,
 )
-from .workspace import Workspace
 
 MAX_EDIT_BYTES = 20 << 20
 DryRun = Annotated[bool, Field(description="Only show the diff; change nothing")]
@@ -100,17 +100,18 @@ def _write_file(mcp: FastMCP, ws: Workspace) -> None:
         """
 
         def work() -> WriteResult:
-            with refusals():
+            with refusals("write_file", path=path, encoding=encoding):
                 real = ws.resolve(path)
-                parent = os.path.dirname(real)
-                if not os.path.isdir(parent):
+                parent = real.rsplit("/", 1)[0] or "/"
+                if not ws.is_dir(parent):
                     if not create_dirs:
                         raise WorkspaceError(
-                            f"Parent directory does not exist: {ws.display(parent)}; pass create_dirs=true"
+                            f"Parent directory does not exist: {ws.display(parent)}; pass "
+                            "create_dirs=true"
                         )
                     ws.makedirs(parent)
                 data = content.encode(encoding)
-                existed = os.path.lexists(real)
+                existed = ws.lstat_or_none(real) is not None
                 if append:
                     ws.append(real, data)
                 elif existed:
@@ -144,7 +145,7 @@ def _edit_file(mcp: FastMCP, ws: Workspace) -> None:
         """
 
         def work() -> EditResult:
-            with refusals():
+            with refusals("edit_file", path=path):
                 real, text = _read_text(ws, path)
                 specs = [
                     textops.TextEdit(e.old_text, e.new_text, e.expected_replacements) for e in edits
@@ -175,7 +176,7 @@ def _edit_lines(mcp: FastMCP, ws: Workspace) -> None:
         """
 
         def work() -> EditResult:
-            with refusals():
+            with refusals("edit_lines", path=path):
                 real, text = _read_text(ws, path)
                 specs = [textops.LineEdit(e.line, e.mode, e.text) for e in edits]
                 new = textops.apply_line_edits(text, specs)
@@ -190,7 +191,7 @@ def _create_directory(mcp: FastMCP, ws: Workspace) -> None:
         """Create a directory and any missing parents; succeeds if it already exists."""
 
         def work() -> DirectoryCreated:
-            with refusals():
+            with refusals("create_directory", path=path):
                 real = ws.resolve(path)
                 return DirectoryCreated(path=ws.display(real), created=ws.makedirs(real))
 
@@ -208,15 +209,22 @@ def _copy(mcp: FastMCP, ws: Workspace) -> None:
     ) -> CopyResult:
         """Copy a file or a directory tree; fails if the destination exists unless overwrite=true.
 
-        Symlinks are copied as links; links pointing outside the workspace are skipped.
+        Links are never followed: a link is copied as a link re-pointed at the same target,
+        and skipped (listed) when that target is outside the workspace. With overwrite=true
+        a directory is merged into an existing one; a link at the destination is replaced,
+        never written through.
         """
 
         def work() -> CopyResult:
-            with refusals():
+            with refusals("copy", source=source, destination=destination):
                 src, dst = ws.resolve(source), ws.resolve(destination)
-                copied = fileops.copy(ws, src, dst, overwrite)
+                report = fileops.copy(ws, src, dst, overwrite)
                 return CopyResult(
-                    source=ws.display(src), destination=ws.display(dst), files_copied=copied
+                    source=ws.display(src),
+                    destination=ws.display(dst),
+                    files_copied=report.files,
+                    links_copied=report.links,
+                    skipped=report.skipped[:MAX_LIST],
                 )
 
         return await offload(work, inline=ws.cheap(source))
@@ -232,7 +240,7 @@ def _move(mcp: FastMCP, ws: Workspace) -> None:
         """Move or rename a file or directory; fails if the destination exists unless overwrite=true."""
 
         def work() -> MoveResult:
-            with refusals():
+            with refusals("move", source=source, destination=destination):
                 src, dst = ws.resolve_entry(source), ws.resolve(destination)
                 fileops.move(ws, src, dst, overwrite)
                 return MoveResult(source=ws.display(src), destination=ws.display(dst))
@@ -251,7 +259,7 @@ def _delete(mcp: FastMCP, ws: Workspace) -> None:
         """Delete a file, a symlink (not its target) or a directory (non-empty needs recursive=true)."""
 
         def work() -> DeleteResult:
-            with refusals():
+            with refusals("delete", path=path):
                 entry = ws.resolve_entry(path)
                 removed = fileops.delete(ws, entry, recursive)
                 return DeleteResult(path=ws.display(entry), entries_removed=removed)
@@ -283,7 +291,10 @@ def _batch(mcp: FastMCP, ws: Workspace) -> None:
         stopped = False
         for index, operation in enumerate(operations, start=1):
             try:
-                with refusals():
+                with refusals(
+                    "batch", path=operation.path, source=operation.source,
+                    destination=operation.destination,
+                ):
                     message = _run_op(ws, operation, dry_run)
                 results.append(BatchItem(index=index, op=operation.op, ok=True, message=message))
             except ToolError as exc:
@@ -307,12 +318,21 @@ def _read_text(ws: Workspace, path: str) -> tuple[str, str]:
         data = handle.read(MAX_EDIT_BYTES + 1)
     if len(data) > MAX_EDIT_BYTES:
         raise WorkspaceError(
-            f"File too large to edit here (> {MAX_EDIT_BYTES} bytes): {ws.display(real)}"
+            f"File too large to edit here (> {MAX_EDIT_BYTES} bytes): {ws.display(real)}; "
+            "use write_file for the whole file"
+        )
+    if textops.sniff_binary(data[:8192]):
+        raise WorkspaceError(
+            f"{ws.display(real)} is a binary file (it holds NUL bytes); it cannot be edited as "
+            "text"
         )
     try:
         return real, data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise WorkspaceError(f"Not valid UTF-8, refusing to rewrite: {ws.display(real)}") from None
+    except UnicodeDecodeError as exc:
+        raise WorkspaceError(
+            f"{ws.display(real)} is not valid UTF-8 (byte {exc.start}); refusing to rewrite it "
+            "as text. Use write_file with the encoding it is in"
+        ) from None
 
 
 def _finish(
@@ -341,9 +361,9 @@ def _run_op(ws: Workspace, operation: Operation, dry_run: bool) -> str:
         target = ws.resolve(_need(operation.destination, "destination", op))
         src = ws.resolve(source) if op == "copy" else ws.resolve_entry(source)
         if dry_run:
-            if not os.path.lexists(src):
+            if ws.lstat_or_none(src) is None:
                 raise WorkspaceError(f"Not found: {ws.display(src)}")
-            if os.path.lexists(target) and not operation.overwrite:
+            if ws.lstat_or_none(target) is not None and not operation.overwrite:
                 raise WorkspaceError(f"Refused: destination exists: {ws.display(target)}")
             return f"would {op} {ws.display(src)} -> {ws.display(target)}"
         if op == "copy":
@@ -359,7 +379,7 @@ def _run_op(ws: Workspace, operation: Operation, dry_run: bool) -> str:
         return f"created {ws.display(real)}" if ws.makedirs(real) else f"exists {ws.display(real)}"
     entry = ws.resolve_entry(path)
     if dry_run:
-        if not os.path.lexists(entry):
+        if ws.lstat_or_none(entry) is None:
             raise WorkspaceError(f"Not found: {ws.display(entry)}")
         return f"would delete {ws.display(entry)}"
     removed = fileops.delete(ws, entry, operation.recursive)

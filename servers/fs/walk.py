@@ -1,7 +1,10 @@
-"""Fast directory walking: os.scandir, early pruning, globs compiled to one regex, .gitignore.
+"""Fast directory walking: scandir on descriptors, early pruning, globs as one regex, .gitignore.
 
-Hot loops work on strings and DirEntry objects only (no per-file Path objects). Symlinks are
-never followed while walking, so a walk cannot leave the directory it started in.
+Walks start from a directory descriptor the workspace verified and descend with `subdir`
+(`O_NOFOLLOW | O_DIRECTORY`), so a walk cannot leave the directory it started in, even when a
+directory is swapped for a symlink while it runs. Hot loops work on strings and DirEntry
+objects only; a walk holds one descriptor per level it is in, never one per directory seen.
+`.gitignore` files are read only when they are regular files (never through a link, as git).
 """
 
 from __future__ import annotations
@@ -13,6 +16,10 @@ from dataclasses import dataclass, field
 
 import pathspec
 
+from kimi_mcp.errors import WorkspaceError
+from kimi_mcp.workspace import Workspace, listdir, read_at, subdir
+
+_GITIGNORE_BYTES = 1 << 20
 DEFAULT_EXCLUDES: tuple[str, ...] = (
     ".git",
     ".hg",
@@ -134,15 +141,19 @@ class GitIgnore:
         # (base: where the rules apply below, shift: prepended to paths under base, rules)
         self._specs: list[tuple[str, str, pathspec.GitIgnoreSpec]] = []
 
-    def load(self, directory: str, base: str, shift: str = "") -> None:
+    def load(self, dir_fd: int, base: str, shift: str = "") -> None:
+        """Add the rules of the `.gitignore` in the open directory `dir_fd`, if it is a
+        regular file of at most 1 MB (a link, a pipe or a huge file is not read)."""
         try:
-            with open(
-                os.path.join(directory, ".gitignore"), encoding="utf-8", errors="replace"
-            ) as f:
-                spec = pathspec.GitIgnoreSpec.from_lines(f.read().splitlines())
-        except OSError:
+            handle = read_at(dir_fd, ".gitignore", ".gitignore")
+        except WorkspaceError:
             return
-        self._specs.append((base, shift, spec))
+        if handle is None:
+            return
+        with handle:
+            data = handle.read(_GITIGNORE_BYTES)
+        lines = data.decode("utf-8", errors="replace").splitlines()
+        self._specs.append((base, shift, pathspec.GitIgnoreSpec.from_lines(lines)))
 
     def child(self) -> GitIgnore:
         copy = GitIgnore()
@@ -171,18 +182,20 @@ class WalkOptions:
 
 
 def _listing(
-    directory: str, prefix: str, ignore: GitIgnore | None, options: WalkOptions, ordered: bool
+    dir_fd: int, prefix: str, ignore: GitIgnore | None, options: WalkOptions, ordered: bool
 ) -> tuple[list[tuple[os.DirEntry[str], str, bool]], GitIgnore | None]:
-    """The visible entries of one directory as (entry, rel, is_dir), and the ignore rules that
-    apply below it: excluded names and patterns, hidden files and .gitignore are filtered here."""
+    """The visible entries of one open directory as (entry, rel, is_dir), and the ignore rules
+    that apply below it: excluded names and patterns, hidden files and .gitignore are filtered
+    here."""
     try:
-        with os.scandir(directory) as it:
-            entries = sorted(it, key=_name) if ordered else list(it)
+        entries = listdir(dir_fd)
     except OSError:
         return [], ignore
+    if ordered:
+        entries.sort(key=_name)
     if ignore is not None and any(e.name == ".gitignore" for e in entries):
         ignore = ignore.child()
-        ignore.load(directory, prefix)
+        ignore.load(dir_fd, prefix)
     check = ignore.ignored if ignore else None
     names = options.excluder.names
     patterns = None if options.excluder.names_only else options.excluder.excluded
@@ -205,18 +218,39 @@ def _listing(
     return visible, ignore
 
 
-def walk(top: str, options: WalkOptions) -> Iterator[tuple[os.DirEntry[str], str, bool]]:
-    """Yield (entry, path relative to top, is_dir) depth-first, pruning excluded dirs early."""
-    stack: list[tuple[str, str, int, GitIgnore | None]] = [(top, "", 0, options.gitignore)]
+Walked = tuple[os.DirEntry[str], str, bool, int]
+
+
+def walk(top_fd: int, options: WalkOptions) -> Iterator[Walked]:
+    """Yield (entry, path relative to top, is_dir, descriptor of the entry's directory),
+    depth-first, pruning excluded dirs early. `top_fd` stays the caller's; the descriptor
+    yielded is valid until the walk moves on."""
+    visible, ignore = _listing(top_fd, "", options.gitignore, options, ordered=False)
+    stack: list[tuple[int, int, Iterator[tuple[os.DirEntry[str], str, bool]], GitIgnore | None]]
+    stack = [(top_fd, 0, iter(visible), ignore)]
     max_depth = options.max_depth
-    while stack:
-        directory, prefix, depth, ignore = stack.pop()
-        visible, ignore = _listing(directory, prefix, ignore, options, ordered=False)
-        descend = max_depth is None or depth + 1 < max_depth
-        for entry, rel, is_dir in visible:
-            yield entry, rel, is_dir
-            if is_dir and descend:
-                stack.append((entry.path, rel + "/", depth + 1, ignore))
+    try:
+        while stack:
+            fd, depth, items, ignore = stack[-1]
+            item = next(items, None)
+            if item is None:
+                stack.pop()
+                if fd != top_fd:
+                    os.close(fd)
+                continue
+            entry, rel, is_dir = item
+            yield entry, rel, is_dir, fd
+            if is_dir and (max_depth is None or depth + 1 < max_depth):
+                try:
+                    child = subdir(fd, entry.name)
+                except WorkspaceError:
+                    continue  # swapped for a link, removed or unreadable: not entered
+                below, child_ignore = _listing(child, rel + "/", ignore, options, ordered=False)
+                stack.append((child, depth + 1, iter(below), child_ignore))
+    finally:
+        for fd, *_ in stack:
+            if fd != top_fd:
+                os.close(fd)
 
 
 def _name(entry: os.DirEntry[str]) -> str:
@@ -231,15 +265,15 @@ class Tree:
     truncated: bool = False
 
 
-def tree(top: str, options: WalkOptions, max_entries: int) -> Tree:
+def tree(top_fd: int, options: WalkOptions, max_entries: int) -> Tree:
     """An indented outline (directories end with `/`), depth-first in name order."""
     out = Tree()
-    _tree(top, "", 0, options.gitignore, options, max_entries, out)
+    _tree(top_fd, "", 0, options.gitignore, options, max_entries, out)
     return out
 
 
 def _tree(
-    directory: str,
+    dir_fd: int,
     prefix: str,
     depth: int,
     ignore: GitIgnore | None,
@@ -247,7 +281,7 @@ def _tree(
     max_entries: int,
     out: Tree,
 ) -> None:
-    visible, ignore = _listing(directory, prefix, ignore, options, ordered=True)
+    visible, ignore = _listing(dir_fd, prefix, ignore, options, ordered=True)
     descend = options.max_depth is None or depth + 1 < options.max_depth
     indent = "  " * depth
     lines = out.lines
@@ -259,7 +293,14 @@ def _tree(
             out.dirs += 1
             lines.append(indent + entry.name + "/")
             if descend:
-                _tree(entry.path, rel + "/", depth + 1, ignore, options, max_entries, out)
+                try:
+                    child = subdir(dir_fd, entry.name)
+                except WorkspaceError:
+                    continue
+                try:
+                    _tree(child, rel + "/", depth + 1, ignore, options, max_entries, out)
+                finally:
+                    os.close(child)
                 if out.truncated:
                     return
         else:
@@ -267,15 +308,19 @@ def _tree(
             lines.append(indent + entry.name)
 
 
-def gitignore_for(top: str, root: str) -> GitIgnore:
-    """The .gitignore files of `top`'s ancestors up to the workspace root, as seen from `top`."""
+def gitignore_for(ws: Workspace, top: str, root: str) -> GitIgnore:
+    """The .gitignore files of `top`'s ancestors up to the workspace root, as seen from `top`
+    (both canonical paths)."""
     ignore = GitIgnore()
     if top != root and top.startswith(root.rstrip(os.sep) + os.sep):
         current = root
         parts = top[len(root.rstrip(os.sep)) + 1 :].split(os.sep)
         for index in range(len(parts)):
             below = "/".join(parts[index:]) + "/"
-            if os.path.isfile(os.path.join(current, ".gitignore")):
-                ignore.load(current, "", below)
+            try:
+                with ws.open_dir(current) as fd:
+                    ignore.load(fd, "", below)
+            except WorkspaceError:
+                break
             current = os.path.join(current, parts[index])
     return ignore

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from fastmcp import Client, FastMCP
-from kimi_mcp.servers.fs import Workspace, build_server
+from kimi_mcp.servers.fs import build_server
 
 from kimi_mcp.config import load_settings
 from kimi_mcp.deps import Deps
+from kimi_mcp.workspace import Workspace
 
 
 def make_deps(tmp_path: Path, *, read_only: bool = False, roots: list[Path] | None = None) -> Deps:

@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kimi_mcp.servers.fs import build_server
 from kimi_mcp.servers.fs.fileops import copy, delete, move
-from kimi_mcp.servers.fs.workspace import inside
 
 from kimi_mcp.deps import Deps
 from kimi_mcp.errors import WorkspaceError
+from kimi_mcp.workspace import inside
 
 PARTS = [
     "..",

@@ -33,10 +33,10 @@ async def test_write_file_needs_create_dirs_for_a_missing_parent(tmp_path: Path)
     assert (ws / "a" / "b" / "f.txt").read_text() == "x"
 
 
-async def test_write_file_replaces_a_symlink_planted_after_the_check(
+async def test_write_file_refuses_a_symlink_out_planted_after_the_check(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kimi_mcp.servers.fs import Workspace
+    from kimi_mcp.workspace import Workspace
 
     server, ws = make_server(tmp_path)
     (ws / "f.txt").write_text("old")
@@ -51,9 +51,10 @@ async def test_write_file_replaces_a_symlink_planted_after_the_check(
         return real
 
     monkeypatch.setattr(Workspace, "resolve", resolve_then_plant)
-    await call(server, "write_file", path="f.txt", content="new")
+    text = await refused(server, "write_file", path="f.txt", content="new")
+    assert text.startswith("Access denied") and "fs_write_file" in text
     assert outside.read_text() == "secret"
-    assert not (ws / "f.txt").is_symlink() and (ws / "f.txt").read_text() == "new"
+    assert os.readlink(ws / "f.txt") == str(outside)
 
 
 async def test_edit_file_replaces_exact_text_and_returns_a_diff(tmp_path: Path) -> None:
@@ -166,7 +167,8 @@ async def test_copy_copies_a_tree_and_skips_links_that_leave_the_workspace(tmp_p
     (tmp_path / "secret").write_text("S")
     (ws / "d" / "escape").symlink_to(tmp_path / "secret")
     got = await call(server, "copy", source="d", destination="d2")
-    assert got["files_copied"] == 2
+    assert (got["files_copied"], got["links_copied"]) == (1, 1)
+    assert got["skipped"] == ["d/escape (a link out of the workspace)"]
     assert (ws / "d2" / "e" / "f.txt").read_text() == "F"
     assert os.readlink(ws / "d2" / "inner") == "e/f.txt"
     assert not (ws / "d2" / "escape").is_symlink()
