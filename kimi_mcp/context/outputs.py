@@ -197,7 +197,7 @@ class ToolOutputs:
         for out, slot in zip(plan.conversation.outputs, slots, strict=True):
             i = slot[0]
             if out.kind == "call":  # the assistant message itself: outside the last turns only
-                keep, age = policy.keep_calls, after[i] + 1
+                keep, age = policy.keep_calls, after[i]
             else:
                 keep = policy.keep_working if out.kind in WORKING_KINDS else policy.keep_other
                 age = after[i]

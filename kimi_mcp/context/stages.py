@@ -39,8 +39,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _MISSING: dict[str, Any] = {}
-STORED_IDS_BYTES = 8 * 1024 * 1024
-CONVERSATIONS_BYTES = 48 * 1024 * 1024
+STORED_IDS_BYTES = 4 * 1024 * 1024
+CONVERSATIONS_BYTES = 24 * 1024 * 1024
 
 
 class Memory(Protocol):

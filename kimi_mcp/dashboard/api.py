@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from kimi_mcp import stats
-from kimi_mcp.dashboard import feed, panels, sessionlist, timeseries
+from kimi_mcp.dashboard import feed, panels, savings, sessionlist, timeseries
 from kimi_mcp.dashboard.export import stream_export
 from kimi_mcp.dashboard.rollup import rollup_of
 from kimi_mcp.errors import LedgerError
@@ -162,6 +162,15 @@ def live_routes(rt: Runtime) -> list[BaseRoute]:
         return JSONResponse(data)
 
     @guarded
+    async def get_context_savings(request: Request) -> Response:
+        q = request.query_params
+        since, until, _ = timeseries.window(q.get("range") or None, query_float(request, "since"),
+                                            query_float(request, "until"), None)
+        data = await anyio.to_thread.run_sync(savings.context_savings, deps, since, until,
+                                              q.get("session") or None)
+        return JSONResponse(data)
+
+    @guarded
     async def list_requests(request: Request) -> Response:
         q = request.query_params
         session: str | None = request.path_params.get("id") or q.get("session") or None
@@ -221,6 +230,7 @@ def live_routes(rt: Runtime) -> list[BaseRoute]:
     return [
         Route("/api/settings", get_settings, methods=["GET"]),
         Route("/api/stats/timeseries", get_timeseries, methods=["GET"]),
+        Route("/api/stats/context", get_context_savings, methods=["GET"]),
         Route("/api/requests", list_requests, methods=["GET"]),
         Route("/api/requests/{id}", get_request, methods=["GET"]),
         Route("/api/sessions/{id}/requests", list_requests, methods=["GET"]),

@@ -128,6 +128,9 @@ class Proxy:
         rec.memory_tokens = int(result.memory_tokens or 0)
         if result.masked_ids:
             rec.meta["masked_ids"] = list(result.masked_ids)
+        savings = getattr(result, "savings", None)  # until the stages are one typed object (issue 17)
+        if savings is not None and savings.tokens:
+            rec.meta["context"] = savings.as_meta()
         new_body: dict[str, Any] = result.body
         return new_body
 

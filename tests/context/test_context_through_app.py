@@ -64,6 +64,11 @@ async def test_old_tool_output_goes_upstream_masked_and_reads_back_exactly(
         with deps.ledger.read() as db:
             [row] = db.exec(select(Request)).all()
         assert row.saved_mask_tokens > 5_000
+        figures = row.meta["context"]
+        assert figures["by_transform"]["mask"]["tokens"] == row.saved_mask_tokens
+        assert figures["by_kind"]["log"]["tokens"] == row.saved_mask_tokens
+        totals = (await client.get("/api/stats/context", params={"range": "1h"})).json()
+        assert totals["requests"] == 1 and totals["by_kind"]["log"]["tokens"] == row.saved_mask_tokens
         off = await client.post("/v1/chat/completions", json={"model": "up/m", "messages": conv},
                                 headers={"X-Kimi-Context": "off"})
         assert off.status_code == 200 and seen[-1]["messages"] == conv

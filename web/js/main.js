@@ -5,6 +5,7 @@ import { exportHref, initCharts, loadCharts } from "./charts.js";
 import { addEvent, initFeed, loadFeed, removeSession, render as renderFeed } from "./feed.js";
 import { loadGauge, renderGauge, thresholdTicks } from "./gauge.js";
 import { loadMcp, loadProviders } from "./panels.js";
+import { loadSavings } from "./savings.js";
 import { fillProviders, initSessions, loadSessions, merge, renderSessions, select } from "./sessions.js";
 import { onChange, state } from "./state.js";
 import { $, askTokenDialog, debounce, reportError, toast } from "./ui.js";
@@ -12,7 +13,7 @@ import { connect, on, onStatus, reconnectNow } from "./ws.js";
 
 const safely = (fn) => (...args) => Promise.resolve().then(() => fn(...args)).catch(reportError);
 
-const refreshCharts = debounce(safely(loadCharts), 1500);
+const refreshCharts = debounce(safely(() => Promise.all([loadCharts(), loadSavings()])), 1500);
 const refreshSessions = debounce(safely(loadSessions), 700);
 const refreshMcp = debounce(safely(loadMcp), 3000);
 const refreshProviders = debounce(safely(loadProviders), 3000);
@@ -25,6 +26,7 @@ async function loadAll() {
     loadSessions(),
     loadFeed(),
     loadCharts(),
+    loadSavings(),
     loadMcp(),
   ]);
   await loadGauge();
