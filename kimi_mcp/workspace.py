@@ -466,15 +466,16 @@ class Workspace:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
 
-    def write_atomic(self, path: str, data: bytes) -> None:
-        """Replace (or create) a file through a temp file in its verified directory."""
-        with self.write_stream(path) as handle:
+    def write_atomic(self, path: str, data: bytes, *, durable: bool = False) -> None:
+        """Replace (or create) a file through a temp file in its verified directory;
+        `durable` fsyncs it before the rename."""
+        with self.write_stream(path, durable=durable) as handle:
             handle.write(data)
 
     @contextmanager
     def write_stream(
         self, path: str, *, exclusive: bool = False, make_dirs: bool = False,
-        follow: bool = True, mtime_ns: tuple[int, int] | None = None,
+        follow: bool = True, mtime_ns: tuple[int, int] | None = None, durable: bool = False,
     ) -> Iterator[BinaryIO]:
         """A temp file in the target's verified directory, renamed over the target on success.
 
@@ -486,7 +487,7 @@ class Workspace:
         with self.at(path, follow=follow and not exclusive, make_dirs=make_dirs) as loc:
             dfd, name = self.writable(loc)
             with replace_at(dfd, name, self.display(loc.path), self.umask,
-                            exclusive=exclusive, mtime_ns=mtime_ns) as handle:
+                            exclusive=exclusive, mtime_ns=mtime_ns, durable=durable) as handle:
                 yield handle
 
     def append(self, path: str, data: bytes) -> None:
@@ -594,7 +595,7 @@ def read_at(dir_fd: int, name: str, shown: str) -> BinaryIO | None:
 @contextmanager
 def replace_at(
     dfd: int, name: str, shown: str, umask: int, *, exclusive: bool = False,
-    mtime_ns: tuple[int, int] | None = None,
+    mtime_ns: tuple[int, int] | None = None, durable: bool = False,
 ) -> Iterator[BinaryIO]:
     """A temp file beside `name` in the open directory `dfd`, renamed over it on success
     (linked into place with `exclusive`, which fails if anything is there). Rule 6."""
@@ -623,6 +624,8 @@ def replace_at(
             os.fchmod(handle.fileno(), mode)
             if mtime_ns is not None:
                 os.utime(handle.fileno(), ns=mtime_ns)
+            if durable:
+                os.fsync(handle.fileno())
         if exclusive:
             try:
                 os.link(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd, follow_symlinks=False)

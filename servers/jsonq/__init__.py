@@ -15,6 +15,7 @@ from fastmcp.exceptions import ToolError
 from pydantic import BaseModel, Field
 
 from kimi_mcp.errors import WorkspaceError
+from kimi_mcp.workspace import Workspace
 
 from .edit import Change, Style, apply_update
 from .engine import (
@@ -176,7 +177,12 @@ def load_schema(schema: Any, schema_path: str | None, files: JsonFiles) -> Any:
     return schema
 
 
-def schema_issues(value: Any, schema: Any, max_errors: int) -> tuple[int, list[SchemaIssue]]:
+def schema_issues(
+    value: Any, schema: Any, max_errors: int, files: JsonFiles, base: str | None = None
+) -> tuple[int, list[SchemaIssue]]:
+    """Validate `value`; `$ref`s resolve inside the document, or to JSON files inside the
+    workspace (relative to `base`, the schema file's canonical path). Nothing is fetched:
+    http(s) and every other scheme, and files outside the workspace, are refused."""
     # imported on first use: jsonschema is the heaviest import of the family and most
     # sessions never validate, so `kimi-mcp stdio` starts without it
     import jsonschema
@@ -188,7 +194,7 @@ def schema_issues(value: Any, schema: Any, max_errors: int) -> tuple[int, list[S
     except jsonschema.SchemaError as exc:
         where = "#/" + "/".join(str(p) for p in exc.absolute_path)
         raise JsonError(f"The schema itself is invalid at {where}: {exc.message[:300]}") from None
-    validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
+    validator = cls(schema, format_checker=cls.FORMAT_CHECKER, registry=_registry(files, base))
     count, issues = 0, list[SchemaIssue]()
     try:
         for error in validator.iter_errors(value):
@@ -203,8 +209,39 @@ def schema_issues(value: Any, schema: Any, max_errors: int) -> tuple[int, list[S
                     )
                 )
     except Unresolvable as exc:
-        raise JsonError(f"The schema has a $ref that cannot be resolved offline: {exc}") from None
+        raise JsonError(
+            f"The schema has a $ref that cannot be resolved offline: {str(exc)[:300]}. Remote refs are "
+            "never fetched; a ref may point inside the schema or to a JSON file in the workspace"
+        ) from None
     return count, issues
+
+
+def _registry(files: JsonFiles, base: str | None) -> Any:
+    """A referencing registry whose only retrieval is a workspace file through the primitive."""
+    from urllib.parse import unquote, urlsplit
+
+    from referencing import Registry, Resource
+    from referencing.exceptions import NoSuchResource
+
+    def missing(uri: str) -> Exception:
+        return NoSuchResource(ref=uri)  # type: ignore[call-arg]  # an attrs class
+
+    def retrieve(uri: str) -> Resource[Any]:
+        parts = urlsplit(uri)
+        if parts.scheme not in ("", "file") or parts.netloc not in ("", "localhost"):
+            raise missing(uri)
+        path = unquote(parts.path)
+        if not path.startswith("/"):
+            if base is None:
+                raise missing(uri)
+            path = base.rsplit("/", 1)[0] + "/" + path
+        try:
+            contents = files.load(files.resolve(path))
+        except (WorkspaceError, JsonError):
+            raise missing(uri) from None
+        return Resource.from_contents(contents)
+
+    return Registry(retrieve=retrieve)  # type: ignore[call-arg]
 
 
 # ---- the MCP face ---------------------------------------------------------------------------
@@ -235,14 +272,24 @@ DocumentArg = Annotated[
 
 
 @contextmanager
-def refusals() -> Iterator[None]:
-    """Turn the refusals of the logic into tool errors the model can act on."""
+def refusals(tool: str, **params: str | None) -> Iterator[None]:
+    """Turn the refusals of the logic into tool errors the model can act on, naming the
+    public tool (`json_<tool>`) and, for a path problem, the parameter at fault."""
     try:
         yield
-    except (WorkspaceError, JsonError) as exc:
-        raise ToolError(str(exc)) from None
+    except WorkspaceError as exc:
+        text = str(exc)
+        named = [k for k, v in params.items() if v and v in text] or [
+            k for k, v in params.items() if v
+        ][:1]
+        where = f"json_{tool}" + (f", parameter `{named[0]}`" if named else "")
+        raise ToolError(f"{text} ({where})") from None
+    except JsonError as exc:
+        raise ToolError(f"{exc} (json_{tool})") from None
     except OSError as exc:
-        raise ToolError(f"Cannot access {exc.filename or 'the file'}: {exc.strerror}") from None
+        raise ToolError(
+            f"Cannot access {exc.filename or 'the file'}: {exc.strerror} (json_{tool})"
+        ) from None
 
 
 def _source(files: JsonFiles, path: str | None, document: Any) -> tuple[Any, str, int | None]:
@@ -252,7 +299,7 @@ def _source(files: JsonFiles, path: str | None, document: Any) -> tuple[Any, str
         )
     if path is not None:
         real = files.resolve(path)
-        return files.load(real), path, real.stat().st_size
+        return files.load(real), path, files.size(real)
     if isinstance(document, str):
         return parse_text(document, "document"), "document", len(document.encode())
     return document, "document", None
@@ -260,7 +307,7 @@ def _source(files: JsonFiles, path: str | None, document: Any) -> tuple[Any, str
 
 def build_server(deps: Deps) -> FastMCP:
     mcp: FastMCP = FastMCP("json")
-    files = JsonFiles(lambda: deps.roots)
+    files = JsonFiles(Workspace(lambda: deps.roots))
 
     @mcp.tool(annotations=READS)
     def query(
@@ -282,7 +329,7 @@ def build_server(deps: Deps) -> FastMCP:
         Output is capped (about 60k characters and `limit` matches); when `truncated`, call
         again with `offset=next_offset`. Large files are parsed once and cached.
         """
-        with refusals():
+        with refusals("query", path=path):
             value, _label, _size = _source(files, path, document)
             return run_query(value, expression, result_type, limit, offset)
 
@@ -306,7 +353,7 @@ def build_server(deps: Deps) -> FastMCP:
         from up to 20 spread samples, objects with many keys are merged under `[*]`. Paths are
         patterns (`[*]` = every item) that the query tool accepts. Narrow with `at`.
         """
-        with refusals():
+        with refusals("structure", path=path):
             value, label, size = _source(files, path, document)
             root_type, nodes, truncated = run_outline(value, at, max_depth, max_nodes)
         hint = (
@@ -342,9 +389,10 @@ def build_server(deps: Deps) -> FastMCP:
 
         A syntax error comes back with line, column and the text around it. Schema errors
         carry the path of each failing value ($['items'][3]['price']) and the failed keyword.
-        Remote $ref URLs are never fetched.
+        `$ref`s resolve inside the schema, or to JSON files inside the workspace (relative to
+        schema_path); remote URLs are never fetched and files outside are never read.
         """
-        with refusals():
+        with refusals("validate", path=path, schema_path=schema_path):
             try:
                 value, _label, _size = _source(files, path, document)
             except JsonSyntaxError as exc:
@@ -355,7 +403,8 @@ def build_server(deps: Deps) -> FastMCP:
             loaded = load_schema(schema, schema_path, files)
             if loaded is None:
                 return ValidateResult(valid=True)
-            count, issues = schema_issues(value, loaded, max_errors)
+            base = files.resolve(schema_path) if schema_path is not None else None
+            count, issues = schema_issues(value, loaded, max_errors, files, base)
         return ValidateResult(
             valid=count == 0,
             schema_checked=True,
@@ -399,7 +448,7 @@ def build_server(deps: Deps) -> FastMCP:
         rewritten atomically, keeping key order and its indentation style. Returns each
         change with before/after previews; use dry_run=true to preview.
         """
-        with refusals():
+        with refusals("update", path=path):
             real = files.resolve(path)
             with files.rewriting(real) as (text, doc):
                 new_doc, changes = apply_update(doc, expression, operation, value)

@@ -1,8 +1,9 @@
-"""JSON files in the workspace: containment, a parse cache, atomic rewrites; sizes and previews.
+"""JSON files in the workspace: a parse cache, atomic rewrites; sizes and previews.
 
-Nothing here knows MCP. A path is resolved against the first root, normalised, and must stay
-inside a root both lexically and after every symlink is resolved. A parsed document is cached
-by (real path, mtime, size), so a model exploring a 50 MB file pays for one parse.
+Nothing here knows MCP. Every file access goes through the core workspace primitive
+(`kimi_mcp.workspace`: relative to the first root, contained at use time, never through a
+link out, regular files only). A parsed document is cached by (canonical path, mtime, size),
+so a model exploring a 50 MB file pays for one parse.
 """
 
 from __future__ import annotations
@@ -12,16 +13,14 @@ import json
 import logging
 import os
 import stat
-import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-from kimi_mcp.errors import WorkspaceError
+from kimi_mcp.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -51,35 +50,6 @@ class JsonSyntaxError(JsonError):
         super().__init__(
             f"Invalid JSON in {source} at line {exc.lineno} column {exc.colno}: {exc.msg}"
         )
-
-
-# ---- workspace containment ------------------------------------------------------------------
-
-
-def _within(path: Path, roots: Sequence[Path]) -> bool:
-    return any(path == root or path.is_relative_to(root) for root in roots)
-
-
-def contain(raw: str, roots: Sequence[Path]) -> Path:
-    """The real path of `raw` if it stays inside a root (lexically and after symlinks)."""
-    if "\x00" in raw:
-        raise WorkspaceError(f"Access denied: null byte in path: {raw!r}")
-    if not raw.strip():
-        raise WorkspaceError("Access denied: empty path")
-    if not roots:
-        raise WorkspaceError("Access denied: no workspace root is configured")
-    candidate = Path(raw).expanduser()
-    if not candidate.is_absolute():
-        candidate = roots[0] / candidate
-    normal = Path(os.path.normpath(candidate))
-    if not _within(normal, roots):
-        raise WorkspaceError(f"Access denied: path outside the workspace: {raw}")
-    # realpath resolves every existing component, so a dangling link or a link in the nearest
-    # existing parent is judged by where it really points
-    real = Path(os.path.realpath(normal))
-    if not _within(real, [Path(os.path.realpath(r)) for r in roots]):
-        raise WorkspaceError(f"Access denied: path resolves outside the workspace: {raw}")
-    return real
 
 
 # ---- sizes and previews ---------------------------------------------------------------------
@@ -144,50 +114,58 @@ def type_name(value: Any) -> str:
 
 
 class JsonFiles:
-    """Workspace JSON files: containment, a parse cache, atomic rewrites."""
+    """Workspace JSON files: resolution through the workspace, a parse cache, atomic rewrites."""
 
-    def __init__(self, roots: Callable[[], Sequence[Path]]) -> None:
-        self._roots = roots  # read on every call: client roots may replace the workspace
-        self._cache: OrderedDict[Path, tuple[tuple[int, int], Any]] = OrderedDict()
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace  # reads the roots on every call: client roots may change
+        self._cache: OrderedDict[str, tuple[tuple[int, int], Any]] = OrderedDict()
         self._cached_bytes = 0
         self._load_lock = threading.Lock()
         self._write_lock = threading.Lock()
 
-    def resolve(self, raw: str) -> Path:
-        path = contain(raw, self._roots())
-        if not path.exists():
-            raise JsonError(f"No such file: {raw}")
-        if not path.is_file():
-            raise JsonError(f"Not a regular file: {raw}")
+    def resolve(self, raw: str) -> str:
+        """The canonical path of an existing regular file inside the workspace."""
+        path = self.workspace.resolve(raw)
+        found = self.workspace.lstat_or_none(path)
+        if found is None:
+            raise JsonError(f"No such file: {raw}; give a JSON file in the workspace")
+        if not stat.S_ISREG(found.st_mode):
+            raise JsonError(f"Not a regular file: {raw}; give a JSON file")
         return path
 
-    def read_text(self, path: Path) -> tuple[str, tuple[int, int]]:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        with os.fdopen(fd, "rb") as handle:
+    def size(self, path: str) -> int:
+        return self.workspace.stat(path).st_size
+
+    def read_text(self, path: str) -> tuple[str, tuple[int, int]]:
+        name = os.path.basename(path)
+        with self.workspace.open_read(path) as handle:
             info = os.fstat(handle.fileno())
             if info.st_size > MAX_FILE_BYTES:
                 raise JsonError(
-                    f"{path.name} is {info.st_size:,} bytes; the limit is {MAX_FILE_BYTES:,}"
+                    f"{name} is {info.st_size:,} bytes; the limit is {MAX_FILE_BYTES:,}"
                 )
-            data = handle.read()
+            data = handle.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise JsonError(f"{name} grew past the limit of {MAX_FILE_BYTES:,} bytes")
         try:
             return data.decode("utf-8"), (info.st_mtime_ns, info.st_size)
         except UnicodeDecodeError as exc:
             raise JsonError(
-                f"{path.name} is not UTF-8 text ({exc.reason} at byte {exc.start})"
+                f"{name} is not UTF-8 text ({exc.reason} at byte {exc.start}); JSON files "
+                "must be UTF-8"
             ) from None
 
-    def load(self, path: Path) -> Any:
+    def load(self, path: str) -> Any:
         """The parsed document, from the cache when the file's mtime and size are unchanged."""
         with self._load_lock:
-            info = path.stat()
+            info = self.workspace.stat(path)
             hit = self._cache.get(path)
             if hit and hit[0] == (info.st_mtime_ns, info.st_size):
                 self._cache.move_to_end(path)
                 return hit[1]
             started = time.perf_counter()
             text, key = self.read_text(path)
-            value = parse_text(text, path.name)
+            value = parse_text(text, os.path.basename(path))
             self._remember(path, key, value)
             if key[1] >= SETTLE_BYTES:
                 # the parse ran with the collector paused; settle its objects into the oldest
@@ -197,7 +175,7 @@ class JsonFiles:
             log.debug("parsed %s (%d bytes) in %.2fs", path, key[1], time.perf_counter() - started)
             return value
 
-    def _remember(self, path: Path, key: tuple[int, int], value: Any) -> None:
+    def _remember(self, path: str, key: tuple[int, int], value: Any) -> None:
         old = self._cache.pop(path, None)
         if old:
             self._cached_bytes -= old[0][1]
@@ -212,39 +190,26 @@ class JsonFiles:
             self._cached_bytes -= evicted[1]
 
     @contextmanager
-    def rewriting(self, path: Path) -> Iterator[tuple[str, Any]]:
+    def rewriting(self, path: str) -> Iterator[tuple[str, Any]]:
         """Hold the write lock while the caller reads, changes and writes one file."""
         with self._write_lock:
             text, _key = self.read_text(path)
-            yield text, parse_text(text, path.name)
+            yield text, parse_text(text, os.path.basename(path))
 
-    def write(self, path: Path, text: str, value: Any = None) -> None:
-        """Replace `path` atomically: a temp file in the same directory, fsync, rename.
+    def write(self, path: str, text: str, value: Any = None) -> None:
+        """Replace `path` atomically (temp file + fsync + rename in its verified directory).
 
         `value`, when given, is the document `text` encodes; it is cached so the next read
         of a large file does not parse it again.
         """
-        current = os.lstat(path)
-        mode = stat.S_IMODE(current.st_mode) if stat.S_ISREG(current.st_mode) else 0o644
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, mode)
-            # the rename replaces whatever is at `path` now, a planted symlink included
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        self.workspace.write_atomic(path, text.encode("utf-8"), durable=True)
         with self._load_lock:
             if value is None:
                 old = self._cache.pop(path, None)
                 if old:
                     self._cached_bytes -= old[0][1]
                 return
-            info = os.stat(path)
+            info = self.workspace.stat(path)
             self._remember(path, (info.st_mtime_ns, info.st_size), value)
 
 

@@ -3,8 +3,10 @@
 The file maps tag names to `{"tasks": [...], "metadata": {...}}`; the legacy untagged form
 `{"tasks": [...]}` is read as the tag `master` and written back tagged, as task-master does.
 Tasks are kept as the raw dicts read from the file and edited in place, so fields this module
-does not know survive a write. Writes are atomic (temp file + `os.replace`) and happen under an
+does not know survive a write. Writes are atomic (temp file + rename) and happen under an
 exclusive lock after re-reading the file, so two writers never lose each other's updates.
+Every file access goes through the core workspace primitive, so a `.taskmaster` or
+`tasks.json` that is a link out of the workspace is refused, never read or written through.
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import tempfile
+import stat
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,7 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kimi_mcp.errors import KimiError
+from kimi_mcp.errors import KimiError, WorkspaceError
+from kimi_mcp.workspace import Workspace
 
 try:  # POSIX; elsewhere only the in-process lock guards writes
     import fcntl
@@ -36,6 +38,7 @@ PRIORITIES = ("low", "medium", "high", "critical")
 DEFAULT_TAG = "master"
 BOARD_PATH = Path(".taskmaster") / "tasks" / "tasks.json"
 STATE_PATH = Path(".taskmaster") / "state.json"
+MAX_BOARD_BYTES = 64 << 20
 
 
 class TaskBoardError(KimiError):
@@ -161,7 +164,7 @@ class Document:
         return view
 
 
-def _decode(text: str, path: Path) -> Document:
+def _decode(text: str, path: str) -> Document:
     try:
         data = json.loads(text) if text.strip() else {}
     except json.JSONDecodeError as exc:
@@ -180,37 +183,48 @@ def _decode(text: str, path: Path) -> Document:
 class TaskBoard:
     """The board in one workspace; safe to share between threads and processes."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, workspace: Workspace | None = None) -> None:
         self.root = root
-        self.path = root / BOARD_PATH
+        self.workspace = workspace or Workspace(lambda: [root])
+        self.path = str(root / BOARD_PATH)
         self._lock = threading.Lock()
         self._cache: Document | None = None
+
+    @contextlib.contextmanager
+    def _refusals(self) -> Iterator[None]:
+        try:
+            yield
+        except WorkspaceError as exc:
+            raise TaskBoardError(
+                f"The task board ({BOARD_PATH}) cannot be used: {exc}. Fix or remove that "
+                "path in the workspace."
+            ) from None
 
     def default_tag(self) -> str:
         """task-master's current tag from `.taskmaster/state.json`, else `master`."""
         try:
-            state = json.loads((self.root / STATE_PATH).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            raw = self.workspace.read_bytes(str(self.root / STATE_PATH), 1 << 20)
+            state = json.loads(raw.decode("utf-8"))
+        except (WorkspaceError, ValueError):
             return DEFAULT_TAG
         tag = state.get("currentTag") if isinstance(state, dict) else None
         return tag if isinstance(tag, str) and tag else DEFAULT_TAG
 
     def _signature(self) -> tuple[int, int, int] | None:
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            return None
+        with self._refusals():
+            entry = self.workspace.lstat_or_none(self.path)
+            if entry is None:
+                return None
+            st = self.workspace.stat(self.path) if stat.S_ISLNK(entry.st_mode) else entry
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def _read(self) -> Document:
         signature = self._signature()
         if signature is None:
             return Document({})
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise TaskBoardError(f"cannot read {self.path}: {exc.strerror}") from None
-        doc = _decode(text, self.path)
+        with self._refusals():
+            data = self.workspace.read_bytes(self.path, MAX_BOARD_BYTES)
+        doc = _decode(data.decode("utf-8", errors="replace"), str(BOARD_PATH))
         doc.signature = signature
         return doc
 
@@ -232,7 +246,8 @@ class TaskBoard:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Document]:
         """Lock, re-read, let the caller edit, then write atomically if nothing raised."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._refusals():
+            self.workspace.makedirs(str(Path(self.path).parent))
         with self._lock, self._file_lock():
             doc = self._read()
             yield doc
@@ -250,8 +265,8 @@ class TaskBoard:
         if fcntl is None:  # pragma: no cover
             yield
             return
-        lock_path = self.path.parent / ".tasks.json.lock"
-        with open(lock_path, "a+b") as handle:
+        lock_path = str(Path(self.path).parent / ".tasks.json.lock")
+        with self._refusals(), self.workspace.open_update(lock_path) as handle:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
             try:
                 yield
@@ -260,18 +275,7 @@ class TaskBoard:
 
     def _write(self, doc: Document) -> None:
         text = json.dumps(doc.data, indent=2, ensure_ascii=False) + "\n"
-        fd, tmp = tempfile.mkstemp(prefix=".tasks.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            if self.path.exists():
-                os.chmod(tmp, self.path.stat().st_mode & 0o777)
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise TaskBoardError(f"cannot write {self.path}: {exc.strerror}") from None
+        with self._refusals():
+            self.workspace.write_atomic(self.path, text.encode("utf-8"), durable=True)
         self._cache = None
         log.debug("wrote %s (%d bytes)", self.path, len(text))

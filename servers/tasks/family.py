@@ -13,6 +13,8 @@ from fastmcp.exceptions import ToolError
 from pydantic import Field
 
 from kimi_mcp.deps import Deps
+from kimi_mcp.errors import WorkspaceError
+from kimi_mcp.workspace import Workspace
 
 from .board import Document, TagData, TaskBoard, TaskBoardError
 
@@ -29,6 +31,7 @@ EDIT = {"readOnlyHint": False, "destructiveHint": True, "idempotentHint": False,
 REPAIR = {"readOnlyHint": False, "destructiveHint": True, "idempotentHint": True, "openWorldHint": False}
 
 TagArg = Annotated[str | None, Field(description="board tag; default: task-master's current tag or 'master'")]
+MAX_PRD_BYTES = 4 << 20
 DEFAULT_PRD = (Path(".taskmaster") / "docs" / "prd.txt", Path(".taskmaster") / "docs" / "prd.md")
 
 
@@ -47,6 +50,7 @@ class Family:
         self.deps = deps
         self.transport = transport
         self._boards: dict[Path, TaskBoard] = {}
+        self.workspace = Workspace(lambda: self.deps.roots)
 
     @property
     def root(self) -> Path:
@@ -58,7 +62,7 @@ class Family:
     def board(self) -> TaskBoard:
         root = self.root
         if root not in self._boards:
-            self._boards[root] = TaskBoard(root)
+            self._boards[root] = TaskBoard(root, self.workspace)
         return self._boards[root]
 
     @property
@@ -86,15 +90,21 @@ class Family:
     def prd_text(self, prd_text: str | None, prd_path: str | None) -> str:
         if prd_text and prd_text.strip():
             return prd_text
-        candidates = [Path(prd_path)] if prd_path else list(DEFAULT_PRD)
+        candidates = [prd_path] if prd_path else [str(self.root / p) for p in DEFAULT_PRD]
         for candidate in candidates:
-            path = (candidate if candidate.is_absolute() else self.root / candidate).resolve()
-            if not any(path.is_relative_to(r) for r in self.deps.roots):
-                raise ToolError(f"Access denied: path outside the workspace: {prd_path}")
-            if path.is_file():
-                return path.read_text(encoding="utf-8", errors="replace")
+            path = candidate if Path(candidate).is_absolute() else str(self.root / candidate)
+            try:
+                if self.workspace.lstat_or_none(path) is None:
+                    continue
+                data = self.workspace.read_bytes(path, MAX_PRD_BYTES)
+            except WorkspaceError as exc:
+                raise ToolError(f"{exc} (tasks_parse_prd, parameter `prd_path`)") from None
+            return data.decode("utf-8", errors="replace")
         if prd_path:
-            raise ToolError(f"PRD file not found: {prd_path} (relative paths start at {self.root}).")
+            raise ToolError(
+                f"PRD file not found: {prd_path} (relative paths start at {self.root}); "
+                "give prd_path to an existing file, or prd_text (tasks_parse_prd)"
+            )
         raise ToolError("Give prd_text, or prd_path to a markdown file (default .taskmaster/docs/prd.txt).")
 
 
