@@ -30,7 +30,7 @@ from .engine import (
     type_name,
 )
 from .outline import OutlineNode, Outliner
-from .paths import find, path_of, render
+from .paths import find, render
 
 if TYPE_CHECKING:
     from kimi_mcp.deps import Deps
@@ -106,18 +106,17 @@ def run_query(
 ) -> QueryResult:
     matches = find(value, expression)
     result = QueryResult(expression=expression, total=len(matches), returned=0)
-    picked: list[tuple[str | None, Any]] = []
+    picked: list[tuple[str, Any]] = []
     used = 0
     for parts, found in matches[offset : offset + limit]:
-        path = path_of(parts) if result_type != "value" else None
-        size = len(path or "") + 4
+        path = render(parts)
+        size = (len(path) if result_type != "value" else 0) + 4
         if result_type != "path":
             size += json_size(found, MAX_OUTPUT_CHARS - used)
         if used + size > MAX_OUTPUT_CHARS:
             if not picked:
-                where = path or path_of(parts)
                 result.hint = (
-                    f"The match at {where} is over {MAX_OUTPUT_CHARS:,} characters of JSON; "
+                    f"The match at {path} is over {MAX_OUTPUT_CHARS:,} characters of JSON; "
                     "outline it with the structure tool (at=that path) or select inside it. "
                     "next_offset skips it."
                 )
@@ -129,9 +128,9 @@ def run_query(
     if result_type == "value":
         result.values = [v for _, v in picked]
     elif result_type == "path":
-        result.paths = [p for p, _ in picked if p is not None]
+        result.paths = [p for p, _ in picked]
     else:
-        result.matches = [QueryMatch(path=p or "", value=v) for p, v in picked]
+        result.matches = [QueryMatch(path=p, value=v) for p, v in picked]
     remaining = len(matches) - offset - len(picked)
     if remaining > 0:
         result.truncated = True
@@ -150,12 +149,12 @@ def run_outline(
     if at.strip() in ("", "$"):
         outliner.visit([value], [], 0, False)
         return type_name(value), outliner.nodes, outliner.truncated
-    matches = find(value, at)
+    matches = find(value, at, param="at")
     if not matches:
         raise JsonError(f"{at!r} matched nothing; outline '$' first to see what is there")
     samples = spread([v for _, v in matches], SAMPLES)
     outliner.visit(samples, [], 0, False)
-    prefix = path_of(matches[0][0]) if len(matches) == 1 else at.strip()
+    prefix = render(matches[0][0]) if len(matches) == 1 else at.strip()
     for node in outliner.nodes:
         node.path = prefix + node.path[1:]
     first = outliner.nodes[0]
@@ -312,7 +311,8 @@ def build_server(deps: Deps) -> FastMCP:
     @mcp.tool(annotations=READS)
     def query(
         expression: Annotated[
-            str, Field(description="JSONPath, e.g. $.users[?(@.age > 30)].name or $..id")
+            str,
+            Field(description="JSONPath query (RFC 9535), e.g. $.users[?@.age > 30].name or $..id"),
         ],
         path: PathArg = None,
         document: DocumentArg = None,
@@ -323,11 +323,21 @@ def build_server(deps: Deps) -> FastMCP:
         limit: Annotated[int, Field(ge=1, le=1000, description="Most matches to return")] = 50,
         offset: Annotated[int, Field(ge=0, description="Matches to skip (for paging)")] = 0,
     ) -> QueryResult:
-        """Select values from a JSON file or inline document with JSONPath (filters supported).
+        """Select values from a JSON file or inline document with a JSONPath query (RFC 9535).
 
-        Returns matches in document order with normalised paths usable by the update tool.
-        Output is capped (about 60k characters and `limit` matches); when `truncated`, call
-        again with `offset=next_offset`. Large files are parsed once and cached.
+        Syntax: `$` root, `.name` or `['any key']`, `[0]`, `[-1]`, `[1:5:2]`, `[*]`, `..name`
+        (all descendants), `['a','b']`, `[0,2]`. Filters: `[?@.price < 10 && @.tags]` with
+        `== != < <= > >=`, `&& || !`, parentheses, `'text'`, numbers, `true false null`, `$`
+        for the root inside a filter, and the functions `length(@.tags) > 2`, `count(@.*)`,
+        `value(@..x)`, `match(@.sku, 'A[0-9]+')` (whole string) and `search(@.name, 'pen')`
+        (any part). Patterns are I-Regexp (RFC 9485: `[0-9]`, not `\\d`); one that is invalid
+        or backtracks catastrophically is an error. The jsonpath_ng forms `=~`, `&`, `=`,
+        `` `len` `` are refused with the form to write instead.
+
+        Returns matches in document order with normalized paths ($['a'][0]) that the update
+        tool accepts. Output is capped (about 60k characters and `limit` matches); when
+        `truncated`, call again with `offset=next_offset`. Large files are parsed once and
+        cached.
         """
         with refusals("query", path=path):
             value, _label, _size = _source(files, path, document)
@@ -341,7 +351,10 @@ def build_server(deps: Deps) -> FastMCP:
             int, Field(ge=0, le=20, description="Levels below `at` to describe")
         ] = 4,
         at: Annotated[
-            str, Field(description="JSONPath of the part to outline; '$' is the whole document")
+            str,
+            Field(
+                description="JSONPath (RFC 9535) of the part to outline; '$' is the whole document"
+            ),
         ] = "$",
         max_nodes: Annotated[
             int, Field(ge=1, le=2000, description="Most outline entries to return")
@@ -424,7 +437,7 @@ def build_server(deps: Deps) -> FastMCP:
         expression: Annotated[
             str,
             Field(
-                description="JSONPath of what to change, e.g. $.version or $.items[?(@.id == 3)].done"
+                description="JSONPath (RFC 9535) of what to change, e.g. $.version or $.items[?@.id == 3].done"
             ),
         ],
         operation: Annotated[
@@ -441,12 +454,15 @@ def build_server(deps: Deps) -> FastMCP:
             bool, Field(description="Report the changes without writing the file")
         ] = False,
     ) -> UpdateResult:
-        """Change a JSON file in the workspace at every location a JSONPath selects.
+        """Change a JSON file in the workspace at every location a JSONPath query selects.
 
-        `set` replaces matched values, or adds the key when `$.parent.key` is missing;
-        `delete` removes matches; `append` adds `value` to matched arrays. The file is
-        rewritten atomically, keeping key order and its indentation style. Returns each
-        change with before/after previews; use dry_run=true to preview.
+        `expression` is RFC 9535 JSONPath, as in the query tool (a normalized path such as
+        $['items'][3]['done'] from a query selects exactly one location). `set` replaces
+        matched values, or adds the key when `$.parent.key` is missing; `delete` removes
+        matches (array items from the highest index down, so each match is the item the
+        query meant); `append` adds `value` to matched arrays. The file is rewritten
+        atomically, keeping key order and its indentation style. Returns each change with
+        before/after previews; use dry_run=true to preview.
         """
         with refusals("update", path=path):
             real = files.resolve(path)

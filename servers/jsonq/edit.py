@@ -8,11 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from jsonpath_ng import jsonpath as jp
 from pydantic import BaseModel, Field
 
 from .engine import JsonError, preview, type_name
-from .paths import Parts, Segment, compile_path, evaluate, find, render
+from .paths import Parts, Segment, compile_path, evaluate, find, render, split_last_name
 
 # ---- updates --------------------------------------------------------------------------------
 
@@ -70,17 +69,15 @@ def _parent(doc: Any, parts: Sequence[Segment]) -> Any:
 
 
 def _creatable(expression: str, doc: Any) -> list[tuple[Parts, str]]:
-    """Where `set` may add a missing key: `<parent expression>.<name>` with object parents."""
-    compiled = compile_path(expression)
-    if not (isinstance(compiled, jp.Child) and isinstance(compiled.right, jp.Fields)):
+    """Where `set` may add a missing key: `<parent query>.<name>` with object parents."""
+    split = split_last_name(compile_path(expression))
+    if split is None:
         return []
-    if len(compiled.right.fields) != 1 or compiled.right.fields == ("*",):
-        return []
-    name = compiled.right.fields[0]
+    parent, name = split
     return [
         (parts, name)
-        for parts, parent in evaluate(compiled.left, doc, expression)
-        if parts is not None and isinstance(parent, dict) and name not in parent
+        for parts, found in evaluate(parent, doc)
+        if isinstance(found, dict) and name not in found
     ]
 
 
@@ -123,11 +120,7 @@ def _change_one(doc: Any, parts: Parts, operation: str, value: Any) -> Change:
 
 def apply_update(doc: Any, expression: str, operation: str, value: Any) -> tuple[Any, list[Change]]:
     """Apply the operation in place (`set` on '$' replaces the root); return the new root."""
-    located = set()
-    for parts, _value in find(doc, expression):
-        if parts is None:
-            raise JsonError(f"{expression!r} selects a computed value; it cannot be updated")
-        located.add(parts)
+    located = {parts for parts, _value in find(doc, expression)}
     if not located:
         return doc, _create(doc, expression, operation, value) if operation != "delete" else []
     if () in located and operation == "set":

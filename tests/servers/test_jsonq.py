@@ -378,6 +378,22 @@ async def test_update_delete_removes_every_match_highest_index_first(
     assert [i["id"] for i in read_json(target)["items"]] == [3]
 
 
+async def test_update_edits_by_the_normalized_paths_query_returns(
+    server: FastMCP, ws: Path
+) -> None:
+    target = write(ws / "shop.json", DOC)
+    found = await call(
+        server, "query", path="shop.json", expression="$..[?@.price > 10]", result_type="path"
+    )
+    assert found["paths"] == ["$['items'][1]", "$['items'][2]"]
+    for path in found["paths"]:
+        await call(server, "update", path="shop.json", expression=path + "['sale']", value=True)
+    await call(server, "update", path="shop.json", expression="$['owner']['it\\'s']", value=0)
+    doc = read_json(target)
+    assert [item.get("sale") for item in doc["items"]] == [None, True, True]
+    assert doc["owner"] == {"name": "Ada", "it's": 0}
+
+
 async def test_update_append_adds_to_arrays_and_refuses_objects(server: FastMCP, ws: Path) -> None:
     target = write(ws / "shop.json", DOC)
     out = await call(
