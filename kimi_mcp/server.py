@@ -17,6 +17,7 @@ from fastmcp.tools.base import ToolResult
 
 from kimi_mcp import __version__
 from kimi_mcp.deps import Deps
+from kimi_mcp.mcp_calls import ToolCallGuard
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ def build_mcp(deps: Deps, warm_up: bool = False) -> FastMCP:
     middleware: list[Middleware] = [LedgerMiddleware(deps, warm_up)]
     if warm_up and deps.settings.mcp.use_client_roots:
         middleware.append(ClientRootsMiddleware(deps))
+    middleware.append(ToolCallGuard())  # innermost: the ledger records what the caller saw
     root = FastMCP(
         "kimi-mcp",
         instructions=INSTRUCTIONS,
@@ -223,27 +225,32 @@ def _add_stats_resources(root: FastMCP, deps: Deps) -> None:
 
     stats = _Stats()
 
-    @root.resource("stats://summary", mime_type="application/json",
+    @root.resource("stats://summary", name="stats_summary",
+                   mime_type="application/json",
                    description="Ledger totals: requests, tokens, cost, savings, tool calls.")
     def summary() -> str:
         return dump(stats.summary(deps))
 
-    @root.resource("stats://sessions", mime_type="application/json",
+    @root.resource("stats://sessions", name="stats_sessions",
+                   mime_type="application/json",
                    description="Every session with its totals.")
     def sessions() -> str:
         return dump(stats.sessions(deps))
 
-    @root.resource("stats://sessions/{session_id}", mime_type="application/json",
+    @root.resource("stats://sessions/{session_id}", name="stats_session",
+                   mime_type="application/json",
                    description="One session: its totals, by model, and its latest requests.")
     def session(session_id: str) -> str:
         return dump(stats.session(deps, session_id))
 
-    @root.resource("stats://tools", mime_type="application/json",
+    @root.resource("stats://tools", name="stats_tools",
+                   mime_type="application/json",
                    description="MCP tool calls per tool: count, errors, latency, tokens.")
     def tools() -> str:
         return dump(stats.tools(deps))
 
-    @root.resource("stats://providers", mime_type="application/json",
+    @root.resource("stats://providers", name="stats_providers",
+                   mime_type="application/json",
                    description="Configured providers (key present yes/no, never the key) and their traffic.")
     def providers() -> str:
         return dump(stats.providers(deps))

@@ -311,13 +311,13 @@ def build_server(deps: Deps) -> FastMCP:
             raise ToolError(f"The thought could not be recorded: {exc}") from None
         return ThoughtResult(**done.__dict__)
 
-    @mcp.resource("thinking://sessions", mime_type="application/json")
+    @mcp.resource("thinking://sessions", name="thinking_sessions", mime_type="application/json")
     async def sessions() -> str:
         """The project's recent thinking sessions, newest first."""
         found = await anyio.to_thread.run_sync(log().sessions)
         return json.dumps({"project": deps.project, "sessions": found})
 
-    @mcp.resource("thinking://sessions/{id}", mime_type="application/json")
+    @mcp.resource("thinking://sessions/{id}", name="thinking_session", mime_type="application/json")
     async def session(id: str) -> str:
         """Every thought of one session in order, with its branches."""
         found = await anyio.to_thread.run_sync(log().history, id)

@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CORE = {"config", "tokens", "catalog", "ledger", "memory", "errors", "deps", "llm", "workspace",
         "workspace_tree"}
 FACES = {"proxy", "context", "dashboard", "logwatch", "server", "app", "cli", "commands",
+         "mcp_arguments", "mcp_calls",
          "daemon", "clients", "runtime", "auth", "metrics", "httputil", "stats"}
 MAX_LINES = 800
 
