@@ -37,7 +37,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-DEFAULT_TRACES = [HERE / "traces", ROOT.parent / "shared" / "data" / "traces"]
+DEFAULT_TRACES = [HERE / "traces"] + [p / "shared" / "data" / "traces" for p in (ROOT.parent, ROOT.parent.parent)
+                                      if (p / "shared" / "data" / "traces").is_dir()]
 BASELINE_REF = "784ebc0"  # main before Context v2
 IMPLS = ("before", "after", "headroom")
 
@@ -86,6 +87,9 @@ def run_worker(impl: str, target: str, args: argparse.Namespace) -> dict[str, An
         env["PYTHONPATH"] = str(ROOT)
         if not Path(python).exists():
             return {"error": f"no virtualenv at {args.headroom_venv} (python -m venv it and pip install headroom-ai)"}
+        if not Path(script[0]).exists():
+            return {"error": "bench/headroom_replay.py (the driver of Headroom's proxy over the same traces) "
+                             "is not written yet"}
     cmd = [python, *script, "--worker", target, "--limit", str(args.limit or 0)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     last = done.stdout.strip().splitlines()[-1:] if done.stdout.strip() else []
@@ -116,8 +120,8 @@ def row(name: str, r: dict[str, Any]) -> list[str]:
 
 
 def parent(args: argparse.Namespace) -> None:
-    files = trace_files(args.traces, args.sets)
-    if not files:
+    files = [] if args.sets == "big" else trace_files(args.traces, args.sets)
+    if not files and args.sets != "big":
         sys.exit("no *.jsonl traces found")
     impls = args.impl.split(",")
     started = time.perf_counter()
@@ -137,7 +141,8 @@ def parent(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--traces", type=Path, nargs="*", default=DEFAULT_TRACES, help="folders of *.jsonl")
-    parser.add_argument("--sets", default=None, help="comma-separated parts of trace file names to run")
+    parser.add_argument("--sets", default=None, help="comma-separated parts of trace file names to run "
+                        "('big': only the 100K-token conversation)")
     parser.add_argument("--limit", type=int, default=None, help="conversations per set (default all)")
     parser.add_argument("--impl", default="before,after,headroom", help="which of " + ",".join(IMPLS))
     parser.add_argument("--baseline-ref", default=BASELINE_REF, help="git ref of the `before` stages")

@@ -160,8 +160,8 @@ async def run(target: str, convs: list[dict[str, Any]], conv: list[dict[str, Any
     with tempfile.TemporaryDirectory() as tmp:
         deps = build_deps(Path(tmp))
         rss_start = rss_mb()
-        for conv in convs:
-            await replay(deps, conv, t, 1_000_000)
+        for one in convs:
+            await replay(deps, one, t, 1_000_000)
         note = ""
         if target == "big-100k":  # the whole conversation resent, as parsed fresh each time
             t["wall"], t["cpu"] = [], []
