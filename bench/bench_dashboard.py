@@ -47,7 +47,7 @@ def build(root: Path) -> Deps:
     ledger.start()
     deps = Deps(settings=settings, ledger=ledger, memory=None)  # type: ignore[arg-type]
     try:
-        from kimi_mcp.memory import MemoryEngine
+        from kimi_mcp.memory.engine import MemoryEngine
 
         deps.memory = MemoryEngine(settings, ledger)
     except ImportError:

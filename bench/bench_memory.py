@@ -7,7 +7,8 @@ latency (query embedding included) at 1k, 10k and 100k memories.
 The real embedder runs at ~140 sentences/s here, so 100k memories cannot all be embedded
 in a few minutes: 2,000 template sentences are embedded for real and the rest are their
 perturbations (vector + Gaussian noise, renormalised; cosine ≈ 0.9 to their source), stored
-as real records with their vector rows in the ledger (and mirrored to Qdrant local mode). Query vectors are always computed by the real model.
+as real records with their vector rows in the ledger. Query vectors are always computed by the
+real model. Searches go to the embedded default `VectorSearch` (the in-process index).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import asyncio
 import hashlib
 import os
 import shutil
-import statistics
 import tempfile
 import time
 import uuid
@@ -31,8 +31,9 @@ from kimi_mcp.config import load_settings
 from kimi_mcp.deps import Deps
 from kimi_mcp.ledger import Ledger, Tx
 from kimi_mcp.ledger.models import MemoryRecord, MemoryVector
-from kimi_mcp.memory import MemoryEngine, vecrows
+from kimi_mcp.memory import vecrows
 from kimi_mcp.memory.embedder import MiniLMEmbedder, normalize
+from kimi_mcp.memory.engine import MemoryEngine
 
 BASE = 2000
 
@@ -85,7 +86,7 @@ def bench_store(engine: MemoryEngine) -> None:
     t = time.perf_counter()
     for text in texts:
         engine.store_sync(text, project="store")
-    line("memory store (embed + ledger + Qdrant mirror)", f"{len(texts) / (time.perf_counter() - t):.0f} /s")
+    line("memory store (embed + ledger + index)", f"{len(texts) / (time.perf_counter() - t):.0f} /s")
     blocks = [f"tool output {n}\n" + ("log line with some words\n" * 150) for n in range(200)]
     t = time.perf_counter()
     for block in blocks:
@@ -123,9 +124,6 @@ def _bulk(engine: MemoryEngine, project: str, texts: list[str], vectors: np.ndar
             tx.db.execute(insert(MemoryVector.__table__), vec_rows[start : start + 5000])  # type: ignore[attr-defined]
 
     engine.ledger.write_sync(fn)
-    for start in range(0, len(ids), 2000):
-        stop = start + 2000
-        engine.vectors.upsert([(m, project, "episodic") for m in ids[start:stop]], vectors[start:stop])
 
 
 def synthetic(base: np.ndarray, texts: list[str], start: int, n: int) -> tuple[list[str], np.ndarray]:
@@ -174,12 +172,10 @@ def bench_latency(engine: MemoryEngine, deps: Deps, base: np.ndarray, levels: li
             t = time.perf_counter()
             engine.search(qvec, 5, project="scale", type_=None)
             search.append((time.perf_counter() - t) * 1000)
-        qd = _qdrant_local_search(engine, qvec, 3 if level > 20000 else 10)
         print(f" {level:>7,} memories  (loaded in {load:.1f} s, engine opened in {opened:.1f} s)")
         line("engine.recall p50 / p99", f"{pct(lat, 50):.1f} / {pct(lat, 99):.1f} ms")
         line("memory_recall via fastmcp.Client p50 / p99", f"{pct(tool, 50):.1f} / {pct(tool, 99):.1f} ms")
         line("index search alone (numpy matvec) p50", f"{pct(search, 50):.2f} ms")
-        line("Qdrant local-mode filtered search p50", f"{statistics.median(qd):.0f} ms (not used)")
 
 
 async def _tool_latency(deps: Deps, qs: list[str]) -> list[float]:
@@ -193,15 +189,6 @@ async def _tool_latency(deps: Deps, qs: list[str]) -> list[float]:
             t = time.perf_counter()
             await client.call_tool("recall", {"query": q, "limit": 5})
             out.append((time.perf_counter() - t) * 1000)
-    return out
-
-
-def _qdrant_local_search(engine: MemoryEngine, qvec: np.ndarray, n: int) -> list[float]:
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        engine.vectors.search(qvec, 5, project="scale", type_=None)
-        out.append((time.perf_counter() - t) * 1000)
     return out
 
 

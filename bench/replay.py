@@ -118,7 +118,7 @@ def build_deps(tmp: Path) -> Deps:
     ledger = Ledger(settings.database_url())
     ledger.start()
     deps = Deps(settings=settings, ledger=ledger, memory=None)  # type: ignore[arg-type]
-    deps.memory = MemoryEngine(settings, ledger, vector_location=":memory:")
+    deps.memory = MemoryEngine(settings, ledger)
     return deps
 
 

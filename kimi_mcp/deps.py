@@ -14,7 +14,7 @@ from kimi_mcp.config import Settings
 if TYPE_CHECKING:
     from kimi_mcp.catalog import Catalog
     from kimi_mcp.ledger import Event, Ledger, Sessions
-    from kimi_mcp.memory import MemoryEngine
+    from kimi_mcp.memory.engine import MemoryEngine
 
 _UNSET: Any = object()
 
@@ -121,7 +121,7 @@ def build_deps(settings: Settings, lazy: bool = False) -> Deps:
     deps = Deps(settings=settings, ledger=ledger, memory=None)  # type: ignore[arg-type]
 
     def engine() -> MemoryEngine:
-        from kimi_mcp.memory import MemoryEngine
+        from kimi_mcp.memory.engine import MemoryEngine
 
         return MemoryEngine(settings, ledger)
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from kimi_mcp.errors import MemoryEngineError, MemoryNotFound
 
 if TYPE_CHECKING:
+    from kimi_mcp import memory as mem
     from kimi_mcp.deps import Deps
     from kimi_mcp.memory import ConsolidateReport, Hit, MemoryItem
 
@@ -146,7 +147,7 @@ Tags = Annotated[list[str] | None, Field(description="Labels to filter or group 
 
 def build_server(deps: Deps) -> FastMCP:
     mcp: FastMCP = FastMCP("memory")
-    engine: Callable[[], Any] = lambda: deps.memory  # noqa: E731 - deps.memory may be replaced
+    engine: Callable[[], mem.Memory] = lambda: deps.memory  # noqa: E731 - deps.memory may be replaced
 
     @mcp.tool(annotations=_annotations(False, False, True))
     async def store(

@@ -71,7 +71,7 @@ def deps(make_deps: MakeDeps) -> Deps:
 
 def _memory_engine(deps: Deps) -> Any:
     try:
-        from kimi_mcp.memory import MemoryEngine
+        from kimi_mcp.memory.engine import MemoryEngine
     except ImportError:
         return None
     return MemoryEngine(deps.settings, deps.ledger)

@@ -1,50 +1,30 @@
-"""The memory engine: records in the ledger, vectors in Qdrant, recall by meaning.
+"""Memories recalled by meaning: records and vectors in the ledger, one `VectorSearch`.
 
-Importing this package loads neither onnxruntime nor qdrant_client: they load on the first
-memory call that needs them.
+This package's face is light: `Memory` (the protocol the faces are typed with), the plain
+data it returns and its errors, none of which imports numpy, SQLAlchemy or onnxruntime.
+The engine itself is `kimi_mcp.memory.engine.MemoryEngine`; import it where one is built.
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
-
-from kimi_mcp.errors import MemoryNotFound
-
-if TYPE_CHECKING:
-    from kimi_mcp.memory.engine import MemoryEngine
-    from kimi_mcp.memory.types import (
-        TYPES,
-        Cluster,
-        ConsolidateReport,
-        Hit,
-        MemoryItem,
-        StoreResult,
-        content_hash,
-        masked_id,
-    )
-
-# Names load on first use: `kimi-mcp stdio` must answer `initialize` before numpy and
-# SQLAlchemy are imported.
-_LAZY = {"MemoryEngine": "engine", "TYPES": "types", "Cluster": "types",
-         "ConsolidateReport": "types", "Hit": "types", "MemoryItem": "types",
-         "StoreResult": "types", "content_hash": "types", "masked_id": "types"}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kimi_mcp.memory' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(f"kimi_mcp.memory.{module}"), name)
-
+from kimi_mcp.errors import MemoryEngineError, MemoryNotFound
+from kimi_mcp.memory.protocol import Memory
+from kimi_mcp.memory.types import (
+    TYPES,
+    Cluster,
+    ConsolidateReport,
+    Hit,
+    MemoryItem,
+    StoreResult,
+    content_hash,
+    masked_id,
+)
 
 __all__ = [
     "TYPES",
     "Cluster",
     "ConsolidateReport",
     "Hit",
-    "MemoryEngine",
+    "Memory",
+    "MemoryEngineError",
     "MemoryItem",
     "MemoryNotFound",
     "StoreResult",

@@ -8,6 +8,8 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 
+from kimi_mcp.errors import MemoryEngineError
+
 log = logging.getLogger(__name__)
 
 _BATCH = 64
@@ -76,8 +78,13 @@ class Backfill:
                 batch.append(item)
             try:
                 self._work(list(dict.fromkeys(batch)))
-            except Exception:  # the records keep vector_ok=False; reindex or a restart repairs
-                log.exception("deferred embedding of %d memories failed", len(batch))
+            except MemoryEngineError as exc:  # the records keep no vector; a restart repairs
+                log.warning("deferred embedding of %d memories failed: %s; they are embedded "
+                            "again at the next start", len(batch), exc)
+            except Exception as exc:  # logged without its text: it may hold stored content
+                log.error("deferred embedding of %d memories failed (%s); they are embedded "
+                          "again at the next start", len(batch), type(exc).__name__)
+                log.debug("deferred embedding failed", exc_info=exc)
             finally:
                 for _ in batch:
                     self._queue.task_done()

@@ -23,7 +23,14 @@ from kimi_mcp.ledger.models import MemoryRecord
 from kimi_mcp.memory import records, vecrows
 from kimi_mcp.memory.embedder import Matrix
 from kimi_mcp.memory.records import NewRecord, Vectors
-from kimi_mcp.memory.types import Cluster, ConsolidateReport, MemoryItem, content_hash, tokens_of
+from kimi_mcp.memory.types import (
+    Cluster,
+    ConsolidateReport,
+    MemoryItem,
+    Point,
+    content_hash,
+    tokens_of,
+)
 
 if TYPE_CHECKING:
     from kimi_mcp.memory.engine import MemoryEngine
@@ -115,9 +122,10 @@ def _merge(engine: MemoryEngine, members: Sequence[MemoryItem]) -> str | None:
         recall_count=sum(m.recall_count for m in members),
     )
     vector = engine.embed([content])
-    mirror = engine.mirror
-    if mirror is not None:
-        mirror.upsert([(new.id, project, new.type)], vector)
+    search = engine.vector_search
+    merged = Point(new.id, project, new.type)
+    sources = [Point(m.id, project, m.type) for m in members]
+    search.add([merged], vector)
     source_ids = [m.id for m in members]
     engine.forget_known(source_ids)
     try:
@@ -125,18 +133,10 @@ def _merge(engine: MemoryEngine, members: Sequence[MemoryItem]) -> str | None:
             _merge_fn(new, source_ids, engine.vectors_for([new.id], vector))
         )
     except BaseException:
-        if mirror is not None:
-            mirror.delete([new.id])
+        search.remove([merged])
         raise
-    if mirror is not None:
-        mirror.delete(source_ids if done else [new.id])
-    if not done:  # a source changed meanwhile: nothing merged
-        return None
-    index = engine.index
-    if index is not None:
-        index.remove(project, source_ids)
-        index.add(project, [(new.id, new.type)], vector)
-    return new.id
+    search.remove(sources if done else [merged])
+    return new.id if done else None  # not done: a source changed meanwhile
 
 
 def _merge_fn(new: NewRecord, source_ids: list[str], vector: Vectors) -> Callable[[Tx], bool]:

@@ -1,29 +1,20 @@
 """An in-process exact-cosine index: one float32 matrix per project, one matvec per search.
 
-Qdrant local mode scans its points in Python (about 200 ms for a filtered search over 10k
-points on this machine), so searches use this index; it loads from the ledger's
-`memory_vector` table and follows it (`SyncedIndex`), also when another process writes.
+`LedgerSearch` fills it from the ledger's `memory_vector` table and keeps it following that
+table. Exact search over one matrix per project is fast at the sizes one person's memories
+reach (`bench/bench_memory.py` prints it); an approximate index would add recall errors.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
-import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
-from kimi_mcp.memory import vecrows
 from kimi_mcp.memory.embedder import Matrix
 from kimi_mcp.memory.types import TYPES
-
-if TYPE_CHECKING:
-    from kimi_mcp.ledger import Ledger
-
-log = logging.getLogger(__name__)
 
 _TYPE_CODE = {name: i for i, name in enumerate(TYPES)}
 
@@ -172,67 +163,3 @@ class VectorIndex:
         found.sort(key=lambda pair: -pair[1])
         return found[:k]
 
-
-def _apply(index: VectorIndex, rows: list[vecrows.VectorRow]) -> None:
-    by_project: dict[str, list[vecrows.VectorRow]] = {}
-    for row in rows:
-        by_project.setdefault(row.project, []).append(row)
-    for project, found in by_project.items():
-        index.add(project, [(r.id, r.type) for r in found], np.stack([r.vector for r in found]))
-
-
-class SyncedIndex:
-    """A `VectorIndex` that follows the `memory_vector` table, also where other processes
-    write to it: `sync` reads the rows written since the last one it saw (0.6 ms at 10k);
-    then, when that found something or `check_s` has passed, it compares the counts per
-    project (1.7 ms at 10k) and, where they differ (a delete, or a row another writer
-    committed late), reconciles that project's ids. Until then a memory deleted elsewhere
-    may still be found by the index; recall drops hits whose record is gone."""
-
-    check_s = 1.0
-
-    def __init__(self, ledger: Ledger, model: str, dim: int) -> None:
-        self.ledger = ledger
-        self.model = model
-        self.index = VectorIndex(dim)
-        self.seq = 0
-        self._checked = 0.0
-        self._lock = threading.Lock()
-
-    def load(self) -> None:
-        with self._lock:
-            self.index.clear()
-            self.seq = 0
-            self._pull()
-
-    def _pull(self) -> bool:
-        rows = vecrows.since(self.ledger, self.seq, self.model, self.index.dim)
-        if rows:
-            _apply(self.index, rows)
-            self.seq = max(self.seq, max(r.seq for r in rows))
-        return bool(rows)
-
-    def sync(self, project: str | None, *, full: bool = False) -> None:
-        """Bring the index up to the database for one project (every project when None);
-        `full` compares the counts now."""
-        with self._lock:
-            t = time.monotonic()
-            if not self._pull() and not full and t - self._checked < self.check_s:
-                return
-            self._checked = t
-            stored = vecrows.counts(self.ledger, self.model, self.index.dim, project)
-            have = self.index.sizes()
-            names = {project} if project is not None else set(stored) | set(have)
-            for name in names:
-                if stored.get(name, 0) != have.get(name, 0):
-                    self._reconcile(name)
-
-    def _reconcile(self, project: str) -> None:
-        ids = vecrows.ids_of(self.ledger, project, self.model, self.index.dim)
-        held = set(self.index.ids_of(project))
-        gone = held - ids
-        if gone:
-            self.index.remove(project, gone)
-        new = ids - held
-        if new:
-            _apply(self.index, vecrows.by_ids(self.ledger, sorted(new), self.model, self.index.dim))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,11 +11,21 @@ from typing import Any
 from sqlalchemy import Text, cast, delete, func
 from sqlmodel import col, select
 
+from kimi_mcp.errors import MemoryEngineError
 from kimi_mcp.ledger import Ledger, Tx
 from kimi_mcp.ledger.models import MemoryRecord, now
 from kimi_mcp.memory import vecrows
 from kimi_mcp.memory.embedder import Matrix
-from kimi_mcp.memory.types import MemoryItem, StoreResult, encode_content
+from kimi_mcp.memory.types import (
+    MemoryItem,
+    StoreResult,
+    check_type,
+    clean_tags,
+    content_hash,
+    decode_content,
+    encode_content,
+    tokens_of,
+)
 
 _IN_CHUNK = 500
 
@@ -72,6 +83,57 @@ class NewRecord:
         )
 
 
+def new_record(
+    content: str,
+    type_: str,
+    tags: Sequence[str],
+    metadata: dict[str, Any] | None,
+    source: str,
+    project: str,
+    mid: str | None,
+    *,
+    vector_ok: bool,
+    tokens: int | None = None,
+) -> NewRecord:
+    """A record to insert, checked: a known type and some content (else `MemoryEngineError`)."""
+    check_type(type_)
+    if not content:
+        raise MemoryEngineError("a memory needs content: the text was empty")
+    return NewRecord(
+        id=mid or uuid.uuid4().hex,
+        project=project,
+        content=content,
+        content_hash=content_hash(content),
+        type=type_,
+        source=source,
+        tags=clean_tags(tags),
+        metadata=dict(metadata or {}),
+        tokens=tokens if tokens is not None else tokens_of(content),
+        vector_ok=vector_ok,
+    )
+
+
+def item_of(row: MemoryRecord) -> MemoryItem:
+    content, meta = decode_content(row.content, row.meta)
+    return MemoryItem(
+        id=row.id,
+        content=content,
+        project=row.project,
+        type=row.type,
+        source=row.source,
+        tags=list(row.tags),
+        metadata=meta,
+        merged_from=list(row.merged_from),
+        tokens=row.tokens,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        recall_count=row.recall_count,
+        last_recalled_at=row.last_recalled_at,
+        vector_ok=row.vector_ok,
+        recalls=list(row.recalls),
+    )
+
+
 def find_id(ledger: Ledger, memory_id: str) -> bool:
     with ledger.read() as db:
         stmt = select(MemoryRecord.id).where(MemoryRecord.id == memory_id)
@@ -120,7 +182,7 @@ def get_many(ledger: Ledger, ids: Sequence[str]) -> dict[str, MemoryItem]:
         for start in range(0, len(ids), _IN_CHUNK):
             chunk = list(ids[start : start + _IN_CHUNK])
             for row in db.exec(select(MemoryRecord).where(col(MemoryRecord.id).in_(chunk))):
-                out[row.id] = MemoryItem.from_row(row)
+                out[row.id] = item_of(row)
     return out
 
 
@@ -139,7 +201,7 @@ def recent(
         stmt = stmt.where(MemoryRecord.type == type_)
     stmt = stmt.order_by(col(MemoryRecord.updated_at).desc(), col(MemoryRecord.id))
     with ledger.read() as db:
-        return [MemoryItem.from_row(r) for r in db.exec(stmt.offset(offset).limit(limit))]
+        return [item_of(r) for r in db.exec(stmt.offset(offset).limit(limit))]
 
 
 def merged_into(ledger: Ledger, memory_id: str) -> str | None:
@@ -164,7 +226,7 @@ def count(ledger: Ledger, project: str | None) -> int:
 def page_after(ledger: Ledger, after: str, limit: int) -> list[MemoryItem]:
     stmt = select(MemoryRecord).where(MemoryRecord.id > after).order_by(col(MemoryRecord.id))
     with ledger.read() as db:
-        return [MemoryItem.from_row(r) for r in db.exec(stmt.limit(limit))]
+        return [item_of(r) for r in db.exec(stmt.limit(limit))]
 
 
 def put_vectors_fn(vectors: Vectors) -> Callable[[Tx], list[tuple[str, str]]]:
@@ -226,7 +288,7 @@ def update_fn(
         row = tx.db.get(MemoryRecord, memory_id)
         if row is None:
             return None
-        current = MemoryItem.from_row(row)
+        current = item_of(row)
         content = changes.get("content", current.content)
         meta = changes.get("metadata", current.metadata)
         row.content, row.meta = encode_content(content, dict(meta))
@@ -243,7 +305,7 @@ def update_fn(
         elif current.type != row.type:
             vecrows.touch(tx.db, [row.id])
         tx.emit("memory", {"action": "updated", "id": memory_id})
-        return MemoryItem.from_row(row)
+        return item_of(row)
 
     return fn
 

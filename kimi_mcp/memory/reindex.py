@@ -1,5 +1,5 @@
 """`kimi-mcp memory reindex`: embed every record again, rewriting its vector in the ledger
-and in Qdrant (when this process has it open), then reload the in-process index."""
+and in the vector search (the in-process index, or the Qdrant server)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from kimi_mcp.memory import records
 from kimi_mcp.memory.engine import MemoryEngine
+from kimi_mcp.memory.types import Point
 
 log = logging.getLogger(__name__)
 
@@ -19,9 +20,8 @@ def reindex(engine: MemoryEngine, progress: Callable[[int, int], None] | None = 
     `progress(done, total)` is called after each batch (and once at the start)."""
     engine.ready()
     total = engine.count()
-    store = engine.mirror
-    if store is not None:
-        store.recreate()
+    search = engine.vector_search
+    search.clear()
     done, after = 0, ""
     if progress is not None:
         progress(0, total)
@@ -30,8 +30,7 @@ def reindex(engine: MemoryEngine, progress: Callable[[int, int], None] | None = 
         if not page:
             break
         vectors = engine.embed([item.content for item in page])
-        if store is not None:
-            store.upsert([(i.id, i.project, i.type) for i in page], vectors)
+        search.add([Point(i.id, i.project, i.type) for i in page], vectors)
         engine.ledger.write_sync(
             records.put_vectors_fn(engine.vectors_for([i.id for i in page], vectors))
         )
@@ -39,6 +38,5 @@ def reindex(engine: MemoryEngine, progress: Callable[[int, int], None] | None = 
         after = page[-1].id
         if progress is not None:
             progress(done, max(total, done))
-    engine.reload_index()
     log.info("reindexed %d memories", done)
     return done

@@ -1,4 +1,8 @@
-"""What the memory engine returns: plain dataclasses, no MCP, no ORM."""
+"""What the memory engine returns: plain dataclasses, no MCP, no ORM.
+
+This module imports nothing heavy (no numpy, no SQLAlchemy): the faces type their code with
+it before the engine is loaded.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kimi_mcp import tokens
-from kimi_mcp.ledger.models import MemoryRecord
+from kimi_mcp.errors import MemoryEngineError
 
 TYPES = ("episodic", "semantic", "frequent")
 SNIPPET_CHARS = 240
@@ -19,6 +23,15 @@ SNIPPET_CHARS = 240
 _ENCODING_KEY = "_encoding"
 _B64 = "b64-surrogatepass"
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+@dataclass(frozen=True)
+class Point:
+    """A memory as a `VectorSearch` sees it: its id, its project and its type (filters)."""
+
+    id: str
+    project: str
+    type: str
 
 
 @dataclass(frozen=True)
@@ -44,30 +57,6 @@ class MemoryItem:
     last_recalled_at: float | None = None
     vector_ok: bool = False
     recalls: list[float] = field(default_factory=list, repr=False)
-
-    @classmethod
-    def from_row(cls, row: MemoryRecord) -> MemoryItem:
-        meta = dict(row.meta)
-        content = row.content
-        if meta.pop(_ENCODING_KEY, None) == _B64:
-            content = base64.b64decode(content).decode("utf-8", "surrogatepass")
-        return cls(
-            id=row.id,
-            content=content,
-            project=row.project,
-            type=row.type,
-            source=row.source,
-            tags=list(row.tags),
-            metadata=meta,
-            merged_from=list(row.merged_from),
-            tokens=row.tokens,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            recall_count=row.recall_count,
-            last_recalled_at=row.last_recalled_at,
-            vector_ok=row.vector_ok,
-            recalls=list(row.recalls),
-        )
 
     def snippet(self, chars: int = SNIPPET_CHARS) -> str:
         text = " ".join(self.content.split())
@@ -100,6 +89,14 @@ class ConsolidateReport:
         return sum(len(c.ids) for c in self.clusters)
 
 
+def decode_content(stored: str, meta: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The inverse of `encode_content`: the original text and the caller's meta."""
+    meta = dict(meta)
+    if meta.pop(_ENCODING_KEY, None) == _B64:
+        return base64.b64decode(stored).decode("utf-8", "surrogatepass"), meta
+    return stored, meta
+
+
 def encode_content(content: str, meta: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The text to store and the meta to store with it (lossless for any str)."""
     try:
@@ -129,8 +126,6 @@ def tokens_of(content: str) -> int:
 
 
 def check_type(type_: str) -> None:
-    from kimi_mcp.errors import MemoryEngineError
-
     if type_ not in TYPES:
         raise MemoryEngineError(f"unknown memory type {type_!r}; use one of {', '.join(TYPES)}")
 

@@ -35,6 +35,12 @@ class VectorRow:
     vector: Matrix
 
 
+def stack(vectors: Sequence[Matrix]) -> Matrix:
+    """Rows read from the table as one matrix (row n is `vectors[n]`)."""
+    out: Matrix = np.stack(vectors).astype(np.float32)
+    return out
+
+
 def encode(vector: Matrix) -> bytes:
     return np.asarray(vector, dtype=_LE_F32).tobytes()
 

@@ -17,7 +17,7 @@ def _engine(deps: Deps) -> Any:
         from context_support import FakeMemory
 
         return FakeMemory()
-    return MemoryEngine(deps.settings, deps.ledger, vector_location=":memory:")
+    return MemoryEngine(deps.settings, deps.ledger)
 
 
 @pytest.fixture

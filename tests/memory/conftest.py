@@ -1,4 +1,9 @@
-"""Engines over a fresh ledger in tmp_path; the real MiniLM embedder is loaded once."""
+"""Engines over a fresh ledger in tmp_path; the real MiniLM embedder is loaded once.
+
+`backend` runs a test once per `VectorSearch`: "ledger" (the in-process index, the default)
+and "qdrant" (`QdrantSearch` over qdrant-client's in-memory mode: see test_memory_qdrant.py
+for why no Qdrant server).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,9 @@ import pytest
 
 from kimi_mcp.config import load_settings
 from kimi_mcp.ledger import Ledger
-from kimi_mcp.memory import MemoryEngine
-from kimi_mcp.memory.embedder import Embedder, MiniLMEmbedder
+from kimi_mcp.memory.embedder import Embedder, HashEmbedder, MiniLMEmbedder
+from kimi_mcp.memory.engine import MemoryEngine
+from kimi_mcp.memory.qdrant import QdrantSearch
 
 MakeEngine = Callable[..., MemoryEngine]
 
@@ -31,14 +37,25 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
     led.close()
 
 
+@pytest.fixture(params=["ledger", "qdrant"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def qdrant_in_memory(ledger: Ledger, embedder: Embedder) -> QdrantSearch:
+    return QdrantSearch(ledger, embedder.name, embedder.dim, collection="test_memories",
+                        location=":memory:")
+
+
 @pytest.fixture
 def make_engine(tmp_path: Path, ledger: Ledger) -> Iterator[MakeEngine]:
-    """`make_engine(embedder=None, memory={...}, **engine_kwargs)`: the hash embedder unless an
-    embedder is given; engines are closed before the ledger."""
+    """`make_engine(embedder=None, memory={...}, search="ledger", **engine_kwargs)`: the hash
+    embedder unless an embedder is given; `search="qdrant"` searches in qdrant-client's
+    in-memory mode; engines are closed before the ledger."""
     engines: list[MemoryEngine] = []
 
     def build(embedder: Embedder | None = None, memory: dict[str, Any] | None = None,
-              **kwargs: Any) -> MemoryEngine:
+              search: str = "ledger", **kwargs: Any) -> MemoryEngine:
         workspace = tmp_path / "proj"
         workspace.mkdir(exist_ok=True)
         settings = load_settings(
@@ -49,6 +66,8 @@ def make_engine(tmp_path: Path, ledger: Ledger) -> Iterator[MakeEngine]:
             },
             launch_dir=tmp_path,
         )
+        if search == "qdrant":
+            kwargs["vector_search"] = qdrant_in_memory(ledger, embedder or HashEmbedder())
         engine = MemoryEngine(settings, ledger, embedder, **kwargs)
         engines.append(engine)
         return engine

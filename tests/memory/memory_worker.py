@@ -11,19 +11,22 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from kimi_mcp.config import load_settings
 from kimi_mcp.ledger import Ledger
-from kimi_mcp.memory import MemoryEngine
+from kimi_mcp.memory.engine import MemoryEngine
 
 
 def answer(engine: MemoryEngine, cmd: dict[str, Any]) -> Any:
     op = cmd["op"]
     if op == "ready":
         engine.ready()
-        return {"qdrant": engine.mirror is not None}
+        return {"searchable": engine.vector_search.count()}
+    if op == "store_many":
+        return store_many(engine, cmd["prefix"], cmd["n"], cmd["threads"])
     if op == "store":
         return engine.store_sync(cmd["content"]).id
     if op == "store_text":
@@ -35,6 +38,22 @@ def answer(engine: MemoryEngine, cmd: dict[str, Any]) -> Any:
     if op == "delete":
         return engine.delete_sync(cmd["ids"])
     raise ValueError(f"unknown op {op!r}")
+
+
+def store_many(engine: MemoryEngine, prefix: str, n: int, threads: int) -> dict[str, Any]:
+    """Store n distinct memories from `threads` threads at once (as the MCP server's worker
+    threads do); every failure is reported with its message."""
+
+    def one(i: int) -> str:
+        try:
+            return engine.store_sync(f"{prefix} memory {i}: the build of service {i} uses port {i}").id
+        except Exception as exc:  # reported to the test, which fails on it
+            return f"ERROR {type(exc).__name__}: {exc}"
+
+    with ThreadPoolExecutor(threads) as pool:
+        results = list(pool.map(one, range(n)))
+    return {"ids": [r for r in results if not r.startswith("ERROR")],
+            "errors": [r for r in results if r.startswith("ERROR")]}
 
 
 def main() -> None:

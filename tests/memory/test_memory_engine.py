@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -67,9 +68,9 @@ async def test_an_explicit_id_is_kept_and_storing_it_again_changes_nothing(
 
 
 async def test_recall_searches_the_current_project_unless_all_projects(
-    make_engine: MakeEngine,
+    make_engine: MakeEngine, backend: str
 ) -> None:
-    engine = make_engine()
+    engine = make_engine(search=backend)
     await engine.store("kafka topic retention is seven days", project="alpha")
     await engine.store("kafka topic retention is three days", project="beta")
     alpha = await engine.recall("kafka retention", project="alpha")
@@ -97,8 +98,10 @@ async def test_an_empty_query_lists_memories_by_recency(make_engine: MakeEngine)
     assert listed.recall_count == 0  # listing is not recalling
 
 
-async def test_recall_filters_by_type_tags_and_min_score(make_engine: MakeEngine) -> None:
-    engine = make_engine()
+async def test_recall_filters_by_type_tags_and_min_score(
+    make_engine: MakeEngine, backend: str
+) -> None:
+    engine = make_engine(search=backend)
     await engine.store("postgres runs on port 5432", type="semantic", tags=["db", "ports"])
     await engine.store("postgres was slow yesterday", tags=["db"])
     await engine.store("redis runs on port 6379", type="semantic", tags=["cache", "ports"])
@@ -112,8 +115,10 @@ async def test_recall_filters_by_type_tags_and_min_score(make_engine: MakeEngine
     assert [h.score for h in strict] == [pytest.approx(1.0, abs=1e-5)]
 
 
-async def test_an_episodic_memory_recalled_often_becomes_frequent(make_engine: MakeEngine) -> None:
-    engine = make_engine(memory={"promote_after": 3})
+async def test_an_episodic_memory_recalled_often_becomes_frequent(
+    make_engine: MakeEngine, backend: str
+) -> None:
+    engine = make_engine(memory={"promote_after": 3}, search=backend)
     stored = await engine.store("the staging url is staging.example.org")
     types = []
     for _ in range(3):
@@ -143,15 +148,15 @@ async def test_recalls_older_than_the_window_do_not_promote(make_engine: MakeEng
 
 
 async def test_a_failed_vector_write_leaves_no_record(
-    make_engine: MakeEngine, monkeypatch: pytest.MonkeyPatch
+    make_engine: MakeEngine, monkeypatch: pytest.MonkeyPatch, backend: str
 ) -> None:
-    engine = make_engine()
+    engine = make_engine(search=backend)
     await engine.store("first memory")
 
     def broken(*args: object, **kwargs: object) -> None:
         raise MemoryEngineError("vector store failed to write vectors: disk full")
 
-    monkeypatch.setattr(engine.vectors, "upsert", broken)
+    monkeypatch.setattr(engine.vector_search, "add", broken)
     with pytest.raises(MemoryEngineError, match="disk full"):
         await engine.store("second memory")
     assert engine.count() == 1
@@ -159,11 +164,11 @@ async def test_a_failed_vector_write_leaves_no_record(
 
 
 async def test_a_failed_record_write_removes_the_vector_it_wrote(
-    make_engine: MakeEngine, monkeypatch: pytest.MonkeyPatch
+    make_engine: MakeEngine, monkeypatch: pytest.MonkeyPatch, backend: str
 ) -> None:
-    engine = make_engine()
+    engine = make_engine(search=backend)
     await engine.store("kept")
-    before = engine.vectors.count()
+    before = engine.vector_search.count()
 
     def failing_insert(new: object, *, dedupe: bool, vector: object = None) -> object:
         def fn(tx: Tx) -> None:
@@ -174,14 +179,14 @@ async def test_a_failed_record_write_removes_the_vector_it_wrote(
     monkeypatch.setattr("kimi_mcp.memory.records.insert_fn", failing_insert)
     with pytest.raises(RuntimeError):
         await engine.store("lost")
-    assert engine.vectors.count() == before
+    assert engine.vector_search.count() == before
     assert engine.count() == 1
 
 
 async def test_the_fast_path_is_readable_at_once_and_gets_its_vector_later(
-    make_engine: MakeEngine,
+    make_engine: MakeEngine, backend: str
 ) -> None:
-    engine = make_engine()
+    engine = make_engine(search=backend)
     block = "$ pytest\r\n" + "x" * 5000 + "\n== 3 failed ==\n"
     result = engine.store_text_sync(block)
     assert result.id == masked_id(block) and result.created
@@ -195,8 +200,10 @@ async def test_the_fast_path_is_readable_at_once_and_gets_its_vector_later(
     assert result.id in [h.item.id for h in await engine.recall("pytest failed")]
 
 
-async def test_update_changes_text_and_recall_follows(make_engine: MakeEngine) -> None:
-    engine = make_engine()
+async def test_update_changes_text_and_recall_follows(
+    make_engine: MakeEngine, backend: str
+) -> None:
+    engine = make_engine(search=backend)
     stored = await engine.store("lunch is at noon", tags=["office"])
     item = await engine.update(stored.id, content="dinner is at eight", type="semantic")
     assert item.content == "dinner is at eight" and item.type == "semantic" and item.vector_ok
@@ -212,52 +219,39 @@ async def test_update_of_an_unknown_id_is_not_found(make_engine: MakeEngine) -> 
         await make_engine().update("nope", content="x")
 
 
-async def test_delete_removes_record_and_vector(make_engine: MakeEngine) -> None:
-    engine = make_engine()
+async def test_delete_removes_record_and_vector(make_engine: MakeEngine, backend: str) -> None:
+    engine = make_engine(search=backend)
     a = await engine.store("alpha memory")
     b = await engine.store("beta memory")
     assert await engine.delete([a.id, "unknown"]) == [a.id]
     assert await engine.get([a.id]) == []
-    assert engine.vectors.count() == 1
+    assert engine.vector_search.count() == 1
     assert [h.item.id for h in await engine.recall("alpha memory")] == [b.id]
 
 
-async def test_the_index_is_rebuilt_from_the_ledger_after_a_restart(make_engine: MakeEngine) -> None:
-    engine = make_engine()
+async def test_the_vector_search_is_rebuilt_from_the_ledger_after_a_restart(
+    make_engine: MakeEngine, backend: str
+) -> None:
+    engine = make_engine(search=backend)
     stored = await engine.store("terraform state lives in s3")
     engine.close()
-    reopened = make_engine()
+    reopened = make_engine(search=backend)  # qdrant: a new, empty in-memory collection
     [hit] = await reopened.recall("terraform state", limit=1)
     assert hit.item.id == stored.id
 
 
 async def test_records_without_a_vector_are_repaired_when_the_engine_opens(
-    make_engine: MakeEngine,
+    make_engine: MakeEngine, backend: str
 ) -> None:
-    engine = make_engine()
+    engine = make_engine(search=backend)
     stored = await engine.store("helm charts live in deploy/")
     engine.ledger.write_sync(lambda tx: vecrows.drop(tx.db, [stored.id]))  # e.g. an old ledger
-    engine.vectors.delete([stored.id])
     engine.close()
-    reopened = make_engine()
+    reopened = make_engine(search=backend)
     reopened.ready()
     reopened.flush_vectors()
     [hit] = await reopened.recall("helm charts", limit=1)
     assert hit.item.id == stored.id and hit.item.vector_ok
-
-
-async def test_searching_in_qdrant_ranks_like_the_in_process_index(
-    make_engine: MakeEngine,
-) -> None:
-    engine = make_engine(vector_location=":memory:", search_in_qdrant=True)
-    await engine.store("apples are red", project="p")
-    await engine.store("bananas are yellow", project="p", type="semantic")
-    await engine.store("apples grow on trees", project="q")
-    assert engine.index is None
-    hits = await engine.recall("red apples", project="p")
-    assert [h.item.content for h in hits] == ["apples are red", "bananas are yellow"]
-    assert [h.item.content for h in await engine.recall("apples", project="p", type="semantic")] == [
-        "bananas are yellow"]
 
 
 async def test_empty_content_and_unknown_types_are_refused(make_engine: MakeEngine) -> None:
@@ -268,7 +262,7 @@ async def test_empty_content_and_unknown_types_are_refused(make_engine: MakeEngi
         await engine.store("x", type="weird")
 
 
-def test_importing_the_engine_loads_no_model_or_vector_store() -> None:
+def test_importing_the_engine_loads_no_model_or_qdrant_client() -> None:
     import subprocess
     import sys
 
@@ -291,23 +285,62 @@ async def test_a_deleted_masked_block_can_be_stored_again(make_engine: MakeEngin
     assert [i.content for i in await engine.get([first.id])] == ["block of output"]
 
 
-async def test_a_second_engine_on_the_same_data_dir_runs_without_qdrant_and_follows_the_first(
-    make_engine: MakeEngine,
+async def test_two_engines_on_one_data_dir_both_search_and_follow_each_other(
+    make_engine: MakeEngine, tmp_path: Path
 ) -> None:
     first, second = make_engine(), make_engine()
     first.ready()
-    assert first.mirror is not None and second.mirror is None
+    second.ready()  # no folder lock: both open
+    assert not (tmp_path / "data" / "qdrant").exists()
     stored = await first.store("the cache is warmed at startup")
     [hit] = await second.recall("cache warmed at startup", limit=1)
     assert hit.item.id == stored.id
-    assert second.index is not None and len(second.index) == 1
+    assert second.vector_search.count() == 1
     await first.delete([stored.id])
     assert await second.recall("cache warmed at startup", limit=1) == []
-    second.sync_index(None)
-    assert len(second.index) == 0
+    second.vector_search.refresh()
+    assert second.vector_search.count() == 0
     promoted = await second.store("a fact recalled often")
     for _ in range(3):
         await first.recall("a fact recalled often", limit=1)
     first.ledger.flush()
     [hit] = await second.recall("a fact recalled often", type="frequent", limit=1)
     assert hit.item.id == promoted.id
+
+
+def test_importing_the_memory_package_and_its_protocol_loads_nothing_heavy() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, kimi_mcp.memory, kimi_mcp.memory.protocol, kimi_mcp.memory.types;"
+        "print(sorted(m for m in ('numpy','sqlalchemy','sqlmodel','onnxruntime','qdrant_client',"
+        "'tiktoken') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+async def test_a_failed_background_write_is_logged_without_sql_or_content(
+    make_engine: MakeEngine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    def failing_insert(new: object, *, dedupe: bool, vector: object = None) -> object:
+        def fn(tx: Tx) -> None:
+            raise OperationalError("INSERT INTO memory VALUES (?)", ("private text",),
+                                   sqlite3.OperationalError("database is locked"))
+
+        return fn
+
+    engine = make_engine()
+    monkeypatch.setattr("kimi_mcp.memory.records.insert_fn", failing_insert)
+    with caplog.at_level("INFO"):
+        engine.store_text_sync("private text")
+        engine.ledger.flush()
+        engine.flush_vectors()
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.levelno >= 20)
+    assert "stayed busy" in logged
+    assert "INSERT" not in logged and "private text" not in logged

@@ -9,7 +9,7 @@ from fastmcp import Client
 from kimi_mcp.servers.memory import build_server
 
 from kimi_mcp.deps import Deps
-from kimi_mcp.memory import MemoryEngine
+from kimi_mcp.memory.engine import MemoryEngine
 
 pytestmark = pytest.mark.anyio
 
@@ -171,3 +171,42 @@ async def test_lone_surrogates_are_replaced_on_the_wire_and_counted(
     assert got["memories"][0]["replaced_surrogates"] == 1
     [exact] = await deps.memory.get([stored.id])
     assert exact.content == "half a pair \ud800 here"
+
+
+def _locked(statement: str, content: str) -> Exception:
+    """What SQLAlchemy raises when SQLite stays locked: it carries the SQL and the content."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    return OperationalError(statement, {"content": content}, sqlite3.OperationalError("database is locked"))
+
+
+async def test_a_locked_ledger_is_a_tool_error_without_sql_or_content(
+    memory_deps: Callable[..., Deps], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "the deploy key is hunter2"
+
+    def failing_insert(new: object, *, dedupe: bool, vector: object = None) -> object:
+        def fn(tx: object) -> None:
+            raise _locked("INSERT INTO memory (id, content) VALUES (?, ?)", secret)
+
+        return fn
+
+    def failing_read(ledger: object, ids: object) -> object:
+        raise _locked("SELECT memory.content FROM memory WHERE memory.id IN (?)", secret)
+
+    deps = memory_deps()
+    async with Client(build_server(deps)) as client:
+        kept = await _call(client, "store", content="kept before the lock")
+        monkeypatch.setattr("kimi_mcp.memory.records.insert_fn", failing_insert)
+        stored = await client.call_tool("store", {"content": secret}, raise_on_error=False)
+        monkeypatch.setattr("kimi_mcp.memory.records.get_many", failing_read)
+        read = await client.call_tool("get", {"ids": [kept["id"]]}, raise_on_error=False)
+    for result in (stored, read):
+        text = result.content[0].text
+        assert result.is_error and "busy" in text and "try again" in text
+        assert "INSERT" not in text and "SELECT" not in text and "hunter2" not in text
+    assert "could not store the memory" in stored.content[0].text
+    assert "could not read memories" in read.content[0].text
+    assert deps.memory.count() == 1
