@@ -19,7 +19,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
@@ -36,24 +36,12 @@ if TYPE_CHECKING:
     from kimi_mcp.catalog import Catalog
     from kimi_mcp.config import Settings
     from kimi_mcp.ledger import Event, Ledger, Sessions
+    from kimi_mcp.memory import Memory
 
 log = logging.getLogger(__name__)
 _MISSING: dict[str, Any] = {}
 STORED_IDS_BYTES = 4 * 1024 * 1024
 CONVERSATIONS_BYTES = 24 * 1024 * 1024
-
-
-class Memory(Protocol):
-    """What the stages need of the memory engine: originals stored under an id, recall."""
-
-    def store_text_sync(
-        self, content: str, *, id: str | None = ..., source: str = ..., project: str | None = ...,
-        tags: Sequence[str] = ..., metadata: dict[str, Any] | None = ..., tokens_count: int | None = ...,
-    ) -> Any: ...
-
-    async def store(self, content: str, **kwargs: Any) -> Any: ...
-
-    async def recall(self, query: str, **kwargs: Any) -> list[Any]: ...
 
 
 class ContextStages:
