@@ -21,11 +21,7 @@ from kimi_mcp.server import build_mcp
 from kimi_mcp.workspace import Workspace
 from tests.test_docs import TOOLS
 
-pytestmark = [
-    pytest.mark.anyio,
-    # jsonpath-ng 1.16 deprecates a class the json family reads (not this module's concern)
-    pytest.mark.filterwarnings("ignore:`Union` is deprecated:DeprecationWarning"),
-]
+pytestmark = pytest.mark.anyio
 
 INTERNALS = ("validation error", "pydantic", "call[", "input_value", "Traceback", "errors.pydantic.dev")
 

@@ -144,3 +144,26 @@ def test_inspector_over_stdio_calls_a_tool(stdio: list[str], root: Path) -> None
     tool, args = FAMILY_CALLS["json"]
     result = inspect(stdio, "tools/call", "--tool-name", tool, *tool_args(args), root=root)
     assert not result.get("isError"), result
+
+
+# ---- what a refused call says, as the Inspector shows it ---------------------------------------
+
+def test_inspector_shows_a_refused_argument_by_public_tool_and_parameter(
+    http_server: HttpServer, root: Path
+) -> None:
+    result = inspect([http_server.url], "tools/call", "--tool-name", "fs_list_directory",
+                     "--tool-arg", "sort_by=zzz", root=root)
+    text = result["content"][0]["text"]
+    assert result["isError"] is True
+    assert text.startswith("Invalid arguments for fs_list_directory:")
+    assert '`sort_by` must be one of "name", "size", "modified", "type"' in text
+    for leak in ("call[", "list_directory]", "pydantic", "input_value"):
+        assert leak not in text
+
+
+def test_inspector_null_for_an_optional_number_means_not_given(http_server: HttpServer, root: Path) -> None:
+    # the Inspector sends a number field it cannot parse as null
+    result = inspect([http_server.url], "tools/call", "--tool-name", "fs_read_file",
+                     "--tool-arg", "path=data.json", "offset_line=not-a-number", root=root)
+    assert not result.get("isError"), result
+    assert json.loads(result["content"][0]["text"])["name"] == "kimi"
