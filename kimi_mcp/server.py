@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import logging
@@ -17,6 +18,8 @@ from fastmcp.tools.base import ToolResult
 
 from kimi_mcp import __version__
 from kimi_mcp.deps import Deps
+from kimi_mcp.ledger.rows import ToolCallRow
+from kimi_mcp.ledger.store import Pending
 from kimi_mcp.mcp_calls import ToolCallGuard
 
 log = logging.getLogger(__name__)
@@ -77,7 +80,10 @@ def build_mcp(deps: Deps, warm_up: bool = False) -> FastMCP:
 class LedgerMiddleware(Middleware):
     """Records every tool call: tool, family, argument and result tokens, latency, error.
 
-    Counting and the ledger write run on a worker thread, off the call's critical path.
+    Before the result goes back to the client, the call's row is durable: `Ledger.reserve`
+    writes it to the spool (one `write()`, a few microseconds), so a client that closes the
+    server at once, or a crash, loses no call. Counting tokens, finding the session and queuing
+    the complete row run on a worker thread, off the call's critical path; `drain` waits for them.
     """
 
     def __init__(self, deps: Deps, warm_up: bool = False) -> None:
@@ -116,32 +122,46 @@ class LedgerMiddleware(Middleware):
             error = str(exc) or type(exc).__name__
             raise
         finally:
-            latency = (time.perf_counter() - started) * 1000
-            self._pool.submit(self._record, name, arguments, result, error, latency)
+            latency = round((time.perf_counter() - started) * 1000, 3)
+            pending = self._reserve(name, result, error, latency)
+            if pending is not None:
+                self._pool.submit(self._complete, pending, arguments, result)
 
-    def _record(
-        self, name: str, arguments: dict[str, Any], result: ToolResult | None, error: str | None,
-        latency_ms: float,
-    ) -> None:
-        from kimi_mcp import tokens
-        from kimi_mcp.ledger.models import ToolCall
-
+    def drain(self, timeout: float = 5.0) -> bool:
+        """Wait (at most `timeout` s) until every call so far has its complete row queued."""
         try:
-            text = _result_text(result)
+            self._pool.submit(lambda: None).result(timeout)
+        except (TimeoutError, RuntimeError):
+            return False
+        return True
+
+    def _reserve(self, name: str, result: ToolResult | None, error: str | None,
+                 latency_ms: float) -> Pending[ToolCallRow] | None:
+        try:
             is_error = error is not None or bool(getattr(result, "is_error", False))
-            self.deps.ledger.insert(
-                ToolCall,
-                session_id=self.deps.mcp_session_id(),
-                tool=name,
-                family=name.split("_", 1)[0],
-                args_tokens=tokens.count_text(json.dumps(arguments, ensure_ascii=False, default=str)),
-                result_tokens=tokens.count_text(text),
-                latency_ms=round(latency_ms, 3),
-                is_error=is_error,
-                error=(error or (text[:500] if is_error else None)),
-            )
+            if is_error and error is None:
+                error = _result_text(result)[:500]
+            row = ToolCallRow(tool=name, family=name.split("_", 1)[0], latency_ms=latency_ms,
+                              is_error=is_error, error=error)
+            return self.deps.ledger.reserve(row)
         except Exception:
             log.exception("could not record the call of %s", name)
+            return None
+
+    def _complete(self, pending: Pending[ToolCallRow], arguments: dict[str, Any],
+                  result: ToolResult | None) -> None:
+        from kimi_mcp import tokens
+
+        try:
+            row = dataclasses.replace(
+                pending.row,
+                session_id=self.deps.mcp_session_id(),
+                args_tokens=tokens.count_text(json.dumps(arguments, ensure_ascii=False, default=str)),
+                result_tokens=tokens.count_text(_result_text(result)),
+            )
+            self.deps.ledger.complete(pending, row)
+        except Exception:  # the reserved row is stored as it is
+            log.exception("could not count the tokens of a call of %s", pending.row.tool)
 
 
 class ClientRootsMiddleware(Middleware):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import text
-
 from kimi_mcp.catalog import describe
 from kimi_mcp.deps import Deps
-from kimi_mcp.ledger import queries
+from kimi_mcp.ledger import queries, reads
+
+LATEST_COLUMNS = ("id", "created_at", "provider", "model", "status", "prompt_tokens",
+                  "completion_tokens", "est_prompt_tokens", "cost_usd", "latency_ms",
+                  "context_window")
 
 
 def summary(deps: Deps, since: float | None = None, until: float | None = None,
@@ -29,19 +31,13 @@ def sessions(deps: Deps) -> list[dict[str, Any]]:
 def session(deps: Deps, session_id: str) -> dict[str, Any]:
     row = deps.sessions.get(session_id)
     with deps.ledger.read() as db:
-        latest = db.execute(
-            text(
-                """SELECT id, created_at, provider, model, status, prompt_tokens, completion_tokens,
-                est_prompt_tokens, cost_usd, latency_ms, context_window FROM request
-                WHERE session_id = :s ORDER BY created_at DESC LIMIT 20"""
-            ),
-            {"s": session_id},
-        ).mappings().all()
+        latest = reads.latest_requests(db, session_id, 20)
         return {
             "session": row,
             "totals": queries.summary(db, session_id=session_id),
             "by_model": queries.breakdown(db, "model", session_id=session_id),
-            "latest_requests": [dict(r) for r in latest],
+            "latest_requests": [{name: getattr(r, name) for name in LATEST_COLUMNS}
+                                for r in latest],
         }
 
 

@@ -7,10 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.services import BACKENDS, postgres_schema
 
 from kimi_mcp.config import load_settings
 from kimi_mcp.deps import Deps
-from kimi_mcp.ledger import Ledger
+from kimi_mcp.ledger import open_ledger
+
+__all__ = ["BACKENDS"]
 
 
 @pytest.fixture
@@ -30,11 +33,28 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
 
 
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    """The ledger's database: SQLite here; the ledger, proxy and dashboard tests override this
+    fixture with `params=BACKENDS` to run against PostgreSQL too."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """`sqlite:///…` in the test's data dir, or a PostgreSQL schema of the test's own."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'data' / 'kimi-mcp.db'}"
+        return
+    with postgres_schema() as url:
+        yield url
+
+
 MakeDeps = Callable[..., Deps]
 
 
 @pytest.fixture
-def make_deps(tmp_path: Path) -> Iterator[MakeDeps]:
+def make_deps(tmp_path: Path, database_url: str) -> Iterator[MakeDeps]:
     """Build Deps over a fresh ledger in tmp_path; keyword arguments override settings.
 
     The workspace is `tmp_path / "ws"` unless `mcp={"workspace": ...}` says otherwise; the
@@ -45,14 +65,15 @@ def make_deps(tmp_path: Path) -> Iterator[MakeDeps]:
     def build(**overrides: Any) -> Deps:
         workspace = tmp_path / "ws"
         workspace.mkdir(exist_ok=True)
-        values: dict[str, Any] = {"data_dir": str(tmp_path / "data")}
+        values: dict[str, Any] = {"data_dir": str(tmp_path / "data"),
+                                  "database": {"url": database_url}}
         values["mcp"] = {"workspace": str(workspace), **overrides.pop("mcp", {})}
         values["memory"] = {"embedder": "hash", **overrides.pop("memory", {})}
         # never follow the real ~/.continue of whoever runs the suite
         values["logwatch"] = {"enabled": False, **overrides.pop("logwatch", {})}
         values.update(overrides)
         settings = load_settings(overrides=values, launch_dir=tmp_path)
-        ledger = Ledger(settings.database_url())
+        ledger = open_ledger(settings.database_url(), settings.data_dir)
         ledger.start()
         deps = Deps(settings=settings, ledger=ledger, memory=None)  # type: ignore[arg-type]
         deps.memory = _memory_engine(deps)

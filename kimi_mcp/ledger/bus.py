@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kimi_mcp.ledger.models import now
+from kimi_mcp.ledger.rows import now
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +19,8 @@ class Event:
     type: str  # request | tool_call | alert | session | masked | compression | provider
     data: dict[str, Any]
     at: float = field(default_factory=now)
+    # True when another process wrote it (followed from the database, not from this writer)
+    remote: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return {"type": self.type, "data": self.data, "at": self.at}

@@ -1,4 +1,8 @@
-"""Schema creation and the version stamp: later changes migrate an existing file in place."""
+"""Schema creation and the version stamp: later changes migrate an existing database in place.
+
+The same steps run on SQLite and PostgreSQL. On PostgreSQL an advisory lock makes workers that
+start together migrate one after the other; on SQLite the write lock does.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +15,11 @@ from sqlmodel import SQLModel
 from kimi_mcp.errors import LedgerError
 from kimi_mcp.ledger import models
 
+_ADVISORY_KEY = 0x6B696D69  # "kimi"
+
 
 def _add_rollups(conn: Connection) -> None:
-    from kimi_mcp.ledger import rollup
-
-    rollup.rebuild(conn)  # create_all made the table; fill it from the existing requests
+    """Schema 2 added hourly rollups; schema 4 replaces them (see `_minute_rollups`)."""
 
 
 def _add_memory_vectors(conn: Connection) -> None:
@@ -23,12 +27,30 @@ def _add_memory_vectors(conn: Connection) -> None:
     row there when it opens, so there is nothing to copy."""
 
 
+def _minute_rollups(conn: Connection) -> None:
+    """Schema 4: uids on tool calls and alerts (spool replay looks rows up by uid), and rollups
+    per minute and per hour of requests and tool calls in place of the hourly `rollup`."""
+    from kimi_mcp.ledger import rollup
+
+    columns = {t: {c["name"] for c in inspect(conn).get_columns(t)} for t in ("tool_call", "alert")}
+    for table in ("tool_call", "alert"):
+        if "uid" not in columns[table]:
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN uid VARCHAR"))
+        conn.execute(text(f"CREATE INDEX IF NOT EXISTS ix_{table}_uid ON {table} (uid)"))
+    conn.execute(text("DROP TABLE IF EXISTS rollup"))
+    rollup.rebuild(conn)
+
+
 # version -> the step that brings a database from version-1 to version
-STEPS: dict[int, Callable[[Connection], None]] = {2: _add_rollups, 3: _add_memory_vectors}
+STEPS: dict[int, Callable[[Connection], None]] = {
+    2: _add_rollups, 3: _add_memory_vectors, 4: _minute_rollups,
+}
 
 
 def upgrade(conn: Connection) -> int:
-    """Create missing tables, then run every step above the file's stamp; return the version."""
+    """Create missing tables, then run every step above the stamp; return the version."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_KEY})
     existing = set(inspect(conn).get_table_names())
     SQLModel.metadata.create_all(conn)
     found = conn.execute(text("SELECT value FROM meta WHERE key = 'schema_version'")).scalar()

@@ -6,10 +6,11 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, Text
+from sqlalchemy import JSON, Column, Index, LargeBinary, Table, Text
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+LATENCY_BUCKETS_MS = (50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
 
 
 def now() -> float:
@@ -83,15 +84,19 @@ class Request(SQLModel, table=True):
     meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
-class Rollup(SQLModel, table=True):
-    """Hourly sums of `request` rows, kept by the writer in the same transaction as the rows.
+class RequestRollup(SQLModel, table=True):
+    """Sums of `request` rows per minute (`size` 60) and per hour (`size` 3600), kept by the
+    writer in the same transaction as the rows, by every process that writes to the ledger.
 
-    Summaries read these for whole hours and raw rows only for the partial hours at the edges,
-    so they cost the same at 100k rows as at 1M. Request rows are insert-only.
+    Summaries, charts, `/metrics` and `stats://` read whole buckets here and raw rows only for
+    the partial minutes at a range's edges, so they cost the same at 1M rows as at 10k.
+    Request rows are insert-only; deleting a session deletes its rollups with it.
     """
 
-    __tablename__ = "rollup"
-    bucket: int = Field(primary_key=True)  # the hour's start, UNIX seconds
+    __tablename__ = "request_rollup"
+    __table_args__ = (Index("ix_request_rollup_bucket", "size", "bucket"),)
+    size: int = Field(primary_key=True)
+    bucket: int = Field(primary_key=True)  # the bucket's start, UNIX seconds
     session_id: str = Field(default="", primary_key=True)
     source: str = Field(default="", primary_key=True)
     provider: str = Field(default="", primary_key=True)
@@ -111,6 +116,38 @@ class Rollup(SQLModel, table=True):
     latency_n: int = 0
     ttft_sum: float = 0.0
     ttft_n: int = 0
+    last_at: float = 0.0
+    # how many latencies fell in each of LATENCY_BUCKETS_MS (not cumulative; the last is +Inf)
+    h0: int = 0
+    h1: int = 0
+    h2: int = 0
+    h3: int = 0
+    h4: int = 0
+    h5: int = 0
+    h6: int = 0
+    h7: int = 0
+    h8: int = 0
+    h9: int = 0
+    h10: int = 0
+
+
+class ToolRollup(SQLModel, table=True):
+    """Sums of `tool_call` rows per minute and per hour, like `RequestRollup`."""
+
+    __tablename__ = "tool_rollup"
+    __table_args__ = (Index("ix_tool_rollup_bucket", "size", "bucket"),)
+    size: int = Field(primary_key=True)
+    bucket: int = Field(primary_key=True)
+    session_id: str = Field(default="", primary_key=True)
+    tool: str = Field(default="", primary_key=True)
+    family: str = Field(default="", primary_key=True)
+    calls: int = 0
+    errors: int = 0
+    args_tokens: int = 0
+    result_tokens: int = 0
+    latency_sum: float = 0.0
+    latency_max: float = 0.0
+    last_at: float = 0.0
 
 
 class ToolCall(SQLModel, table=True):
@@ -118,8 +155,10 @@ class ToolCall(SQLModel, table=True):
     __table_args__ = (
         Index("ix_tool_call_created", "created_at"),
         Index("ix_tool_call_tool", "tool"),
+        Index("ix_tool_call_uid", "uid"),
     )
     id: int | None = Field(default=None, primary_key=True)
+    uid: str | None = None  # None only on rows written before schema 4
     session_id: str | None = None
     created_at: float = Field(default_factory=now)
     tool: str
@@ -133,8 +172,10 @@ class ToolCall(SQLModel, table=True):
 
 class Alert(SQLModel, table=True):
     __tablename__ = "alert"
-    __table_args__ = (Index("ix_alert_session", "session_id", "created_at"),)
+    __table_args__ = (Index("ix_alert_session", "session_id", "created_at"),
+                      Index("ix_alert_uid", "uid"))
     id: int | None = Field(default=None, primary_key=True)
+    uid: str | None = None
     session_id: str | None = None
     created_at: float = Field(default_factory=now)
     threshold: float
@@ -201,6 +242,12 @@ class Thought(SQLModel, table=True):
     branch_from_thought: int | None = None
     branch_id: str | None = None
     needs_more_thoughts: bool = False
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a model (SQLModel does not type `__table__`)."""
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    return table
 
 
 def row_dict(row: SQLModel) -> dict[str, Any]:

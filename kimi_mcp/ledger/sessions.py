@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, text
-from sqlmodel import select
+from sqlalchemy import delete, update
+from sqlmodel import col, select
 
 from kimi_mcp.errors import LedgerError
 from kimi_mcp.ledger import rollup
@@ -37,39 +37,25 @@ class Sessions:
         return self.ledger.write_sync(lambda tx: _create(tx, name, provider, model, activate))
 
     def list(self) -> list[dict[str, Any]]:
+        """Every session, newest first, with its totals (from the rollups: every process's rows)."""
+        from kimi_mcp.ledger import queries
+
         with self.ledger.read() as db:
             rows = db.exec(select(SessionRow).order_by(SessionRow.updated_at.desc())).all()  # type: ignore[attr-defined]
-            totals = {
-                r[0]: r[1:]
-                for r in db.execute(
-                    text(
-                        """SELECT session_id, SUM(n), SUM(prompt), SUM(completion),
-                        CASE WHEN SUM(cost_n) > 0 THEN SUM(cost) END,
-                        SUM(saved_mask + saved_compress) FROM rollup GROUP BY session_id"""
-                    )
-                ).all()
-            }
-            last = {
-                row.id: db.execute(
-                    text("SELECT MAX(created_at) FROM request WHERE session_id = :s"), {"s": row.id}
-                ).scalar()
-                for row in rows
-            }
-            tools = dict(
-                db.execute(text("SELECT session_id, COUNT(*) FROM tool_call GROUP BY session_id")).all()
-            )
+            totals = queries.request_totals(db, by=("session_id",))
+            tools = queries.tool_totals(db, by=("session_id",))
         out = []
         for row in rows:
             data = row_dict(row)
-            t = totals.get(row.id, (0, 0, 0, None, 0))
+            t = totals.get((row.id,), queries.Totals())
             data["totals"] = {
-                "requests": t[0],
-                "prompt_tokens": int(t[1] or 0),
-                "completion_tokens": int(t[2] or 0),
-                "cost_usd": float(t[3]) if t[3] is not None else None,
-                "saved_tokens": int(t[4] or 0),
-                "last_request_at": last.get(row.id),
-                "tool_calls": tools.get(row.id, 0),
+                "requests": t.requests,
+                "prompt_tokens": t.prompt_tokens,
+                "completion_tokens": t.completion_tokens,
+                "cost_usd": t.cost_usd,
+                "saved_tokens": t.saved_tokens,
+                "last_request_at": t.last_request_at,
+                "tool_calls": tools.get((row.id,), queries.ToolTotals()).calls,
             }
             out.append(data)
         return out
@@ -159,7 +145,7 @@ class Sessions:
 
 
 def _deactivate_all(tx: Tx) -> None:
-    tx.db.execute(text("UPDATE session SET active = false WHERE active = true"))
+    tx.db.execute(update(SessionRow).where(col(SessionRow.active).is_(True)).values(active=False))
 
 
 def _create(tx: Tx, name: str, provider: str | None, model: str | None, activate: bool) -> dict[str, Any]:

@@ -1,4 +1,16 @@
-"""The ledger: one writer thread, batched commits, events after commit."""
+"""The ledger: the one writer to the database, fed through a queue, durable through a spool.
+
+    append(row) ─► spool (write(), before returning) ─► queue ─► writer thread ─► batched commit
+                                                                    └─► events on the bus, spool entry done
+
+Appending never waits for the database: a row is durable against a crash of the process once
+`append` returns (see `spool.py`), and the writer commits it in the next batch. Rows may be
+appended before `start()` (the stdio server answers `initialize` before the database is opened);
+reads and write functions start the ledger on first use. `close()` drains what is queued within a
+bound; what could not be committed stays in the spool for the next process to replay.
+
+Nothing in this module imports SQLAlchemy: the writer (`writer.py`) is loaded by `start()`.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +18,28 @@ import asyncio
 import concurrent.futures
 import logging
 import queue
-import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
-
-from sqlalchemy import event, insert, text
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
-from sqlmodel import Session as DbSession
-from sqlmodel import SQLModel, create_engine
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from kimi_mcp.errors import LedgerError
-from kimi_mcp.ledger import migrations, rollup
 from kimi_mcp.ledger.bus import Event, EventBus
-from kimi_mcp.ledger.models import Alert, Request, ToolCall
+from kimi_mcp.ledger.rows import APPENDABLE, Row
+from kimi_mcp.ledger.spool import Entry, Spool
+
+if TYPE_CHECKING:
+    from sqlmodel import Session as DbSession
+
+    from kimi_mcp.ledger.writer import Writer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-_EVENT_OF: dict[type[SQLModel], str] = {Request: "request", ToolCall: "tool_call", Alert: "alert"}
-_BATCH = 1000
-_STOP = object()
+R = TypeVar("R", bound=Row)
+DRAIN_S = 5.0  # how long close() may spend committing what is queued
 
 
 @dataclass
@@ -45,33 +54,70 @@ class Tx:
 
 
 @dataclass(slots=True)
-class _Row:
-    model: type[SQLModel]
-    values: dict[str, Any]
+class Append:
+    row: Row
+    entry: Entry | None
+    replayed: bool = False  # from an orphaned spool: stored only if its uid is not there yet
 
 
 @dataclass
-class _Maintenance:
-    sql: str
-    future: concurrent.futures.Future[None]
-
-
-@dataclass
-class _Call:
+class Call:
     fn: Callable[[Tx], Any]
     future: concurrent.futures.Future[Any]
 
 
+@dataclass
+class Maintenance:
+    sql: str
+    future: concurrent.futures.Future[None]
+
+
+STOP = object()
+
+
+@dataclass
+class LedgerStats:
+    """The writer's health, for `/health` and `/metrics`."""
+
+    queue_depth: int
+    committed_rows: int
+    dropped_rows: int
+    spooled_rows: int
+    spool_pending: int
+    replayed_rows: int
+    followed_rows: int
+    retries: int
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Pending(Generic[R]):
+    """A row written to the spool on the request path; `Ledger.complete` queues its final form."""
+
+    row: R
+    entry: Entry | None
+
+
 class Ledger:
-    def __init__(self, url: str, bus: EventBus | None = None) -> None:
+    def __init__(self, url: str, bus: EventBus | None = None, *, spool_dir: Path | None = None,
+                 busy_timeout_ms: int = 10_000) -> None:
         self.url = url
         self.bus = bus or EventBus()
-        self._queue: queue.Queue[Any] = queue.Queue()
+        self.spool = Spool(spool_dir, url) if spool_dir is not None else None
+        self.busy_timeout_ms = busy_timeout_ms
+        self.queue: queue.Queue[Any] = queue.Queue()
+        self._writer: Writer | None = None
         self._thread: threading.Thread | None = None
-        self._engine: Engine | None = None
-        self._read_engine: Engine | None = None
-        self.lost_rows = 0
-        self._busy_timeout_ms = 10_000
+        self._follower: Any = None
+        self._lock = threading.Lock()
+        self._closed = False
+        self.committed_rows = 0
+        self.dropped_rows = 0
+        self.replayed_rows = 0
+        self.followed_rows = 0
+        self.retries = 0
 
     # ---- lifecycle --------------------------------------------------------------------------
 
@@ -85,73 +131,103 @@ class Ledger:
             return None
         return Path(self.url.split("///", 1)[1])
 
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._engine = self._open()
-        self._read_engine = self._open(readonly=True) if self.is_sqlite else self._engine
-        self._thread = threading.Thread(target=self._run, name="kimi-ledger-writer", daemon=True)
-        self._thread.start()
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
 
-    def close(self) -> None:
-        if self._thread is None:
-            return
-        self._queue.put(_STOP)
-        self._thread.join(timeout=30)
-        self._thread = None
-        for engine in {self._engine, self._read_engine}:
-            if engine is not None:
-                engine.dispose()
+    def start(self, *, follow: bool = False) -> None:
+        """Open the database (creating or migrating it), replay orphaned spool segments, and start
+        the writer. With `follow`, rows other processes write are published on the bus too.
+        Raises `LedgerError` when the database cannot be opened."""
+        with self._lock:
+            if self._thread is None:
+                from kimi_mcp.ledger.writer import Writer
 
-    def _open(self, readonly: bool = False) -> Engine:
-        path = self.path
-        if path is not None and not readonly:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise LedgerError(
-                    f"cannot create the data dir {path.parent}: {exc.strerror}; "
-                    "set KIMI_MCP_DATA_DIR to a writable directory"
-                ) from None
-        busy = self._busy_timeout_ms
-        args = {"check_same_thread": False, "timeout": busy / 1000} if self.is_sqlite else {}
-        # batches of different sizes compile to different statements: keep few of them cached
-        engine = create_engine(self.url, connect_args=args, query_cache_size=64)
-        if self.is_sqlite:
-            event.listen(engine, "connect", lambda conn, _rec: _sqlite_pragmas(conn, busy))
-        if not readonly:
-            self._prepare(engine)
-        return engine
+                writer = Writer(self)
+                writer.open()
+                self._writer = writer
+                self._closed = False
+                self._thread = threading.Thread(target=writer.run, name="kimi-ledger-writer",
+                                                daemon=True)
+                self._thread.start()
+            if follow and self._follower is None:
+                from kimi_mcp.ledger.follow import start_follower
 
-    def _prepare(self, engine: Engine) -> None:
-        where = self.path or self.url.split("@")[-1]
-        try:
-            with engine.begin() as conn:
-                if self.is_sqlite:
-                    conn.exec_driver_sql("PRAGMA journal_mode=WAL")
-                migrations.upgrade(conn)
-        except LedgerError:
-            raise
-        except OperationalError as exc:
-            reason = "it is locked by another process" if "locked" in str(exc) else str(exc.orig)
-            raise LedgerError(f"cannot open the ledger {where}: {reason}") from None
-        except SQLAlchemyError as exc:
-            detail = getattr(exc, "orig", exc)
-            raise LedgerError(
-                f"cannot open the ledger {where}: {detail}; the file was left as it is — "
-                "move it aside or set KIMI_MCP_DATA_DIR / database.url to use another"
-            ) from None
+                assert self._writer is not None
+                self._follower = start_follower(self, self._writer)
+
+    def close(self, timeout: float = DRAIN_S) -> None:
+        """Commit what is queued (at most `timeout` seconds), then stop. Rows not committed by
+        then stay in the spool and are replayed by the next process that opens the ledger."""
+        deadline = time.monotonic() + timeout
+        if (self._thread is None and not self._closed and self.spool is not None
+                and self.spool.pending_count):
+            try:  # rows were appended before the database was ever opened
+                self.start()
+            except LedgerError as exc:
+                log.warning("the ledger could not be opened to store %d rows (%s); they stay in "
+                            "the spool for the next start", self.spool.pending_count, exc)
+        with self._lock:
+            follower, self._follower = self._follower, None
+            thread, self._thread = self._thread, None
+            writer, self._writer = self._writer, None
+            self._closed = True
+        if follower is not None:
+            follower.stop()
+        if thread is not None and writer is not None:
+            self.queue.put(STOP)
+            thread.join(max(0.1, deadline - time.monotonic()))
+            if thread.is_alive():
+                writer.abandon()
+                left = self.spool.pending_count if self.spool is not None else self.queue.qsize()
+                log.warning("the ledger writer did not finish within %.1f s; %d rows not yet "
+                            "committed stay in the spool for the next start", timeout, left)
+            writer.dispose()
+        if self.spool is not None:
+            left = self.spool.close()
+            if left:
+                log.info("%d rows left in the spool for the next start to replay", left)
 
     # ---- writing ----------------------------------------------------------------------------
 
-    def add(self, row: SQLModel) -> None:
-        """Queue a row for insertion; never blocks. Its event is published after the commit."""
-        self.insert(type(row), **row.model_dump(exclude_unset=True))
+    def append(self, row: Row) -> None:
+        """Queue a row; never blocks on the database. Durable against a crash of this process
+        once it returns (when the ledger has a spool). Its event follows the commit."""
+        entry = None
+        if self.spool is not None:
+            entry = self.spool.append(row.TABLE, _uid(row), row.values(), queued=True)
+        elif self._closed:
+            raise LedgerError("the ledger is closed")
+        self.queue.put(Append(row, entry))
 
-    def insert(self, table: type[SQLModel], /, **values: Any) -> None:
-        """Queue a row given as plain values (the cheap path: no ORM object is built)."""
-        self._require_started()
-        self._queue.put(_Row(table, values))
+    def reserve(self, row: R) -> Pending[R]:
+        """Write a provisional row durably without queuing it; `complete` queues its final form
+        (same uid). If the final form never comes, the writer stores the provisional row."""
+        entry = None
+        if self.spool is not None:
+            entry = self.spool.append(row.TABLE, _uid(row), row.values(), queued=False)
+        return Pending(row, entry)
+
+    def complete(self, pending: Pending[R], row: R) -> None:
+        """Queue the final form of a reserved row (it must keep the reserved row's uid)."""
+        if _uid(row) != _uid(pending.row) or type(row) is not type(pending.row):
+            raise ValueError("complete() needs a row of the reserved type with the reserved uid")
+        entry = pending.entry
+        if entry is not None and not self.spool_supersede(entry, row):
+            return  # already stored from its provisional form
+        self.queue.put(Append(row, entry))
+
+    def spool_supersede(self, entry: Entry, row: Row) -> bool:
+        assert self.spool is not None
+        return self.spool.supersede(entry, row.values())
+
+    def insert(self, table: type[Any], /, **values: Any) -> None:
+        """Queue a row given as a table model and its columns (a misspelt column: `TypeError`).
+        Prefer `append(RequestRow(...))`."""
+        row_type = APPENDABLE.get(getattr(table, "__tablename__", ""))
+        if row_type is None:
+            raise TypeError(f"{table!r} is not a table rows are appended to")
+        self.append(row_type(**values).check())
 
     def write_sync(self, fn: Callable[[Tx], T]) -> T:
         return self.submit(fn).result()
@@ -160,21 +236,21 @@ class Ledger:
         return await asyncio.wrap_future(self.submit(fn))
 
     def submit(self, fn: Callable[[Tx], T]) -> concurrent.futures.Future[T]:
-        self._require_started()
+        """Run `fn` in the writer thread inside the next batch's transaction (a savepoint of
+        its own); its result or its error comes back through the future. Database failures
+        arrive as `LedgerError` with a message fit for a user (no SQL, no stored values)."""
+        self._ensure_started()
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._queue.put(_Call(fn, future))
+        self.queue.put(Call(fn, future))
         return future
 
     async def vacuum(self) -> None:
         """Give deleted space back to the file system (SQLite only; runs outside a transaction)."""
         if self.is_sqlite:
-            await asyncio.wrap_future(self._maintain("VACUUM"))
-
-    def _maintain(self, sql: str) -> concurrent.futures.Future[None]:
-        self._require_started()
-        future: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._queue.put(_Maintenance(sql, future))
-        return future
+            self._ensure_started()
+            future: concurrent.futures.Future[None] = concurrent.futures.Future()
+            self.queue.put(Maintenance("VACUUM", future))
+            await asyncio.wrap_future(future)
 
     def flush(self, timeout: float = 600) -> None:
         """Block until everything queued before this call is committed."""
@@ -185,150 +261,56 @@ class Ledger:
         if self._thread is not None:
             await self.write(lambda tx: None)
 
-    def _require_started(self) -> None:
+    def _ensure_started(self) -> None:
         if self._thread is None:
-            raise LedgerError("the ledger is not started")
-
-    def _run(self) -> None:
-        stop = False
-        while not stop:
-            batch = [self._queue.get()]
-            while len(batch) < _BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            if any(item is _STOP for item in batch):
-                stop = True
-                batch = [item for item in batch if item is not _STOP]
-            for item in [i for i in batch if isinstance(i, _Maintenance)]:
-                self._run_maintenance(item)
-            batch = [i for i in batch if not isinstance(i, _Maintenance)]
-            if batch:
-                self._commit(batch)
-
-    def _run_maintenance(self, item: _Maintenance) -> None:
-        assert self._engine is not None
-        try:
-            with self._engine.connect() as conn:
-                conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(item.sql)
-            item.future.set_result(None)
-        except SQLAlchemyError as exc:
-            item.future.set_exception(LedgerError(f"{item.sql} failed: {exc}"))
-
-    def _commit(self, batch: list[Any]) -> None:
-        for attempt in range(5):
-            try:
-                self._commit_once(batch)
-                return
-            except OperationalError as exc:  # locked by a reader or another process: retry
-                log.warning("ledger commit failed (attempt %d): %s", attempt + 1, exc.orig)
-                threading.Event().wait(0.05 * 2**attempt)
-            except (SQLAlchemyError, LedgerError) as exc:
-                if len(batch) > 1:  # find the bad item: commit one by one
-                    for item in batch:
-                        self._commit([item])
-                    return
-                log.error("ledger write refused: %s", exc)
-                break
-        rows = [item for item in batch if not isinstance(item, _Call)]
-        self.lost_rows += len(rows)
-        for item in batch:
-            if isinstance(item, _Call) and not item.future.done():
-                item.future.set_exception(LedgerError("the ledger could not commit this write"))
-
-    def _commit_once(self, batch: list[Any]) -> None:
-        assert self._engine is not None
-        events: list[Event] = []
-        results: list[tuple[_Call, Any, BaseException | None]] = []
-        with DbSession(self._engine, expire_on_commit=False) as db:
-            rows_by_table: dict[type[SQLModel], list[dict[str, Any]]] = {}
-            for item in batch:
-                if isinstance(item, _Call):
-                    self._insert(db, rows_by_table, events)
-                    tx = Tx(db)
-                    try:
-                        with db.begin_nested():
-                            value = item.fn(tx)
-                            db.flush()
-                        results.append((item, value, None))
-                        events.extend(tx.events)
-                    except Exception as exc:  # noqa: BLE001 - handed to the caller through its future
-                        results.append((item, None, exc))
-                else:
-                    values = _with_defaults(item.model, item.values)
-                    rows_by_table.setdefault(item.model, []).append(values)
-            self._insert(db, rows_by_table, events)
-            db.commit()
-        for ev in events:
-            self.bus.publish(ev)
-        for call, value, error in results:
-            if error is not None:
-                call.future.set_exception(error)
-            else:
-                call.future.set_result(value)
-
-    @staticmethod
-    def _insert(
-        db: DbSession,
-        rows_by_table: dict[type[SQLModel], list[dict[str, Any]]],
-        events: list[Event],
-    ) -> None:
-        for model, rows in rows_by_table.items():
-            table = model.__table__  # type: ignore[attr-defined]
-            pk = next(iter(table.primary_key.columns))
-            ids = db.execute(insert(table).returning(pk), rows).scalars().all()
-            if model is Request:
-                rollup.upsert(db, rows)
-            kind = _EVENT_OF.get(model)
-            if kind is not None:
-                for values, new_id in zip(rows, ids, strict=True):
-                    values[pk.name] = new_id
-                    events.append(Event(kind, values))
-        rows_by_table.clear()
+            if self._closed:
+                raise LedgerError("the ledger is closed")
+            self.start()
 
     # ---- reading ----------------------------------------------------------------------------
 
     @contextmanager
     def read(self) -> Iterator[DbSession]:
-        if self._read_engine is None:
-            raise LedgerError("the ledger is not started")
-        with DbSession(self._read_engine) as db:
+        """A read-only session (opens the ledger on first use). Database failures surface as
+        `LedgerError` without SQL text."""
+        self._ensure_started()
+        writer = self._writer
+        if writer is None:
+            raise LedgerError("the ledger is closed")
+        with writer.reading() as db:
             yield db
 
     def scalar(self, sql: str, **params: Any) -> Any:
+        """One value of one SQL query (for tests and tools that inspect the ledger)."""
+        from sqlalchemy import text
+
         with self.read() as db:
             return db.execute(text(sql), params).scalar()
 
+    # ---- health -----------------------------------------------------------------------------
 
-def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, busy_ms: int) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
-    cur.execute("PRAGMA foreign_keys=OFF")
-    cur.close()
+    def stats(self) -> LedgerStats:
+        spool = self.spool
+        return LedgerStats(
+            queue_depth=self.queue.qsize(), committed_rows=self.committed_rows,
+            dropped_rows=self.dropped_rows, spooled_rows=spool.appended if spool else 0,
+            spool_pending=spool.pending_count if spool else 0, replayed_rows=self.replayed_rows,
+            followed_rows=self.followed_rows, retries=self.retries,
+        )
+
+    @property
+    def lost_rows(self) -> int:
+        """Rows the database refused for good (kept for older callers: `stats().dropped_rows`)."""
+        return self.dropped_rows
 
 
-_DEFAULTS: dict[type[SQLModel], list[tuple[str, Any, Callable[[], Any] | None]]] = {}
+def _uid(row: Row) -> str:
+    uid = getattr(row, "uid", None)
+    if not isinstance(uid, str):
+        raise TypeError(f"{type(row).__name__} has no uid")
+    return uid
 
 
-def _with_defaults(model: type[SQLModel], values: dict[str, Any]) -> dict[str, Any]:
-    spec = _DEFAULTS.get(model)
-    if spec is None:
-        spec = []
-        for name, info in model.model_fields.items():
-            factory = info.default_factory
-            spec.append((name, None if factory else info.default, factory))  # type: ignore[misc]
-        _DEFAULTS[model] = spec
-    unknown = values.keys() - model.model_fields.keys()
-    if unknown:
-        raise LedgerError(f"{model.__name__} has no column {sorted(unknown)}")
-    out = {}
-    for name, default, factory in spec:
-        if name in values:
-            out[name] = values[name]
-        elif factory is not None:
-            out[name] = factory()
-        elif default is not None or name != "id":
-            out[name] = default
-    return out
+def open_ledger(url: str, data_dir: Path | None, bus: EventBus | None = None) -> Ledger:
+    """The ledger of a data dir: its database `url` and the spool in `<data_dir>/spool`."""
+    return Ledger(url, bus, spool_dir=None if data_dir is None else data_dir / "spool")

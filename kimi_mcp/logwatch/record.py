@@ -14,11 +14,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlmodel import col, select
-
 from kimi_mcp.deps import Deps
 from kimi_mcp.errors import KimiError
-from kimi_mcp.ledger.models import Request, new_id
+from kimi_mcp.ledger import reads
+from kimi_mcp.ledger.rows import RequestRow, new_uid
 from kimi_mcp.logwatch.parse import Call
 
 log = logging.getLogger(__name__)
@@ -61,7 +60,7 @@ def tokens_match(ours: int | None, theirs: int | None, rel: float = 0.15, slack:
     return abs(ours - theirs) <= max(slack, rel * max(ours, theirs))
 
 
-def model_matches(continue_model: str, row: Request) -> bool:
+def model_matches(continue_model: str, row: RequestRow) -> bool:
     if not continue_model:
         return False
     names = {row.model, f"{row.provider}/{row.model}", row.route or ""}
@@ -91,8 +90,8 @@ class Recorder:
             self._claimed.append(proxy_uid)
             self._recent.append(_Seen(call, proxy_uid, inserted=False, origins={call.origin}))
             return
-        uid = new_id()
-        self.deps.ledger.insert(Request, **self._values(call, uid))
+        uid = new_uid()
+        self.deps.ledger.append(self._row(call, uid))
         self.stats.recorded += 1
         self._recent.append(_Seen(call, uid, inserted=True, origins={call.origin}))
 
@@ -150,7 +149,7 @@ class Recorder:
             update["provider"] = prior.provider = call.provider
         if update and seen.inserted:
             uid = seen.uid
-            self.deps.ledger.submit(lambda tx: _update(tx, uid, update))
+            self.deps.ledger.submit(lambda tx: reads.update_request(tx, uid, update))
 
     def _proxy_row(self, call: Call) -> str | None:
         if not call.model and call.origin != "core_log":
@@ -158,10 +157,7 @@ class Recorder:
         lo, hi = call.created_at - WINDOW_S, call.created_at + WINDOW_S
         try:
             with self.deps.ledger.read() as db:
-                rows = db.exec(select(Request).where(
-                    Request.source == "proxy", col(Request.created_at) >= lo,
-                    col(Request.created_at) <= hi, col(Request.linked_uid).is_(None),
-                ).order_by(col(Request.created_at))).all()
+                rows = reads.unlinked_proxy_requests(db, lo, hi)
         except KimiError as exc:
             log.warning("logwatch: cannot read the ledger: %s", exc)
             return None
@@ -174,7 +170,7 @@ class Recorder:
                 best = (distance, row.uid)
         return best[1] if best else None
 
-    def _same_call(self, call: Call, row: Request) -> bool:
+    def _same_call(self, call: Call, row: RequestRow) -> bool:
         if call.origin == "core_log":
             return row.status == "error" and row.http_status == call.http_status
         if not model_matches(call.model, row):
@@ -184,17 +180,14 @@ class Recorder:
         return (any(tokens_match(call.prompt_tokens, t) for t in prompt)
                 and any(tokens_match(call.generated_tokens, t, slack=16) for t in done))
 
-    def _values(self, call: Call, uid: str) -> dict[str, Any]:
-        values: dict[str, Any] = {
-            "uid": uid, "source": SOURCE, "created_at": call.created_at,
-            "provider": call.provider, "model": call.model, "status": call.status,
-            "http_status": call.http_status, "error": call.error,
+    def _row(self, call: Call, uid: str) -> RequestRow:
+        return RequestRow(
+            uid=uid, source=SOURCE, created_at=call.created_at, provider=call.provider,
+            model=call.model, status=call.status, http_status=call.http_status, error=call.error,
             # Continue counts with its own tokenizer: estimates, never the provider's usage
-            "est_prompt_tokens": call.prompt_tokens, "est_completion_tokens": call.generated_tokens,
-            "usage_source": "estimate", "meta": {"origin": call.origin},
-        }
-        values["cost_usd"] = self._cost(call)
-        return values
+            est_prompt_tokens=call.prompt_tokens, est_completion_tokens=call.generated_tokens,
+            usage_source="estimate", meta={"origin": call.origin}, cost_usd=self._cost(call),
+        ).check()
 
     def _cost(self, call: Call) -> float | None:
         if not call.model or call.prompt_tokens is None:
@@ -213,15 +206,6 @@ def _same_provider(error: Call, counts: Call) -> bool:
     host = error.provider.lower()
     name = counts.provider.lower()
     return name in host or host in name or name in ("openai", "")
-
-
-def _update(tx: Any, uid: str, values: dict[str, Any]) -> None:
-    row = tx.db.exec(select(Request).where(Request.uid == uid)).first()
-    if row is None:
-        return
-    for key, value in values.items():
-        setattr(row, key, value)
-    tx.db.add(row)
 
 
 def wall_clock() -> float:
