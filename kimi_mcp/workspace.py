@@ -426,7 +426,7 @@ class Workspace:
                     return got
         raise WorkspaceError(f"Refused: {path} kept changing into a symlink; try again")
 
-    def read_bytes(self, path: str, limit: int) -> bytes:
+    def read_capped(self, path: str, limit: int) -> bytes:
         """At most `limit` bytes of a regular file; longer files are refused, not cut."""
         with self.open_read(path) as handle:
             data = handle.read(limit + 1)

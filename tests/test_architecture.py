@@ -88,3 +88,91 @@ def test_importing_the_package_has_no_side_effects(tmp_path: Path) -> None:
                           env={"KIMI_MCP_DATA_DIR": str(tmp_path / "d"), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr
     assert not (tmp_path / "d").exists()
+
+
+# ---- only kimi_mcp/workspace.py opens workspace paths ---------------------------------------
+
+# calls that open, list, stat, create, rename, copy or delete by path string
+_FS_FUNCTIONS = {
+    "os": {"open", "fdopen", "scandir", "listdir", "walk", "fwalk", "stat", "lstat", "rename",
+           "replace", "renames", "remove", "unlink", "rmdir", "removedirs", "mkdir", "makedirs",
+           "link", "symlink", "readlink", "utime", "chmod", "chown", "truncate", "mkfifo",
+           "mknod", "access"},
+    "os.path": {"exists", "lexists", "isfile", "isdir", "islink", "getsize", "getmtime",
+                "getatime", "getctime", "realpath", "samefile"},
+    "io": {"open"},
+    "shutil": None,  # every function
+    "tempfile": None,
+    "glob": None,
+}
+# pathlib-style methods that touch the file system (no method of ours uses these names)
+# (str.replace and Workspace.readlink share names with Path methods, so those two are left to
+# the os.* list above)
+_FS_METHODS = {"read_text", "write_text", "read_bytes", "write_bytes", "iterdir", "rglob",
+               "touch", "mkdir", "unlink", "rmdir", "symlink_to", "hardlink_to", "chmod",
+               "lchmod", "is_fifo", "is_socket"}
+# `.open(...)` is allowed only on archive objects that were handed an open file
+_OPEN_RECEIVERS = {"archive", "zipfile", "tarfile"}
+# Data-dir persistence that is not a workspace path, allowed by name: (module, call). Empty:
+# thinking and memory persist through the ledger's writer, not through files of their own.
+_ALLOWED: set[tuple[str, str]] = set()
+
+
+def _dotted(node: ast.expr) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return f"{_dotted(node.value)}.{node.attr}"
+    return ""
+
+
+def _file_calls(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = _dotted(func)
+        if isinstance(func, ast.Name) and func.id == "open":
+            found.append(f"line {node.lineno}: open(...)")
+            continue
+        if not isinstance(func, ast.Attribute):
+            continue
+        owner, attr = _dotted(func.value), func.attr
+        banned = _FS_FUNCTIONS.get(owner, set())
+        if owner in _FS_FUNCTIONS and (banned is None or attr in banned):
+            found.append(f"line {node.lineno}: {name}(...)")
+        elif attr in _FS_METHODS:
+            found.append(f"line {node.lineno}: .{attr}(...)")
+        elif attr == "open" and owner not in _OPEN_RECEIVERS:
+            found.append(f"line {node.lineno}: {name}(...)")
+        elif owner == "tarfile" and attr == "open" and not any(
+            k.arg == "fileobj" for k in node.keywords
+        ):
+            found.append(f"line {node.lineno}: tarfile.open without fileobj=")
+    return found
+
+
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "servers").rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT))
+)
+def test_tool_families_touch_files_only_through_the_workspace_primitive(path: Path) -> None:
+    module = str(path.relative_to(ROOT))
+    calls = [c for c in _file_calls(path) if (module, c.split(": ", 1)[1]) not in _ALLOWED]
+    assert not calls, (
+        f"{module} touches the file system directly ({'; '.join(calls)}); go through "
+        "kimi_mcp.workspace.Workspace, which enforces containment at use time"
+    )
+
+
+def test_the_file_call_check_sees_each_kind_of_direct_access(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "import os, shutil, tempfile\nfrom pathlib import Path\n"
+        "open('x')\nos.open('x', 0)\nos.replace('a', 'b')\nshutil.copytree('a', 'b')\n"
+        "Path('x').read_text()\nPath('x').write_bytes(b'')\ntempfile.mkstemp()\n"
+        "os.path.isdir('x')\nPath('x').open()\n",
+        encoding="utf-8",
+    )
+    assert len(_file_calls(sample)) == 9

@@ -136,7 +136,7 @@ class JsonFiles:
     def size(self, path: str) -> int:
         return self.workspace.stat(path).st_size
 
-    def read_text(self, path: str) -> tuple[str, tuple[int, int]]:
+    def read_document(self, path: str) -> tuple[str, tuple[int, int]]:
         name = os.path.basename(path)
         with self.workspace.open_read(path) as handle:
             info = os.fstat(handle.fileno())
@@ -164,7 +164,7 @@ class JsonFiles:
                 self._cache.move_to_end(path)
                 return hit[1]
             started = time.perf_counter()
-            text, key = self.read_text(path)
+            text, key = self.read_document(path)
             value = parse_text(text, os.path.basename(path))
             self._remember(path, key, value)
             if key[1] >= SETTLE_BYTES:
@@ -193,7 +193,7 @@ class JsonFiles:
     def rewriting(self, path: str) -> Iterator[tuple[str, Any]]:
         """Hold the write lock while the caller reads, changes and writes one file."""
         with self._write_lock:
-            text, _key = self.read_text(path)
+            text, _key = self.read_document(path)
             yield text, parse_text(text, os.path.basename(path))
 
     def write(self, path: str, text: str, value: Any = None) -> None:

@@ -203,7 +203,7 @@ class TaskBoard:
     def default_tag(self) -> str:
         """task-master's current tag from `.taskmaster/state.json`, else `master`."""
         try:
-            raw = self.workspace.read_bytes(str(self.root / STATE_PATH), 1 << 20)
+            raw = self.workspace.read_capped(str(self.root / STATE_PATH), 1 << 20)
             state = json.loads(raw.decode("utf-8"))
         except (WorkspaceError, ValueError):
             return DEFAULT_TAG
@@ -223,7 +223,7 @@ class TaskBoard:
         if signature is None:
             return Document({})
         with self._refusals():
-            data = self.workspace.read_bytes(self.path, MAX_BOARD_BYTES)
+            data = self.workspace.read_capped(self.path, MAX_BOARD_BYTES)
         doc = _decode(data.decode("utf-8", errors="replace"), str(BOARD_PATH))
         doc.signature = signature
         return doc

@@ -96,7 +96,7 @@ class Family:
             try:
                 if self.workspace.lstat_or_none(path) is None:
                     continue
-                data = self.workspace.read_bytes(path, MAX_PRD_BYTES)
+                data = self.workspace.read_capped(path, MAX_PRD_BYTES)
             except WorkspaceError as exc:
                 raise ToolError(f"{exc} (tasks_parse_prd, parameter `prd_path`)") from None
             return data.decode("utf-8", errors="replace")
