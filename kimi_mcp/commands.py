@@ -66,11 +66,12 @@ def stdio(args: argparse.Namespace, settings: Settings) -> int:
     import anyio
 
     from kimi_mcp.server import build_mcp
+    from kimi_mcp.stdio import serve
 
     deps = build_deps(settings, lazy=True)
     try:
         server = build_mcp(deps, warm_up=True)
-        anyio.run(lambda: server.run_stdio_async(show_banner=False))
+        anyio.run(lambda: serve(server))
     finally:
         deps.close()
     return 0

@@ -185,7 +185,7 @@ def schema_issues(
     # imported on first use: jsonschema is the heaviest import of the family and most
     # sessions never validate, so `kimi-mcp stdio` starts without it
     import jsonschema
-    from referencing.exceptions import Unresolvable
+    from referencing.exceptions import CannotDetermineSpecification, Unresolvable
 
     cls = jsonschema.validators.validator_for(schema)
     try:
@@ -193,7 +193,9 @@ def schema_issues(
     except jsonschema.SchemaError as exc:
         where = "#/" + "/".join(str(p) for p in exc.absolute_path)
         raise JsonError(f"The schema itself is invalid at {where}: {exc.message[:300]}") from None
-    validator = cls(schema, format_checker=cls.FORMAT_CHECKER, registry=_registry(files, base))
+    dialect = schema.get("$schema", "") if isinstance(schema, dict) else ""
+    registry = _registry(files, base, dialect)
+    validator = cls(schema, format_checker=cls.FORMAT_CHECKER, registry=registry)
     count, issues = 0, list[SchemaIssue]()
     try:
         for error in validator.iter_errors(value):
@@ -207,7 +209,7 @@ def schema_issues(
                         schema_path="#/" + "/".join(str(p) for p in error.absolute_schema_path),
                     )
                 )
-    except Unresolvable as exc:
+    except (Unresolvable, CannotDetermineSpecification) as exc:
         raise JsonError(
             f"The schema has a $ref that cannot be resolved offline: {str(exc)[:300]}. Remote refs are "
             "never fetched; a ref may point inside the schema or to a JSON file in the workspace"
@@ -215,12 +217,16 @@ def schema_issues(
     return count, issues
 
 
-def _registry(files: JsonFiles, base: str | None) -> Any:
-    """A referencing registry whose only retrieval is a workspace file through the primitive."""
+def _registry(files: JsonFiles, base: str | None, dialect: str) -> Any:
+    """A referencing registry whose only retrieval is a workspace file through the primitive;
+    a retrieved schema without `$schema` is read in the main schema's dialect."""
     from urllib.parse import unquote, urlsplit
 
     from referencing import Registry, Resource
     from referencing.exceptions import NoSuchResource
+    from referencing.jsonschema import DRAFT202012, specification_with
+
+    default = specification_with(dialect, default=DRAFT202012) if dialect else DRAFT202012
 
     def missing(uri: str) -> Exception:
         return NoSuchResource(ref=uri)  # type: ignore[call-arg]  # an attrs class
@@ -238,7 +244,7 @@ def _registry(files: JsonFiles, base: str | None) -> Any:
             contents = files.load(files.resolve(path))
         except (WorkspaceError, JsonError):
             raise missing(uri) from None
-        return Resource.from_contents(contents)
+        return Resource.from_contents(contents, default_specification=default)
 
     return Registry(retrieve=retrieve)  # type: ignore[call-arg]
 
