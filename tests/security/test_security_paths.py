@@ -107,7 +107,8 @@ async def test_overwriting_copies_never_write_through_a_destination_link(
     if tool == "batch":
         args = {"operations": [{"op": "copy", **args}]}
     is_error, text = await call_raw(servers.fs, tool, args)
-    assert MARK not in text
+    assert is_error == (tool == "copy") and MARK not in text
+    assert "never write through a link" in text
     assert world.untouched(), text
     assert os.readlink(world.ws / "dst" / "inner") == str(world.outside / "inner")
 
