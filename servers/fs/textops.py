@@ -19,6 +19,7 @@ from kimi_mcp.errors import WorkspaceError
 
 _CHUNK = 1 << 20
 MAX_LINE_BYTES = 1 << 20
+EXTRACT_LINE_CHARS = 2000  # per line of a pattern extract; read_file reads a long line whole
 
 
 @dataclass
@@ -392,6 +393,8 @@ def extract_by_pattern(
             hit = search(line)
         else:
             hit = search(line, timeout=max(0.001, deadline - time.monotonic()))
+        if len(line) > EXTRACT_LINE_CHARS:
+            line = line[:EXTRACT_LINE_CHARS] + f"… [line cut at {EXTRACT_LINE_CHARS} characters]"
         if hit:
             if current is None:
                 if len(ranges) >= max_ranges:

@@ -131,8 +131,8 @@ def _explain(message: str, tool: str, params: dict[str, object]) -> str:
         for item in (v if isinstance(v, list) else [v])
         if isinstance(item, str) and item and item in message
     ]
-    if not named:
-        named = [k for k, v in params.items() if v is not None][:1] if len(params) == 1 else []
+    if not named:  # a path problem shown in another form: blame the first path parameter
+        named = [k for k, v in params.items() if v is not None and k != "encoding"][:1]
     where = f"fs_{tool}" + (f", parameter `{named[0]}`" if named else "")
     return f"{message} ({where})"
 

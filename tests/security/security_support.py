@@ -161,6 +161,8 @@ def swapping(world: World, targets: list[str], relative: bool = False) -> Iterat
                         os.unlink(path)
                     os.symlink(link, path)
                     count[0] += 1
+                    for _ in range(count[0] % 64):  # hold the link a varying while (no sleep)
+                        os.lstat(path)
                     os.unlink(path)
                     if moved:
                         os.rename(aside, path)
