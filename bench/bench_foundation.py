@@ -1,12 +1,16 @@
-"""Foundation figures: ledger writes/s, summary queries at 100k rows, token counting, stdio cold start.
+"""Foundation figures: ledger writes/s and the durability step (SQLite and PostgreSQL side by
+side), summary queries at 100k rows, token counting, stdio cold start.
 
 Each figure is printed beside a baseline measured in the same run:
-  - ledger: 8 threads through the single writer vs the naive "one session + commit per row"
-  - summary: the SQL aggregate vs loading the rows into Python and summing there
+  - ledger: 8 threads appending durable rows (spool + batched commits) vs the naive "one session
+    + commit per row", on SQLite and on PostgreSQL (--postgres URL; default the loopback server)
+  - durability: what one proxied call pays for its row being crash-proof (`Ledger.reserve`:
+    the row written to the spool) vs the same call without a spool (the in-memory entry)
+  - summary: the rollup-backed aggregate vs loading the rows into Python and summing there
   - tokens: count_chat with its per-string cache (a resent conversation) vs cold encoding
   - cold start: `kimi-mcp stdio` (all families) vs a bare one-tool fastmcp server
 
-Run: python bench/bench_foundation.py [--rows 100000] [--starts 7]
+Run: python bench/bench_foundation.py [--rows 100000] [--starts 7] [--postgres URL|none]
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _stdio import StdioClient
 
 from kimi_mcp import tokens
-from kimi_mcp.ledger import Ledger, queries
+from kimi_mcp.ledger import Ledger, RequestRow, open_ledger, queries
 from kimi_mcp.ledger.models import Request
+
+POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 TRACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "traces"
 
@@ -39,16 +45,19 @@ def line(name: str, value: str, note: str = "") -> None:
     print(f"  {name:<44} {value:>16}  {note}")
 
 
-def bench_writes(tmp: Path, per_writer: int) -> None:
-    print("ledger writes (8 concurrent writers)")
-    ledger = Ledger(f"sqlite:///{tmp / 'writes.db'}")
+def _row(i: int) -> RequestRow:
+    return RequestRow(provider="kimi", model="kimi-k2", prompt_tokens=i, completion_tokens=10,
+                      cost_usd=0.0001, latency_ms=12.5, meta={"route": "kimi/kimi-k2"})
+
+
+def _ours(url: str, spool: Path, per_writer: int) -> float:
+    ledger = open_ledger(url, spool)
     ledger.start()
     start = time.perf_counter()
 
     def writer() -> None:
         for i in range(per_writer):
-            ledger.insert(Request, provider="kimi", model="kimi-k2", prompt_tokens=i,
-                          completion_tokens=10, cost_usd=0.0001, latency_ms=12.5)
+            ledger.append(_row(i))
 
     threads = [threading.Thread(target=writer) for _ in range(8)]
     for t in threads:
@@ -56,23 +65,92 @@ def bench_writes(tmp: Path, per_writer: int) -> None:
     for t in threads:
         t.join()
     ledger.flush()
-    ours = 8 * per_writer / (time.perf_counter() - start)
+    rate = 8 * per_writer / (time.perf_counter() - start)
+    assert ledger.stats().dropped_rows == 0 and ledger.stats().spool_pending == 0
     ledger.close()
+    return rate
 
+
+def _naive(url: str, n: int = 1000) -> float:
     from sqlmodel import Session, create_engine
 
-    engine = create_engine(f"sqlite:///{tmp / 'naive.db'}")
+    engine = create_engine(url)
     Request.metadata.create_all(engine)
-    n = 2000
     start = time.perf_counter()
     for i in range(n):
         with Session(engine) as db:
             db.add(Request(provider="kimi", model="kimi-k2", prompt_tokens=i))
             db.commit()
-    naive = n / (time.perf_counter() - start)
+    rate = n / (time.perf_counter() - start)
     engine.dispose()
-    line("single writer, batched commits", f"{ours:,.0f} rows/s", "(target >= 5,000)")
-    line("baseline: one ORM session + commit per row", f"{naive:,.0f} rows/s", f"ratio {ours / naive:.1f}x")
+    return rate
+
+
+def bench_writes(tmp: Path, per_writer: int, postgres: str | None) -> None:
+    print("ledger writes (8 concurrent writers, every row durable before append returns)")
+    backends = [("SQLite", lambda: f"sqlite:///{tmp / 'writes.db'}",
+                 lambda: f"sqlite:///{tmp / 'naive.db'}", 5000)]
+    if postgres:
+        backends.append(("PostgreSQL", lambda: _pg_schema(postgres, "w"),
+                         lambda: _pg_schema(postgres, "n"), 2000))
+    for name, ours_url, naive_url, target in backends:
+        ours = _ours(ours_url(), tmp / f"spool-{name}", per_writer)
+        naive = _naive(naive_url())
+        line(f"{name}: spool + single writer, batched", f"{ours:,.0f} rows/s",
+             f"(target >= {target:,})")
+        line(f"{name}: baseline one ORM session + commit per row", f"{naive:,.0f} rows/s",
+             f"ratio {ours / naive:.1f}x")
+
+
+_SCHEMAS: list[str] = []
+
+
+def _pg_schema(base: str, tag: str) -> str:
+    """A fresh schema on the server, dropped at exit."""
+    import secrets
+    from urllib.parse import quote
+
+    import psycopg
+
+    name = f"bench_{tag}_{secrets.token_hex(4)}"
+    with psycopg.connect(base.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+    _SCHEMAS.append(name)
+    return f"{base}?options={quote(f'-csearch_path={name}')}"
+
+
+def _drop_schemas(base: str) -> None:
+    import psycopg
+
+    with psycopg.connect(base.replace("+psycopg", ""), autocommit=True) as conn:
+        for name in _SCHEMAS:
+            conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+
+
+def bench_durability(tmp: Path, postgres: str | None, calls: int = 20_000) -> None:
+    """The request path's share of the ledger: build the call's row and make it crash-proof."""
+    print(f"durability step per proxied call ({calls:,} calls, row built + reserved)")
+    urls = [("SQLite", f"sqlite:///{tmp / 'durable.db'}")]
+    if postgres:
+        urls.append(("PostgreSQL", _pg_schema(postgres, "d")))
+    for name, url in urls:
+        results = {}
+        for mode, spool in (("spool", tmp / f"dspool-{name}"), ("none", None)):
+            ledger = Ledger(url, spool_dir=spool)
+            samples = []
+            for i in range(calls):
+                t = time.perf_counter()
+                ledger.reserve(_row(i))
+                samples.append((time.perf_counter() - t) * 1e6)
+            results[mode] = samples
+            ledger.spool.close()
+        spool_p50, none_p50 = statistics.median(results["spool"]), statistics.median(results["none"])
+        line(f"{name}: reserve() with the spool write", f"p50 {spool_p50:.1f} us",
+             f"p99 {pct(results['spool'], .99):.1f} us")
+        line(f"{name}: baseline: reserve() without a spool", f"p50 {none_p50:.1f} us",
+             f"p99 {pct(results['none'], .99):.1f} us")
+        line(f"{name}: added by durability", f"p50 {(spool_p50 - none_p50) / 1000:.3f} ms",
+             "(target <= 0.2 ms)")
 
 
 def bench_summary(tmp: Path, rows: int) -> None:
@@ -81,9 +159,10 @@ def bench_summary(tmp: Path, rows: int) -> None:
     ledger.start()
     now = time.time()
     for i in range(rows):
-        ledger.insert(Request, provider=("kimi", "groq", "gemini")[i % 3], model=f"m{i % 7}",
-                      session_id=f"s{i % 20}", prompt_tokens=100 + i % 50, completion_tokens=20,
-                      cost_usd=0.0002, latency_ms=100 + i % 900, created_at=now - rows + i)
+        ledger.append(RequestRow(provider=("kimi", "groq", "gemini")[i % 3], model=f"m{i % 7}",
+                                 session_id=f"s{i % 20}", prompt_tokens=100 + i % 50,
+                                 completion_tokens=20, cost_usd=0.0002, latency_ms=100 + i % 900,
+                                 created_at=now - rows + i))
     ledger.flush()
 
     def timed(fn, runs: int = 30) -> list[float]:  # type: ignore[no-untyped-def]
@@ -174,10 +253,21 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--per-writer", type=int, default=5_000)
     parser.add_argument("--starts", type=int, default=7)
+    parser.add_argument("--postgres", default=POSTGRES,
+                        help="a PostgreSQL URL (a schema is made and dropped), or 'none'")
+    parser.add_argument("--only", choices=["ledger"], help="only the ledger figures")
     args = parser.parse_args()
+    postgres = None if args.postgres == "none" else args.postgres
     with tempfile.TemporaryDirectory() as raw:
         tmp = Path(raw)
-        bench_writes(tmp, args.per_writer)
+        try:
+            bench_writes(tmp, args.per_writer, postgres)
+            bench_durability(tmp, postgres)
+        finally:
+            if postgres:
+                _drop_schemas(postgres)
+        if args.only == "ledger":
+            return
         bench_summary(tmp, args.rows)
         bench_tokens()
         bench_cold_start(args.starts, tmp)

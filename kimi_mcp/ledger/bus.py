@@ -39,6 +39,10 @@ class Subscription:
         except asyncio.QueueFull:
             self.dropped += 1
 
+    def deliver_many(self, events: list[Event]) -> None:
+        for event in events:
+            self.deliver(event)
+
     def close(self) -> None:
         self._bus.unsubscribe(self)
 
@@ -78,16 +82,23 @@ class EventBus:
             self._callbacks.append(callback)
 
     def publish(self, event: Event) -> None:
+        self.publish_many([event])
+
+    def publish_many(self, events: list[Event]) -> None:
+        """Publish events in order: callbacks first, then one hand-over per subscriber."""
+        if not events:
+            return
         with self._lock:
             subs = list(self._subs)
             callbacks = list(self._callbacks)
-        for callback in callbacks:
-            try:
-                callback(event)
-            except Exception:
-                log.exception("event callback failed for %s", event.type)
+        for event in events:
+            for callback in callbacks:
+                try:
+                    callback(event)
+                except Exception:
+                    log.exception("event callback failed for %s", event.type)
         for sub in subs:
             try:
-                sub._loop.call_soon_threadsafe(sub.deliver, event)
+                sub._loop.call_soon_threadsafe(sub.deliver_many, events)
             except RuntimeError:  # its loop is closed: the subscriber is gone
                 self.unsubscribe(sub)

@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 SEGMENT_BYTES = 8 << 20
 SUFFIX = ".spool"
+CLOSED = -1  # a segment released at close
+MEMORY = -2  # the one segment of a spool without a directory: entries are tracked, not written
 
 
 @dataclass(eq=False)
@@ -85,7 +87,11 @@ class Orphan:
 
 
 class Spool:
-    def __init__(self, directory: Path, database: str, segment_bytes: int = SEGMENT_BYTES) -> None:
+    """Without a `directory` (tests, in-memory databases) nothing is written: entries are only
+    tracked, so a reserved row is still stored at close, but a crash loses what is queued."""
+
+    def __init__(self, directory: Path | None, database: str,
+                 segment_bytes: int = SEGMENT_BYTES) -> None:
         self.directory = directory
         # a segment is replayed only into the database it was written for
         self.prefix = hashlib.sha256(database.encode()).hexdigest()[:10]
@@ -98,14 +104,19 @@ class Spool:
 
     # ---- appending (any thread) -----------------------------------------------------------------
 
+    @property
+    def durable(self) -> bool:
+        return self.directory is not None
+
     def append(self, kind: str, uid: str, values: dict[str, Any], *, queued: bool) -> Entry:
         """Write the row durably (against a process crash) and return its pending entry."""
-        line = _line(kind, uid, values)
+        line = _line(kind, uid, values) if self.directory is not None else b""
         with self._lock:
             segment = self._current
             if segment is None or segment.sealed:
                 segment = self._current = self._open_segment()
-            _write_all(segment.fd, line)
+            if segment.fd != MEMORY:
+                _write_all(segment.fd, line)
             segment.size += len(line)
             segment.pending += 1
             entry = Entry(kind, uid, values, segment, queued=queued)
@@ -118,11 +129,13 @@ class Spool:
     def supersede(self, entry: Entry, values: dict[str, Any]) -> bool:
         """Write the complete row of a provisional entry. False when it was already handled (the
         writer rescued the provisional row, or it is committed): then the caller drops it."""
-        line = _line(entry.kind, entry.uid, values)
+        durable = entry.segment.fd != MEMORY
+        line = _line(entry.kind, entry.uid, values) if durable else b""
         with self._lock:
-            if entry.queued or entry.done or entry.segment.fd < 0:
+            if entry.queued or entry.done or entry.segment.fd == CLOSED:
                 return False
-            _write_all(entry.segment.fd, line)
+            if durable:
+                _write_all(entry.segment.fd, line)
             entry.segment.size += len(line)
             entry.values = values
             entry.queued = True
@@ -134,7 +147,7 @@ class Spool:
         """These entries' rows are committed (or refused for good): forget them."""
         with self._lock:
             for entry in entries:
-                if entry.done or entry.segment.fd < 0:
+                if entry.done or entry.segment.fd == CLOSED:
                     continue  # committed already, or its segment was released at close
                 entry.done = True
                 self._pending.discard(entry)
@@ -167,11 +180,11 @@ class Spool:
         with self._lock:
             left = len(self._pending)
             for segment in list(self._segments):
-                if segment.pending == 0:
+                if segment.pending == 0 or segment.fd == MEMORY:
                     self._drop(segment)
                 else:
                     os.close(segment.fd)  # releases the flock: an orphan now
-                    segment.fd = -1
+                    segment.fd = CLOSED
                     self._segments.remove(segment)
             self._current = None
             self._pending.clear()
@@ -181,6 +194,8 @@ class Spool:
 
     def orphans(self) -> Iterator[Orphan]:
         """Segments of dead processes on this database, each locked until `remove`/`release`."""
+        if self.directory is None:
+            return
         try:
             names = sorted(p for p in self.directory.iterdir()
                            if p.name.startswith(self.prefix + "-") and p.name.endswith(SUFFIX))
@@ -210,6 +225,10 @@ class Spool:
     # ---- internals --------------------------------------------------------------------------------
 
     def _open_segment(self) -> Segment:
+        if self.directory is None:
+            segment = Segment(Path(), MEMORY)
+            self._segments.append(segment)
+            return segment
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         name = (f"{self.prefix}-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
                 f"{SUFFIX}")
@@ -223,12 +242,16 @@ class Spool:
     def _drop(self, segment: Segment) -> None:
         if self._current is segment:
             self._current = None
+        self._segments.remove(segment)
+        if segment.fd == MEMORY:
+            segment.fd = CLOSED
+            return
         try:
             segment.path.unlink()
         except FileNotFoundError:
             pass
         os.close(segment.fd)
-        self._segments.remove(segment)
+        segment.fd = CLOSED
 
 
 def _line(kind: str, uid: str, values: dict[str, Any]) -> bytes:

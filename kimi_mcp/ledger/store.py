@@ -58,6 +58,7 @@ class Append:
     row: Row
     entry: Entry | None
     replayed: bool = False  # from an orphaned spool: stored only if its uid is not there yet
+    values: dict[str, Any] | None = None  # row.values(), when the spool already computed them
 
 
 @dataclass
@@ -97,7 +98,7 @@ class Pending(Generic[R]):
     """A row written to the spool on the request path; `Ledger.complete` queues its final form."""
 
     row: R
-    entry: Entry | None
+    entry: Entry
 
 
 class Ledger:
@@ -105,7 +106,7 @@ class Ledger:
                  busy_timeout_ms: int = 10_000) -> None:
         self.url = url
         self.bus = bus or EventBus()
-        self.spool = Spool(spool_dir, url) if spool_dir is not None else None
+        self.spool = Spool(spool_dir, url)
         self.busy_timeout_ms = busy_timeout_ms
         self.queue: queue.Queue[Any] = queue.Queue()
         self._writer: Writer | None = None
@@ -160,8 +161,7 @@ class Ledger:
         """Commit what is queued (at most `timeout` seconds), then stop. Rows not committed by
         then stay in the spool and are replayed by the next process that opens the ledger."""
         deadline = time.monotonic() + timeout
-        if (self._thread is None and not self._closed and self.spool is not None
-                and self.spool.pending_count):
+        if self._thread is None and not self._closed and self.spool.pending_count:
             try:  # rows were appended before the database was ever opened
                 self.start()
             except LedgerError as exc:
@@ -179,47 +179,42 @@ class Ledger:
             thread.join(max(0.1, deadline - time.monotonic()))
             if thread.is_alive():
                 writer.abandon()
-                left = self.spool.pending_count if self.spool is not None else self.queue.qsize()
+                left = self.spool.pending_count or self.queue.qsize()
                 log.warning("the ledger writer did not finish within %.1f s; %d rows not yet "
                             "committed stay in the spool for the next start", timeout, left)
             writer.dispose()
-        if self.spool is not None:
-            left = self.spool.close()
-            if left:
-                log.info("%d rows left in the spool for the next start to replay", left)
+        left = self.spool.close()
+        if left and self.spool.durable:
+            log.info("%d rows left in the spool for the next start to replay", left)
+        elif left:
+            log.warning("%d rows could not be stored before the ledger closed (it has no spool "
+                        "to replay them from)", left)
 
     # ---- writing ----------------------------------------------------------------------------
 
     def append(self, row: Row) -> None:
         """Queue a row; never blocks on the database. Durable against a crash of this process
         once it returns (when the ledger has a spool). Its event follows the commit."""
-        entry = None
-        if self.spool is not None:
-            entry = self.spool.append(row.TABLE, _uid(row), row.values(), queued=True)
+        entry = values = None
+        if self.spool.durable:
+            values = row.values()
+            entry = self.spool.append(row.TABLE, _uid(row), values, queued=True)
         elif self._closed:
             raise LedgerError("the ledger is closed")
-        self.queue.put(Append(row, entry))
+        self.queue.put(Append(row, entry, values=values))
 
     def reserve(self, row: R) -> Pending[R]:
         """Write a provisional row durably without queuing it; `complete` queues its final form
         (same uid). If the final form never comes, the writer stores the provisional row."""
-        entry = None
-        if self.spool is not None:
-            entry = self.spool.append(row.TABLE, _uid(row), row.values(), queued=False)
-        return Pending(row, entry)
+        return Pending(row, self.spool.append(row.TABLE, _uid(row), row.values(), queued=False))
 
     def complete(self, pending: Pending[R], row: R) -> None:
         """Queue the final form of a reserved row (it must keep the reserved row's uid)."""
         if _uid(row) != _uid(pending.row) or type(row) is not type(pending.row):
             raise ValueError("complete() needs a row of the reserved type with the reserved uid")
-        entry = pending.entry
-        if entry is not None and not self.spool_supersede(entry, row):
+        if not self.spool.supersede(pending.entry, row.values()):
             return  # already stored from its provisional form
-        self.queue.put(Append(row, entry))
-
-    def spool_supersede(self, entry: Entry, row: Row) -> bool:
-        assert self.spool is not None
-        return self.spool.supersede(entry, row.values())
+        self.queue.put(Append(row, pending.entry))
 
     def insert(self, table: type[Any], /, **values: Any) -> None:
         """Queue a row given as a table model and its columns (a misspelt column: `TypeError`).
@@ -293,8 +288,8 @@ class Ledger:
         spool = self.spool
         return LedgerStats(
             queue_depth=self.queue.qsize(), committed_rows=self.committed_rows,
-            dropped_rows=self.dropped_rows, spooled_rows=spool.appended if spool else 0,
-            spool_pending=spool.pending_count if spool else 0, replayed_rows=self.replayed_rows,
+            dropped_rows=self.dropped_rows, spooled_rows=spool.appended if spool.durable else 0,
+            spool_pending=spool.pending_count, replayed_rows=self.replayed_rows,
             followed_rows=self.followed_rows, retries=self.retries,
         )
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 import queue
 import threading
 import time
@@ -193,17 +194,13 @@ class Writer:
                 break
             if item is not STOP:
                 rest.append(item)
-        spool = self.ledger.spool
-        if spool is not None:
-            rest += [self._rescued(e) for e in spool.stale(0)]
+        rest += [self._rescued(e) for e in self.ledger.spool.stale(0)]
         for start in range(0, len(rest), BATCH):
             self._process(rest[start:start + BATCH])
 
     def _housekeeping(self) -> None:
         self._next_housekeeping = time.monotonic() + HOUSEKEEPING_S
         spool = self.ledger.spool
-        if spool is None:
-            return
         for entry in spool.stale(STALE_S):
             self._deferred.append(self._rescued(entry))
         for orphan in spool.orphans():
@@ -220,7 +217,7 @@ class Writer:
                          count, orphan.unreadable)
 
     def _rescued(self, entry: Entry) -> Append:
-        return Append(APPENDABLE[entry.kind].of(entry.values), entry)
+        return Append(APPENDABLE[entry.kind].of(_without_id(entry.values)), entry)
 
     def _replay(self, rows: list[tuple[str, str, dict[str, Any]]]) -> int:
         """Insert the spooled rows the database does not hold yet (their uids are looked up in
@@ -230,7 +227,7 @@ class Writer:
             if kind not in TABLES:
                 continue
             try:
-                todo.append(Append(APPENDABLE[kind].of(values), None, replayed=True))
+                todo.append(Append(APPENDABLE[kind].of(_without_id(values)), None, replayed=True))
             except TypeError:
                 log.warning("a spooled %s row does not fit the table; skipped", kind)
         stored = 0
@@ -266,8 +263,13 @@ class Writer:
                         return
                 if self._stop.wait(min(MAX_BACKOFF_S, 0.05 * 2 ** attempt)):
                     return  # closing: the rows stay in the spool
-            except SQLAlchemyError as exc:
+            except DBAPIError as exc:  # the database refused something in the batch
                 self._refused(batch, exc)
+                return
+            except SQLAlchemyError:  # a fault of ours, not of the rows: they stay in the spool
+                log.exception("the ledger writer failed on a batch of %d items", len(batch))
+                self._give_up_calls(batch, "the ledger could not make the change (an internal "
+                                           "error, in the server's log)")
                 return
 
     def _give_up_calls(self, batch: list[Any], why: str = BUSY) -> None:
@@ -275,7 +277,7 @@ class Writer:
             if isinstance(item, Call) and not item.future.done():
                 item.future.set_exception(LedgerError(why))
 
-    def _refused(self, batch: list[Any], exc: SQLAlchemyError) -> None:
+    def _refused(self, batch: list[Any], exc: DBAPIError) -> None:
         if len(batch) > 1:  # find the bad item
             half = len(batch) // 2
             self._commit(batch[:half])
@@ -290,7 +292,7 @@ class Writer:
         self.ledger.dropped_rows += 1
         log.warning("the database refused a %s row (%s); it was dropped", item.row.TABLE,
                     _kind(exc))
-        if item.entry is not None and self.ledger.spool is not None:
+        if item.entry is not None:
             self.ledger.spool.done([item.entry])  # never replay a row the database refuses
 
     def _commit_once(self, batch: list[Any]) -> int:
@@ -327,11 +329,8 @@ class Writer:
             raise
         inserted = sum(len(ids) for ids in own.values())
         self.ledger.committed_rows += inserted
-        for ev in events:
-            self.ledger.bus.publish(ev)
-        spool = self.ledger.spool
-        if spool is not None:
-            spool.done(a.entry for a in appended if a.entry is not None)
+        self.ledger.bus.publish_many(events)
+        self.ledger.spool.done(a.entry for a in appended if a.entry is not None)
         for call, value, error in results:
             if call.future.done():
                 continue
@@ -365,7 +364,8 @@ class Writer:
         by_table: dict[str, list[dict[str, Any]]] = {}
         replayed: dict[str, set[str]] = {}
         for item in pending:
-            by_table.setdefault(item.row.TABLE, []).append(item.row.values())
+            values = item.values if item.values is not None else item.row.values()
+            by_table.setdefault(item.row.TABLE, []).append(values)
             if item.replayed:
                 replayed.setdefault(item.row.TABLE, set()).add(item.row.uid)  # type: ignore[attr-defined]
         pending.clear()
@@ -451,7 +451,7 @@ class Writer:
             item.future.set_exception(LedgerError(f"{item.sql} failed ({type(exc).__name__})"))
 
 
-_INSERTS: dict[str, tuple[str, list[str], set[str]]] = {}
+_INSERTS: dict[str, tuple[str, Any, list[int]]] = {}
 
 
 def _sqlite_insert(db: DbSession, table: Any, rows: list[dict[str, Any]]) -> None:
@@ -460,13 +460,17 @@ def _sqlite_insert(db: DbSession, table: Any, rows: list[dict[str, Any]]) -> Non
     found = _INSERTS.get(table.name)
     if found is None:
         names = [c.name for c in table.columns]
-        json_cols = {c.name for c in table.columns if c.type.__class__.__name__ == "JSON"}
+        json_at = [i for i, c in enumerate(table.columns) if c.type.__class__.__name__ == "JSON"]
         sql = (f"INSERT INTO {table.name} ({', '.join(names)}) "
                f"VALUES ({', '.join('?' for _ in names)})")
-        found = _INSERTS[table.name] = (sql, names, json_cols)
-    sql, names, json_cols = found
-    params = [tuple(json.dumps(r.get(n)) if n in json_cols else r.get(n) for n in names)
-              for r in rows]
+        found = _INSERTS[table.name] = (sql, operator.itemgetter(*names), json_at)
+    sql, getter, json_at = found
+    params = []
+    for r in rows:
+        values = list(getter(r))
+        for i in json_at:
+            values[i] = json.dumps(values[i])
+        params.append(tuple(values))
     db.connection().exec_driver_sql(sql, params)  # type: ignore[arg-type]
 
 
@@ -486,6 +490,10 @@ def _pg_insert(db: DbSession, table: Any, rows: list[dict[str, Any]]) -> list[in
         for r in rows:
             copy.write_row([json.dumps(r.get(n)) if n in json_cols else r.get(n) for n in names])
     return ids
+
+
+def _without_id(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if k != "id"}
 
 
 def _sqlite_pragmas(dbapi_conn: Any, busy_ms: int, write: bool) -> None:

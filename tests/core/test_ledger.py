@@ -114,6 +114,19 @@ def test_a_misspelt_column_is_a_type_error_where_the_row_is_built(ledger: Ledger
     assert ledger.stats().dropped_rows == 0
 
 
+def test_a_reserved_row_is_stored_at_close_even_without_a_spool(database_url: str) -> None:
+    ledger = Ledger(database_url)  # no spool dir: nothing written to disk, entries still tracked
+    ledger.start()
+    ledger.reserve(ToolCallRow(tool="fs_read_file", family="fs"))
+    ledger.close()
+    again = Ledger(database_url)
+    again.start()
+    try:
+        assert count(again, "tool_call") == 1
+    finally:
+        again.close()
+
+
 def test_a_refused_write_reaches_the_caller_without_sql_or_stored_content(
         ledger: Ledger, caplog: pytest.LogCaptureFixture) -> None:
     secret = "the memory text nobody may see"
