@@ -3,11 +3,16 @@
 Prints figures (not a test). Both servers run as subprocesses on the same workspace and are
 driven by the same raw newline-delimited JSON-RPC client, so the comparison is fair:
 
-    python bench/bench_fs.py [--files 5000] [--reads 200] [--repeats 20]
+    python bench/bench_fs.py [--files 5000] [--reads 200] [--repeats 20] [--baseline-src DIR]
 
 Measured: time from spawn to the `initialize` answer, `tools/list`, p50/p99 of read_file on a
-100 KB file, search_files over the tree, directory_tree of the whole tree. The reference is
-installed with npm into ~/.cache/kimi-mcp-bench/ if missing and run with node.
+100 KB file, get_file_info on a file three directories down, search_files over the tree,
+directory_tree of the whole tree. The reference is installed with npm into
+~/.cache/kimi-mcp-bench/ if missing and run with node.
+
+`--baseline-src DIR` adds a row for the fs family of another source tree (e.g. an export of
+an older commit, with `kimi_mcp/servers` linked to its `servers/`), run in the same session:
+the before/after of a change, such as the time the use-time containment adds per call.
 """
 
 from __future__ import annotations
@@ -108,7 +113,7 @@ def run_server(
             "tools/list": statistics.median(list_times),
         }
         for label, (tool, params) in calls.items():
-            n = args.reads if label in ("read_file", "trivial") else args.repeats
+            n = args.reads if label in ("read_file", "trivial", "file_info") else args.repeats
             request = {"name": tool, "arguments": params}
             call = _caller(client, request)
             timed(2, call)  # warm-up
@@ -129,6 +134,7 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=5000)
     parser.add_argument("--reads", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--baseline-src", default="", help="source tree for a 'before' row")
     args = parser.parse_args()
     entry = ensure_reference()
     node = shutil.which("node") or "node"
@@ -143,9 +149,11 @@ def main() -> int:
             "FASTMCP_SHOW_SERVER_BANNER": "false",
         }
         big, glob = str(ws / "big.txt"), "**/*.py"
+        deep = str(ws / "pkg00" / "mod0" / "file00001.txt")
         ours = {
             "trivial": ("fs_list_allowed_directories", {}),
             "read_file": ("fs_read_file", {"path": big}),
+            "file_info": ("fs_get_file_info", {"path": deep}),
             "search_files": (
                 "fs_search_files",
                 {"path": str(ws), "pattern": glob, "max_results": 1000},
@@ -158,6 +166,7 @@ def main() -> int:
         reference = {
             "trivial": ("list_allowed_directories", {}),
             "read_file": ("read_text_file", {"path": big}),
+            "file_info": ("get_file_info", {"path": deep}),
             "search_files": ("search_files", {"path": str(ws), "pattern": glob}),
             "directory_tree": ("directory_tree", {"path": str(ws)}),
         }
@@ -180,11 +189,23 @@ def main() -> int:
                 raw,
             ),
         ]
+        if args.baseline_src:
+            baseline_env = {**env, "PYTHONPATH": str(Path(args.baseline_src).resolve())}
+            rows.append(
+                run_server(
+                    "fs family, before",
+                    [sys.executable, "-c", FAMILY_ONLY, str(ws), str(data)],
+                    ours,
+                    args,
+                    baseline_env,
+                    raw,
+                )
+            )
     report(rows, args)
     return 0
 
 
-CALLS = ("trivial", "read_file", "search_files", "directory_tree")
+CALLS = ("trivial", "read_file", "file_info", "search_files", "directory_tree")
 
 
 def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
@@ -210,6 +231,12 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         )
     sizes = ", ".join(f"{k} {rows[1][k][2]} vs {ref[k][2]}" for k in CALLS[1:])
     print(f"answer sizes (bytes, ours vs reference): {sizes}")
+    if len(rows) > 3:
+        after, before = rows[2], rows[3]
+        added = ", ".join(
+            f"{k} {(after[k][0] - before[k][0]) * 1e6:+.0f} us" for k in CALLS
+        )
+        print(f"per call, fs family now minus before (p50): {added}")
 
 
 if __name__ == "__main__":

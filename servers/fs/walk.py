@@ -38,11 +38,17 @@ DEFAULT_EXCLUDES: tuple[str, ...] = (
 )
 
 
-def glob_regex(pattern: str) -> str:
-    """Translate a glob (`*`, `**`, `?`, `[...]`, `{a,b}`) into a regex matched on `/` paths."""
+_STAR, _GLOBSTAR = "[^/]*", ".*"
+_WILD = (_STAR, _GLOBSTAR, "(?:.*/)?")
+GLOB_MATCH_SECONDS = 0.25  # per match, for the rare pattern that could backtrack for ages
+
+
+def _glob_tokens(pattern: str) -> tuple[list[str], bool]:
+    """The regex pieces of a glob (`*`, `**`, `?`, `[...]`, `{a,b}`), and whether it has braces."""
     out: list[str] = []
     i, n = 0, len(pattern)
     depth = 0
+    braces = False
     while i < n:
         c = pattern[i]
         if pattern.startswith("**/", i):
@@ -50,11 +56,11 @@ def glob_regex(pattern: str) -> str:
             i += 3
             continue
         if pattern.startswith("**", i):
-            out.append(".*")
+            out.append(_GLOBSTAR)
             i += 2
             continue
         if c == "*":
-            out.append("[^/]*")
+            out.append(_STAR)
         elif c == "?":
             out.append("[^/]")
         elif c == "[":
@@ -70,6 +76,7 @@ def glob_regex(pattern: str) -> str:
         elif c == "{":
             out.append("(?:")
             depth += 1
+            braces = True
         elif c == "}" and depth:
             out.append(")")
             depth -= 1
@@ -79,7 +86,67 @@ def glob_regex(pattern: str) -> str:
             out.append(re.escape(c))
         i += 1
     out.append(")" * depth)
-    return "".join(out)
+    return out, braces
+
+
+def glob_regex(pattern: str) -> str:
+    """Translate a glob (`*`, `**`, `?`, `[...]`, `{a,b}`) into a regex matched on `/` paths."""
+    return "".join(_glob_tokens(pattern)[0])
+
+
+def bounded_glob_regex(pattern: str) -> tuple[str, bool]:
+    """The regex of a glob, and whether its matching time is bounded (no blow-up).
+
+    Two wildcards or fewer backtrack at most polynomially in a name's length. More `*`
+    (within one path segment, without braces) are rewritten as fnmatch does: each interior
+    `*fixed` becomes an atomic lazy group `(?>[^/]*?fixed)`, exact because every piece
+    between stars has a fixed width and a star cannot leave its segment. Anything else is
+    reported unbounded, and is then run under a time limit.
+    """
+    tokens, braces = _glob_tokens(pattern)
+    stars = [i for i, t in enumerate(tokens) if t in _WILD]
+    if len(stars) <= 2:
+        return "".join(tokens), True
+    if braces or any(tokens[i] != _STAR for i in stars):
+        return "".join(tokens), False
+    out = tokens[: stars[0]]
+    for index, at in enumerate(stars):
+        end = stars[index + 1] if index + 1 < len(stars) else len(tokens)
+        fixed = "".join(tokens[at + 1 : end])
+        if index + 1 < len(stars) and fixed:
+            out.append(f"(?>{_STAR}?{fixed})")
+        else:
+            out.append(_STAR + fixed)
+    return "".join(out), True
+
+
+class _TimedPattern:
+    """A pattern run by the `regex` module under a per-match time limit."""
+
+    def __init__(self, source: str, shown: str) -> None:
+        import regex
+
+        self._pattern = regex.compile(source, regex.DOTALL)
+        self._shown = shown
+
+    def match(self, text: str) -> object | None:
+        try:
+            found: object | None = self._pattern.match(text, timeout=GLOB_MATCH_SECONDS)
+        except TimeoutError:
+            raise WorkspaceError(
+                f"The glob {self._shown!r} is too costly to match (many wildcards and braces "
+                "against long names); simplify it"
+            ) from None
+        return found
+
+
+Matcher = re.Pattern[str] | _TimedPattern
+
+
+def compile_glob(source: str, bounded: bool, shown: str) -> Matcher:
+    if bounded:
+        return re.compile(source, re.DOTALL)
+    return _TimedPattern(source, shown)
 
 
 @dataclass
@@ -88,11 +155,12 @@ class Glob:
 
     pattern: str
     by_name: bool = field(init=False)
-    regex: re.Pattern[str] = field(init=False)
+    regex: Matcher = field(init=False)
 
     def __post_init__(self) -> None:
         self.by_name = "/" not in self.pattern.strip("/")
-        self.regex = re.compile(glob_regex(self.pattern.strip("/")) + r"\Z", re.DOTALL)
+        source, bounded = bounded_glob_regex(self.pattern.strip("/"))
+        self.regex = compile_glob(source + r"\Z", bounded, self.pattern)
 
     def matches(self, name: str, rel: str) -> bool:
         return self.regex.match(name if self.by_name else rel) is not None
@@ -105,19 +173,23 @@ class Excluder:
         names = set(DEFAULT_EXCLUDES) if defaults else set()
         name_globs: list[str] = []
         path_globs: list[str] = []
+        bounded = True
         for raw in patterns:
             pattern = raw.strip().strip("/")
             if not pattern:
                 continue
+            source, fast = bounded_glob_regex(pattern)
+            bounded = bounded and fast
             if "/" in pattern:
-                path_globs.append(glob_regex(pattern) + r"(?:/.*)?")
+                path_globs.append(source + r"(?:/.*)?")
             elif any(ch in pattern for ch in "*?[{"):
-                name_globs.append(glob_regex(pattern))
+                name_globs.append(source)
             else:
                 names.add(pattern)
         self.names = frozenset(names)
-        self._name_re = _union(name_globs)
-        self._path_re = _union(path_globs)
+        shown = ", ".join(patterns)
+        self._name_re = _union(name_globs, bounded, shown)
+        self._path_re = _union(path_globs, bounded, shown)
         self.names_only = self._name_re is None and self._path_re is None
 
     def excluded(self, name: str, rel: str) -> bool:
@@ -128,10 +200,10 @@ class Excluder:
         return self._path_re is not None and self._path_re.match(rel) is not None
 
 
-def _union(parts: list[str]) -> re.Pattern[str] | None:
+def _union(parts: list[str], bounded: bool, shown: str) -> Matcher | None:
     if not parts:
         return None
-    return re.compile("(?:" + "|".join(parts) + r")\Z", re.DOTALL)
+    return compile_glob("(?:" + "|".join(parts) + r")\Z", bounded, shown)
 
 
 class GitIgnore:
@@ -232,21 +304,23 @@ def walk(top_fd: int, options: WalkOptions) -> Iterator[Walked]:
     try:
         while stack:
             fd, depth, items, ignore = stack[-1]
-            item = next(items, None)
-            if item is None:
+            descend = max_depth is None or depth + 1 < max_depth
+            # siblings run in this plain loop; entering a directory pushes it and breaks out,
+            # and the parent's iterator resumes where it was once the child is done
+            for entry, rel, is_dir in items:
+                yield entry, rel, is_dir, fd
+                if is_dir and descend:
+                    try:
+                        child = subdir(fd, entry.name)
+                    except WorkspaceError:
+                        continue  # swapped for a link, removed or unreadable: not entered
+                    below, child_ignore = _listing(child, rel + "/", ignore, options, False)
+                    stack.append((child, depth + 1, iter(below), child_ignore))
+                    break
+            else:
                 stack.pop()
                 if fd != top_fd:
                     os.close(fd)
-                continue
-            entry, rel, is_dir = item
-            yield entry, rel, is_dir, fd
-            if is_dir and (max_depth is None or depth + 1 < max_depth):
-                try:
-                    child = subdir(fd, entry.name)
-                except WorkspaceError:
-                    continue  # swapped for a link, removed or unreadable: not entered
-                below, child_ignore = _listing(child, rel + "/", ignore, options, ordered=False)
-                stack.append((child, depth + 1, iter(below), child_ignore))
     finally:
         for fd, *_ in stack:
             if fd != top_fd:

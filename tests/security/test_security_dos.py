@@ -61,6 +61,26 @@ async def test_a_backtracking_regex_stops_at_the_time_limit_and_says_so(
         assert not is_error and "inside a" in text
 
 
+@pytest.mark.parametrize(
+    "tool,args",
+    [
+        ("search_files", {"pattern": "*a*a*a*a*a*a*a*a*a*a*a*a*b"}),
+        ("search_files", {"pattern": "**a**a**a**a**a**a**a**b"}),
+        ("list_directory", {"pattern": "{a,b}*a*a*a*a*a*a*a*a*a*b"}),
+        ("directory_tree", {"exclude_patterns": ["*a*a*a*a*a*a*a*a*a*a*a*a*b"]}),
+        ("search_content", {"regex": "x", "file_pattern": "*a*a*a*a*a*a*a*a*a*a*a*b"}),
+    ],
+)
+async def test_a_glob_with_many_wildcards_cannot_hang_a_walk(
+    servers: Servers, ws: Path, tool: str, args: dict[str, object]
+) -> None:
+    (ws / ("a" * 200)).write_text("x\n")
+    (ws / "deep" / ("a" * 120) / ("a" * 120)).mkdir(parents=True)
+    with anyio.fail_after(30):
+        is_error, text = await call_raw(servers.fs, tool, args)
+    assert not is_error or "too costly" in text, text
+
+
 async def test_forty_pipes_at_once_are_refused_without_blocking(
     servers: Servers, ws: Path
 ) -> None:
