@@ -32,7 +32,7 @@ from kimi_mcp.deps import Deps
 from kimi_mcp.ledger import Ledger, Tx
 from kimi_mcp.ledger.models import MemoryRecord, MemoryVector
 from kimi_mcp.memory import vecrows
-from kimi_mcp.memory.embedder import MiniLMEmbedder, normalize
+from kimi_mcp.memory.embedder import HashEmbedder, MiniLMEmbedder, normalize
 from kimi_mcp.memory.engine import MemoryEngine
 
 BASE = 2000
@@ -97,6 +97,26 @@ def bench_store(engine: MemoryEngine) -> None:
     line("masked block fast path (4 KB, queued)", f"{len(blocks) / queued:.0f} /s "
                                                    f"({queued / len(blocks) * 1e3:.2f} ms each)")
     line("  ... until all embedded in the background", f"{len(blocks) / total:.0f} /s")
+    bench_store_path(engine)
+
+
+def bench_store_path(engine: MemoryEngine) -> None:
+    """The storage path alone: the hash embedder (microseconds) instead of the model, so the
+    figure is what the vector search and the ledger cost per store."""
+    engine.close()  # one engine at a time holds what it opens
+    hashed = MemoryEngine(engine.settings, engine.ledger, HashEmbedder())
+    hashed.ready()
+    lat = []
+    t0 = time.perf_counter()
+    for n in range(1000):
+        t = time.perf_counter()
+        hashed.store_sync(f"storage path note {n}: service {n} listens on {n % 97}", project="path")
+        lat.append((time.perf_counter() - t) * 1000)
+    rate = len(lat) / (time.perf_counter() - t0)
+    line("store, hash embedder (storage path alone)", f"{rate:.0f} /s, p50 / p99 "
+                                                       f"{pct(lat, 50):.2f} / {pct(lat, 99):.2f} ms")
+    hashed.close()
+    engine.ready()
 
 
 def _bulk(engine: MemoryEngine, project: str, texts: list[str], vectors: np.ndarray) -> None:

@@ -38,6 +38,10 @@ class Embedder(Protocol):
     name: str
     dim: int
 
+    def load(self) -> None:
+        """Load the model now (`embed` loads it on first use otherwise)."""
+        ...
+
     def embed(self, texts: Sequence[str]) -> Matrix: ...
 
 
@@ -174,6 +178,9 @@ class HashEmbedder:
 
     name = "hash"
     dim = DIM
+
+    def load(self) -> None:
+        """Nothing to load."""
 
     def embed(self, texts: Sequence[str]) -> Matrix:
         out = np.zeros((len(texts), DIM), dtype=np.float32)

