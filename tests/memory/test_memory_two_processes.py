@@ -1,6 +1,6 @@
 """Two processes on one data dir: the proxy (`serve`) and an editor's `stdio` server share
-their memories through the ledger, and neither holds anything the other waits for (no
-vector folder, no folder lock)."""
+their memories through the ledger, store at the same time without a single failure, and
+neither holds anything the other waits for (no vector folder, no folder lock)."""
 
 from __future__ import annotations
 
@@ -89,3 +89,24 @@ def test_two_processes_share_memories(workers: tuple[Worker, Worker], tmp_path: 
     assert "MemoryEngineError" not in logged and "Traceback" not in logged
     assert not (tmp_path / "data" / "qdrant").exists()
 
+
+
+@pytest.mark.timeout(240)  # 500 stores in two processes on a busy 2-core machine
+def test_two_processes_storing_at_once_all_succeed(workers: tuple[Worker, Worker]) -> None:
+    a, b = workers
+    b("ready")
+    n = 250
+    a.send("store_many", prefix="alpha", n=n, threads=4)  # both run at once from here
+    b.send("store_many", prefix="beta", n=n, threads=4)
+    from_a, from_b = a.receive(), b.receive()
+    assert from_a["errors"] == [] and from_b["errors"] == []
+    assert len(set(from_a["ids"])) == n and len(set(from_b["ids"])) == n
+
+    assert a("get", ids=from_b["ids"][:50]) == [
+        f"beta memory {i}: the build of service {i} uses port {i}" for i in range(50)]
+    assert b("get", ids=from_a["ids"][-50:]) == [
+        f"alpha memory {i}: the build of service {i} uses port {i}" for i in range(n - 50, n)]
+    [(hit, _)] = a("recall", query="beta memory 123 the build of service 123 uses port 123", limit=1)
+    assert hit == from_b["ids"][123]
+    logged = a.stop() + b.stop()
+    assert "database is locked" not in logged and "Traceback" not in logged
