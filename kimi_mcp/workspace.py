@@ -251,7 +251,13 @@ class Workspace:
         normal = self._lexical(path)
         for _ in range(MAX_LINK_HOPS):
             root, parts = self._split(normal, path)
-            fd = os.open(root.real, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
+            try:
+                fd = os.open(root.real, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
+            except OSError as exc:
+                raise WorkspaceError(
+                    f"The workspace root {root.real} cannot be opened "
+                    f"({exc.strerror or type(exc).__name__}); check [mcp] workspace / --workspace"
+                ) from None
             try:
                 return self._descend(fd, root, parts, path, follow, make_dirs, missing_ok)
             except _Redirect as hop:
