@@ -17,6 +17,7 @@ from kimi_mcp.errors import WorkspaceError
 from kimi_mcp.workspace import Workspace
 
 from .board import Document, TagData, TaskBoard, TaskBoardError
+from .conform import conform
 
 if TYPE_CHECKING:
     import httpx
@@ -85,7 +86,10 @@ class Family:
             raise ToolError("The server is read-only ([mcp] read_only = true); the board cannot change.")
         name = self.tag(tag)
         with refusals(), self.board.transaction() as doc:
-            return edit(doc.tag(name, create=create), doc)
+            view = doc.tag(name, create=create)
+            result = edit(view, doc)
+            conform(view)  # whatever the edit did, task-master can still read the tag
+            return result
 
     def prd_text(self, prd_text: str | None, prd_path: str | None) -> str:
         if prd_text and prd_text.strip():

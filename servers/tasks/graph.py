@@ -15,6 +15,7 @@ from .board import TagData, Task, TaskBoardError, key_of, public_id
 PRIORITY_RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1}
 DONE = frozenset({"done", "completed"})
 WORKABLE = frozenset({"pending", "in-progress"})
+NEXT_READS = frozenset({"pending", "in-progress", "done"})
 
 
 def dep_key(dep: object, parent_id: object | None) -> str:
@@ -197,14 +198,31 @@ def next_task(view: TagData) -> tuple[str, Task] | None:
     return found
 
 
+def _done_for_next(view: TagData) -> set[str]:
+    """What task-master's `next` counts as done: status exactly "done", read only from tasks
+    that are pending, in-progress or done (so a done subtask of a task in review, or a
+    cancelled dependency, does not count) — tm-core's `TaskService.getNextTask`."""
+    done: set[str] = set()
+    for task in view.tasks:
+        status = task.get("status")
+        if status not in NEXT_READS:
+            continue
+        if status == "done":
+            done.add(str(task.get("id")))
+        for sub in task.get("subtasks") or []:
+            if sub.get("status") == "done":
+                done.add(f"{task.get('id')}.{sub.get('id')}")
+    return done
+
+
 def _next_task(view: TagData) -> tuple[str, Task] | None:
-    done = completed(view)
+    done = _done_for_next(view)
     best: tuple[tuple[int, int, int, int], str] | None = None
     for task in view.tasks:
         if task.get("status") != "in-progress":
             continue
         for sub in task.get("subtasks") or []:
-            if (sub.get("status") or "pending") not in WORKABLE:
+            if str(sub.get("status") or "pending").lower() not in WORKABLE:
                 continue
             key = f"{task.get('id')}.{sub.get('id')}"
             deps = deps_of(view, key)
@@ -217,7 +235,7 @@ def _next_task(view: TagData) -> tuple[str, Task] | None:
         return best[1], view.index[best[1]]
     top: tuple[tuple[int, int, int], Task] | None = None
     for task in view.tasks:
-        if (task.get("status") or "pending") not in WORKABLE:
+        if task.get("status") not in WORKABLE:
             continue
         deps = task.get("dependencies") or []
         if all(str(d) in done for d in deps):

@@ -119,12 +119,22 @@ def _progress(task: Task) -> str | None:
     return f"{done}/{len(subs)}"
 
 
-def _deps(item: Task) -> list[Any]:
-    return [d for d in item.get("dependencies") or [] if isinstance(d, int | str)]
+def _public(value: Any) -> Any:
+    """A task id as the tools show it: an int, even where task-master's core wrote "3"."""
+    return int(value) if isinstance(value, str) and value.isdigit() else value
+
+
+def _deps(item: Task, *, top: bool = True) -> list[Any]:
+    deps = [d for d in item.get("dependencies") or [] if isinstance(d, int | str)]
+    return [_public(d) for d in deps] if top else deps
+
+
+def _ident(item: Task, parent: Task | None) -> TaskId:
+    return f"{parent.get('id')}.{item.get('id')}" if parent else _public(item.get("id", 0))
 
 
 def row(item: Task, *, parent: Task | None = None, with_subtasks: bool = False) -> TaskRow:
-    ident: TaskId = f"{parent.get('id')}.{item.get('id')}" if parent else item.get("id", 0)
+    ident = _ident(item, parent)
     subs = None
     if with_subtasks and parent is None:
         subs = [row(s, parent=item) for s in item.get("subtasks") or []]
@@ -133,7 +143,7 @@ def row(item: Task, *, parent: Task | None = None, with_subtasks: bool = False) 
         title=str(item.get("title", "")),
         status=str(item.get("status") or "pending"),
         priority=item.get("priority") or (parent.get("priority") if parent else None),
-        dependencies=_deps(item),
+        dependencies=_deps(item, top=parent is None),
         subtask_progress=None if parent else _progress(item),
         subtasks=subs,
     )
@@ -141,13 +151,13 @@ def row(item: Task, *, parent: Task | None = None, with_subtasks: bool = False) 
 
 def detail(item: Task, *, parent: Task | None = None) -> TaskDetail:
     return TaskDetail(
-        id=f"{parent.get('id')}.{item.get('id')}" if parent else item.get("id", 0),
+        id=_ident(item, parent),
         parent_id=int(parent["id"]) if parent else None,
         title=str(item.get("title", "")),
         description=str(item.get("description") or ""),
         status=str(item.get("status") or "pending"),
         priority=item.get("priority") or (parent.get("priority") if parent else None),
-        dependencies=_deps(item),
+        dependencies=_deps(item, top=parent is None),
         details=str(item.get("details") or ""),
         test_strategy=str(item.get("testStrategy") or ""),
         subtasks=[row(s, parent=item) for s in item.get("subtasks") or []] if not parent else [],

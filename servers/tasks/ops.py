@@ -5,17 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from . import conform
 from .board import STATUSES, TagData, Task, TaskBoardError, key_of
 from .graph import check_new_dependency, dep_key, dependents_of
 from .planner import Planned
-
-
-def _store(key: str, dep: object) -> object:
-    """How task-master writes a dependency: a sibling subtask as its bare number."""
-    text = str(dep)
-    if "." in key and "." in text and text.split(".")[0] == key.split(".")[0]:
-        return int(text.split(".")[1])
-    return dep
 
 
 def _normalise_target(key: str, target: int | str) -> str:
@@ -35,7 +28,7 @@ def add_dependencies(view: TagData, key: str, targets: Sequence[int | str]) -> l
         if value is None:
             notes.append(f"{key} already depends on {dep}")
             continue
-        item.setdefault("dependencies", []).append(_store(key, value))
+        item.setdefault("dependencies", []).append(conform.dependency(view, key, dep))
         notes.append(f"added dependency {key} → {dep}")
     return notes
 
@@ -61,20 +54,23 @@ def add_task(view: TagData, fields: dict[str, Any], dependencies: Sequence[int |
             raise TaskBoardError(f"{parent_id} is a subtask; subtasks cannot have subtasks.")
         subs = parent.setdefault("subtasks", [])
         new_id = max((int(s.get("id", 0)) for s in subs), default=0) + 1
-        item: Task = {"id": new_id, "title": fields["title"], "description": fields["description"],
+        item: Task = {"id": new_id, "title": fields["title"],
+                      "description": conform.description(fields["title"], fields["description"]),
                       "details": fields["details"], "status": "pending", "dependencies": [],
-                      "testStrategy": fields["testStrategy"]}
+                      "testStrategy": fields["testStrategy"], "parentTaskId": _number(parent["id"])}
         if fields.get("priority"):
             item["priority"] = fields["priority"]
         subs.append(item)
         key = f"{parent['id']}.{new_id}"
     else:
-        new_id = view.next_task_id()
-        item = {"id": new_id, "title": fields["title"], "description": fields["description"],
-                "status": "pending", "dependencies": [], "priority": fields.get("priority") or "medium",
+        number = view.next_task_id()
+        item = {"id": conform.task_id(view, number), "title": fields["title"],
+                "description": conform.description(fields["title"], fields["description"]),
+                "status": "pending", "dependencies": [],
+                "priority": fields.get("priority") or conform.DEFAULT_PRIORITY,
                 "details": fields["details"], "testStrategy": fields["testStrategy"], "subtasks": []}
         view.tasks.append(item)
-        key = str(new_id)
+        key = str(number)
     view.reindex()
     add_dependencies(view, key, dependencies)
     return key
@@ -120,13 +116,17 @@ def apply_plan(view: TagData, plan: list[Planned]) -> list[str]:
     first = view.next_task_id()
     keys = []
     for offset, planned in enumerate(plan):
+        key = str(first + offset)
         view.tasks.append({
-            "id": first + offset, "title": planned.title, "description": planned.description,
-            "status": "pending", "dependencies": sorted(first + d for d in planned.depends_on),
+            "id": conform.task_id(view, first + offset), "title": planned.title,
+            "description": conform.description(planned.title, planned.description),
+            "status": "pending",
+            "dependencies": [conform.dependency(view, key, str(first + d))
+                             for d in sorted(planned.depends_on)],
             "priority": planned.priority, "details": planned.details,
             "testStrategy": planned.test_strategy, "subtasks": [],
         })
-        keys.append(str(first + offset))
+        keys.append(key)
     view.reindex()
     return keys
 
@@ -143,9 +143,15 @@ def replace_subtasks(view: TagData, task_id: int, plan: list[Planned], force: bo
         if dependent.split(".")[0] != str(task_id):
             remove_dependencies(view, dependent, [dep])
     task["subtasks"] = [{
-        "id": i + 1, "title": p.title, "description": p.description,
+        "id": i + 1, "title": p.title, "description": conform.description(p.title, p.description),
         "dependencies": [d + 1 for d in p.depends_on], "details": p.details,
         "status": "pending", "testStrategy": p.test_strategy,
     } for i, p in enumerate(plan)]
     view.reindex()
     return [f"{task_id}.{i + 1}" for i in range(len(plan))]
+
+
+def _number(value: object) -> int | object:
+    """A task id as task-master's add-subtask records it in `parentTaskId`: a number."""
+    text = str(value)
+    return int(text) if text.isdigit() else value

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from kimi_mcp.deps import Deps
 
-from . import graph, ops
+from . import conform, graph, ops
 from .board import STATUSES, Document, TagData, key_of
 from .family import ADD, EDIT, READ, Family, TagArg, refusals
 from .models import (
@@ -155,8 +155,11 @@ def _add_tool(mcp: FastMCP, family: Family) -> None:
     ) -> TaskResult:
         """Add a task (or a subtask with parent_id) to the board as pending.
 
-        Dependencies must exist and must not form a cycle; the error says which.
+        Dependencies must exist and must not form a cycle; the error says which. Without a
+        description the title is used (task-master requires one).
         """
+        if not title.strip():
+            raise ToolError("title is blank: give the task a short imperative title (tasks_add).")
         fields = {"title": title.strip(), "description": description, "details": details,
                   "priority": priority, "testStrategy": test_strategy}
 
@@ -187,14 +190,19 @@ def _update_tool(mcp: FastMCP, family: Family) -> None:
         """Change a task's fields, status or dependencies, or remove it.
 
         Setting status done cascades to its subtasks. A dependency that is missing, the task
-        itself, or closes a cycle is refused and nothing is changed.
+        itself, or closes a cycle is refused and nothing is changed. A blank description
+        becomes the title (task-master requires one).
         """
+        if title is not None and not title.strip():
+            raise ToolError("title cannot be blank: give a new title, or leave title out (tasks_update).")
         fields = {"title": title, "description": description, "details": details,
                   "priority": priority, "testStrategy": test_strategy}
 
         def edit(view: TagData, _doc: Document) -> UpdateResult:
             key = key_of(id)
-            view.get(key)
+            current = view.get(key)
+            if description is not None and not description.strip():
+                fields["description"] = conform.description(str(title or current.get("title")), None)
             if remove:
                 return UpdateResult(tag=view.name, id=id, changed=ops.remove(view, key), removed=True)
             changed = []

@@ -77,7 +77,7 @@ async def test_subtask_numeric_dependency_names_a_sibling(tmp_path: Path) -> Non
 
 
 async def test_subtask_dotted_dependency_is_honoured(tmp_path: Path) -> None:
-    tasks = [task(1, status="review", subtasks=[sub(1)]),
+    tasks = [task(1, status="pending", subtasks=[sub(1)]),
              task(2, status="in-progress", priority="low", subtasks=[sub(1, dependencies=["1.1"])]),
              task(3, priority="high")]
     assert await next_id(tmp_path, tasks) == 3  # 2.1 waits on 1.1; falls back to top level
@@ -130,3 +130,14 @@ async def test_next_returns_full_details_of_the_task(tmp_path: Path) -> None:
     assert found["task"]["details"] == "Use sqlite"
     assert found["task"]["test_strategy"] == "restart test"
     assert found["task"]["subtasks"][0]["id"] == "1.1"
+
+
+async def test_done_counts_as_task_master_counts_it_only_under_a_task_it_reads(tmp_path: Path) -> None:
+    # tm-core's getNextTask reads tasks that are pending, in-progress or done: a done subtask
+    # under a task in review, or a cancelled task, does not satisfy a dependency
+    tasks = [task(1, status="review", subtasks=[sub(1, "done")]),
+             task(2, status="cancelled"),
+             task(3, priority="high", dependencies=["1.1"]),
+             task(4, priority="high", dependencies=[2]),
+             task(5, priority="low")]
+    assert await next_id(tmp_path, tasks) == 5
