@@ -1,6 +1,6 @@
 """Benchmark: direct calls to a fake provider against the same calls through the kimi-mcp proxy.
 
-    python bench/bench_proxy.py [--quick] [--litellm] [--http h11|httptools]
+    python bench/bench_proxy.py [--quick] [--litellm] [--baseline-python PY] [--transports]
 
 One run starts a fake OpenAI-compatible provider (a raw asyncio HTTP/1.1 server, so the fake
 costs next to nothing) and the proxy (uvicorn + create_app, as `kimi-mcp serve` runs it) in
@@ -13,6 +13,10 @@ their own processes, then measures with a small raw keep-alive HTTP client (like
 
 `--litellm` runs the same measurements against LiteLLM's proxy when a `litellm` command is on
 PATH (or given with `--litellm-bin`); it is never installed into this project's environment.
+`--baseline-python PY` also runs the proxy under another interpreter (a virtualenv with an
+earlier kimi-mcp installed), so a change is measured before/after in one run. `--transports`
+measures only the upstream client: CPU and latency per call of httpx's own transport against
+the aiohttp pool kimi-mcp uses, on the same fake provider.
 """
 
 from __future__ import annotations
@@ -110,6 +114,54 @@ def run_fake(port: int) -> None:
 
 
 # ---- the proxy -----------------------------------------------------------------------------------
+
+
+def run_transports(fake_port: int, n: int) -> None:
+    """Client-side cost per call of each transport under the same httpx.AsyncClient."""
+    import httpx
+
+    from kimi_mcp.config import UpstreamSettings
+    from kimi_mcp.upstream.transport import PooledTransport
+
+    body = request_bytes("/v1/chat/completions", "m", False).split(b"\r\n\r\n", 1)[1]
+
+    async def one_kind(name: str, transport: httpx.AsyncBaseTransport) -> None:
+        url = httpx.URL(f"http://127.0.0.1:{fake_port}/v1/chat/completions")
+        async with httpx.AsyncClient(transport=transport, timeout=30) as client:
+            async def call() -> None:
+                response = await client.send(client.build_request(
+                    "POST", url, content=body, headers={"content-type": "application/json"}),
+                    stream=True)
+                await response.aread()
+                await response.aclose()
+
+            for _ in range(100):
+                await call()
+            lat = []
+            for _ in range(n):
+                start = time.perf_counter()
+                await call()
+                lat.append(time.perf_counter() - start)
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            gate = asyncio.Semaphore(32)
+
+            async def gated() -> None:
+                async with gate:
+                    await call()
+
+            await asyncio.gather(*(gated() for _ in range(n)))
+            cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        print(f"{name:34s} sequential p50 {pct(lat, 0.5):.3f} ms / p99 {pct(lat, 0.99):.3f} ms; "
+              f"32 at once {n / wall:,.0f} req/s, CPU {cpu * 1000 / n:.3f} ms per call")
+
+    async def main() -> None:
+        print(f"\n== upstream transports == (load average {os.getloadavg()[0]:.1f})")
+        for _ in range(2):
+            await one_kind("httpx default (httpcore + h11)", httpx.AsyncHTTPTransport(
+                limits=httpx.Limits(max_connections=256, max_keepalive_connections=64)))
+            await one_kind("kimi-mcp PooledTransport (aiohttp)", PooledTransport(UpstreamSettings()))
+
+    asyncio.run(main())
 
 
 def run_proxy(port: int, upstream: int, data_dir: str, http: str) -> None:
@@ -355,6 +407,10 @@ def main() -> None:
     parser.add_argument("--context", action="store_true",
                         help="let the context stages run (by default requests say X-Kimi-Context: off)")
     parser.add_argument("--litellm-bin", default=shutil.which("litellm") or "")
+    parser.add_argument("--baseline-python", default="",
+                        help="also run the proxy with this interpreter (an earlier kimi-mcp)")
+    parser.add_argument("--transports", action="store_true",
+                        help="only compare upstream transports (client side)")
     args = parser.parse_args()
     if args.fake:
         run_fake(args.fake)
@@ -366,26 +422,43 @@ def main() -> None:
         global CONTEXT_HEADER
         CONTEXT_HEADER = ""
     n, tput_s = (300, 2.0) if args.quick else (2000, 5.0)
-    fake_port, proxy_port = free_port(), free_port()
+    fake_port = free_port()
     me = [sys.executable, __file__]
-    with tempfile.TemporaryDirectory() as tmp, process([*me, "--fake", str(fake_port)], fake_port), \
-            process([*me, "--proxy", str(proxy_port), str(fake_port), tmp, "--http", args.http],
-                    proxy_port) as proxy:
+    with tempfile.TemporaryDirectory() as tmp, process([*me, "--fake", str(fake_port)], fake_port):
+        if args.transports:
+            run_transports(fake_port, n)
+            return
+        ours = run_kimi(sys.executable, "kimi-mcp proxy", fake_port, n, tput_s, tmp, args)
+        if args.baseline_python:
+            run_kimi(args.baseline_python, "kimi-mcp proxy, baseline", fake_port, n, tput_s,
+                     tempfile.mkdtemp(dir=tmp), args)
+        if args.litellm:
+            theirs = run_litellm(args.litellm_bin, fake_port, n, tput_s, tmp)
+            if theirs:
+                print(f"\nkimi-mcp vs LiteLLM at 32 clients: {ours['proxy_rps'] / theirs['proxy_rps']:.1f}x "
+                      f"the throughput; added p50 {ours['added_p50_ms']:+.2f} ms vs "
+                      f"{theirs['added_p50_ms']:+.2f} ms")
+
+
+def run_kimi(python: str, name: str, fake_port: int, n: int, tput_s: float, tmp: str,
+             args: argparse.Namespace) -> dict[str, float]:
+    proxy_port = free_port()
+    command = [python, __file__, "--proxy", str(proxy_port), str(fake_port), tmp, "--http", args.http]
+    with process(command, proxy_port) as proxy:
         start_rss = rss_mb(proxy.pid)
         m = asyncio.run(measure(proxy_port, fake_port, proxy.pid, "bench/m", n, tput_s))
         calls = 300 + n + n // 2 + int(m["proxy_rps"] * tput_s + m["proxy_rps_50"] * tput_s / 2)
         plain = request_bytes("/v1/chat/completions", "bench/m", False)
         marks = [1000, 5000, 10_000] if not args.quick else [calls, calls + 1000]
         rss = [(0, start_rss), *asyncio.run(run_rss(proxy_port, proxy.pid, plain, calls, marks))]
-        report("kimi-mcp proxy", m, rss)
-        if args.litellm:
-            run_litellm(args.litellm_bin, fake_port, n, tput_s, tmp)
+        report(name, m, rss)
+    return m
 
 
-def run_litellm(binary: str, fake_port: int, n: int, tput_s: float, tmp: str) -> None:
+def run_litellm(binary: str, fake_port: int, n: int, tput_s: float, tmp: str) -> dict[str, float] | None:
     if not binary:
         print("\n== LiteLLM == skipped: no `litellm` command (pip install 'litellm[proxy]' in its own venv)")
-        return
+        return None
     port = free_port()
     config = Path(tmp) / "litellm.yaml"
     config.write_text(
@@ -393,11 +466,14 @@ def run_litellm(binary: str, fake_port: int, n: int, tput_s: float, tmp: str) ->
             f"  - model_name: {name}\n    litellm_params:\n      model: openai/{name}\n"
             f"      api_base: http://127.0.0.1:{fake_port}/v1\n      api_key: sk-bench\n"
             for name in ("m", "m50")))
+    # LiteLLM >= 1.108 refuses to start on loopback without a master key unless told otherwise
+    env = {"LITELLM_LOG": "ERROR", "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true"}
     with process([binary, "--config", str(config), "--port", str(port), "--num_workers", "1"], port,
-                 env={"LITELLM_LOG": "ERROR"}) as proc:
+                 env=env) as proc:
         m = asyncio.run(measure(port, fake_port, proc.pid, "m", n, tput_s))
         rss = [(0, rss_mb(proc.pid))]
         report("LiteLLM proxy", m, rss)
+    return m
 
 
 if __name__ == "__main__":

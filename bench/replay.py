@@ -1,7 +1,8 @@
-"""The worker of bench_context.py: replays one trace set through `kimi_mcp.context.apply_stages`.
+"""The worker of bench_context.py: replays one trace set through the context stages.
 
 It imports whichever `kimi_mcp` is first on PYTHONPATH (the baseline's or this tree's), so it
-only uses names both have. Prints one JSON line of totals.
+takes `ContextStages.from_deps` where the tree has it and the older `apply_stages` otherwise.
+Prints one JSON line of totals.
 """
 
 from __future__ import annotations
@@ -17,10 +18,24 @@ from typing import Any
 
 from kimi_mcp import tokens
 from kimi_mcp.config import load_settings
-from kimi_mcp.context import apply_stages
 from kimi_mcp.deps import Deps
 from kimi_mcp.ledger import Ledger
 from kimi_mcp.memory.engine import MemoryEngine
+
+_STAGES: dict[int, Any] = {}
+
+
+async def apply_stages(deps: Deps, body: dict[str, Any], **kw: Any) -> Any:
+    """One `ContextStages` per deps, as a composition root builds (or the old module function)."""
+    import kimi_mcp.context as context
+
+    if not hasattr(context, "ContextStages") or not hasattr(context.ContextStages, "from_deps"):
+        return await context.apply_stages(deps, body, **kw)  # a baseline from before the class
+    stages = _STAGES.get(id(deps))
+    if stages is None:
+        stages = _STAGES[id(deps)] = context.ContextStages.from_deps(deps)
+    return await stages.apply(body, **kw)
+
 
 ID = re.compile(r"\b[mc]-[0-9a-f]{16}\b")
 KEEP_TURNS = 5

@@ -1,4 +1,17 @@
-"""`create_app(settings, deps=None)`: one Starlette app = proxy + dashboard + /mcp + /health."""
+"""`create_app(settings, deps=None)`: the composition root of the HTTP server.
+
+It builds every service once, as typed objects, and hands each to what needs it:
+
+    deps (settings, ledger, memory, catalog, sessions)      the core, shared with the MCP face
+    upstream  = Upstream(settings.upstream)                 the one HTTP client to providers
+    stages    = ContextStages.from_deps(deps)               memory tags, masking, compression
+    proxy     = Proxy(deps, upstream, stages)               /v1/*, and deps.completions
+    mcp       = build_mcp(deps)                             /mcp
+    runtime   = Runtime(deps, rollup, mcp, providers=proxy) /api/*, /ws, the page
+
+One error mapping (`errors.describe`) is registered once for the whole app; the proxy also
+answers its own failures so each one still writes its ledger row.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +21,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
+import anyio
 import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -18,12 +32,18 @@ from starlette.routing import Route
 from kimi_mcp import __version__, logwatch, metrics
 from kimi_mcp.auth import BearerAuth
 from kimi_mcp.config import Settings
+from kimi_mcp.context import ContextStages
 from kimi_mcp.dashboard import api, page
+from kimi_mcp.dashboard.rollup import Rollup
 from kimi_mcp.deps import Deps, build_deps
-from kimi_mcp.errors import ConfigError
-from kimi_mcp.proxy import routes as proxy
+from kimi_mcp.errors import ConfigError, KimiError, describe
+from kimi_mcp.httputil import error_response
+from kimi_mcp.proxy import routes as proxy_routes
+from kimi_mcp.proxy.completions import ProxyCompletions
+from kimi_mcp.proxy.pipeline import Proxy
 from kimi_mcp.runtime import Runtime
 from kimi_mcp.server import build_mcp
+from kimi_mcp.upstream import Upstream
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +65,37 @@ def check_bind(settings: Settings) -> None:
         )
 
 
-def create_app(settings: Settings, deps: Deps | None = None) -> Starlette:
+async def _known_error(request: Request, exc: Exception) -> Response:
+    return error_response(describe(exc))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(describe(exc))
+
+
+async def _warm_memory(deps: Deps) -> None:
+    """Load the embedding model now, not during the first memory call."""
+    try:
+        await anyio.to_thread.run_sync(lambda: deps.memory, abandon_on_cancel=True)
+    except Exception:  # the memory tools report the failure when they are called
+        log.exception("the memory engine could not be loaded")
+
+
+def create_app(settings: Settings, deps: Deps | None = None, *,
+               upstream_transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
+    """The app. Without `deps` it builds (and at shutdown closes) its own; `upstream_transport`
+    replaces the network under the upstream client (tests use `httpx.MockTransport`)."""
     check_bind(settings)
-    deps = deps or build_deps(settings)
-    rt = Runtime(deps)
+    owns_deps = deps is None
+    deps = deps or build_deps(settings, lazy=True)
+    if deps.completions is None:  # before the stages: a summary model asks through the proxy
+        deps.completions = ProxyCompletions(lambda: proxy)
+    proxy = Proxy(deps, Upstream(settings.upstream, transport=upstream_transport),
+                  stages=ContextStages.from_deps(deps))
     mcp = build_mcp(deps)
-    rt.extras["mcp"] = mcp  # the dashboard's MCP panel lists every mounted tool
+    rt = Runtime(deps, Rollup(deps), mcp=mcp, providers=proxy)
+    watcher = logwatch.Watcher(deps) if settings.logwatch.enabled else None
     loopback = is_loopback(settings.server.host)
     mcp_app = mcp.http_app(
         path="/mcp",
@@ -63,41 +108,41 @@ def create_app(settings: Settings, deps: Deps | None = None) -> Starlette:
                              "uptime_s": round(time.time() - rt.started_at, 3)})
 
     async def prometheus(request: Request) -> Response:
-        import anyio
-
         body = await anyio.to_thread.run_sync(metrics.render, deps)
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        owns_ledger = deps.ledger._thread is None
         deps.ledger.start()
         rt.started_at = time.time()
         try:
             async with AsyncExitStack() as stack:
-                rt.http = await stack.enter_async_context(httpx.AsyncClient(
-                    transport=deps.http_transport, timeout=None, follow_redirects=False,
-                    limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
-                ))
+                tasks = await stack.enter_async_context(anyio.create_task_group())
+                tasks.start_soon(_warm_memory, deps)
                 await stack.enter_async_context(mcp_app.lifespan(app))
                 await stack.enter_async_context(api.lifespan(rt))  # warms the charts' cache
-                await stack.enter_async_context(proxy.lifespan(rt))
-                await stack.enter_async_context(logwatch.lifespan(rt))
+                await stack.enter_async_context(proxy_routes.lifespan(proxy))
+                if watcher is not None:
+                    await stack.enter_async_context(logwatch.lifespan(watcher))
                 yield
+                tasks.cancel_scope.cancel()
         finally:
-            if owns_ledger:
+            if owns_deps:
                 deps.close()
 
     routes = [
         Route("/health", health, methods=["GET"]),
         Route("/metrics", prometheus, methods=["GET"]),
-        *proxy.routes(rt),  # first: the hottest routes are matched first
+        *proxy_routes.routes(proxy),  # first: the hottest routes are matched first
         *api.routes(rt),
         *page.routes(rt),
         *mcp_app.routes,
     ]
     tokens = [t.get_secret_value() for t in settings.server.auth_tokens]
     app = Starlette(routes=routes, lifespan=lifespan,
-                    middleware=[Middleware(BearerAuth, tokens=tokens)])
+                    middleware=[Middleware(BearerAuth, tokens=tokens)],
+                    exception_handlers={KimiError: _known_error, Exception: _unexpected})
     app.state.runtime = rt
+    app.state.proxy = proxy
+    app.state.watcher = watcher
     return app

@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from kimi_mcp.config import ModelSettings, ProviderSettings, Settings
-from kimi_mcp.errors import ConfigError, KimiError
+from kimi_mcp.errors import AmbiguousModel, ConfigError, ModelNotFound
 
 log = logging.getLogger(__name__)
 
@@ -136,22 +136,6 @@ PRESETS: dict[str, Preset] = {
         ),
     ),
 }
-
-
-class ModelNotFound(KimiError):
-    def __init__(self, ref: str, suggestions: list[str]) -> None:
-        hint = f"; did you mean {', '.join(suggestions)}?" if suggestions else ""
-        super().__init__(f"model {ref!r} is not configured{hint} (GET /v1/models lists them)")
-        self.suggestions = suggestions
-
-
-class AmbiguousModel(KimiError):
-    def __init__(self, ref: str, candidates: list[str]) -> None:
-        super().__init__(
-            f"model {ref!r} is offered by several providers: {', '.join(candidates)}; "
-            "name one as provider/model"
-        )
-        self.candidates = candidates
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,15 @@ import errno
 import json
 import socket
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kimi_mcp.config import Settings, redacted
-from kimi_mcp.deps import Deps, build_deps
+from kimi_mcp.deps import Deps, Lazy, build_deps
 from kimi_mcp.errors import ConfigError, KimiError
+
+if TYPE_CHECKING:
+    from kimi_mcp.llm import Completions
+    from kimi_mcp.proxy.pipeline import Proxy
 
 
 def _out(text: str) -> None:
@@ -19,9 +23,8 @@ def _out(text: str) -> None:
 
 
 def _started_deps(settings: Settings) -> Deps:
-    deps = build_deps(settings)
-    deps.ledger.start()
-    return deps
+    """The ledger and the memory engine, each opened when a command first touches it."""
+    return build_deps(settings, lazy=True)
 
 
 def check_port(host: str, port: int) -> None:
@@ -46,7 +49,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
 
     check_bind(settings)
     check_port(settings.server.host, settings.server.port)
-    deps = _started_deps(settings)
+    deps = build_deps(settings)
     try:
         app = create_app(settings, deps)
         sys.stderr.write(
@@ -69,9 +72,31 @@ def stdio(args: argparse.Namespace, settings: Settings) -> int:
     from kimi_mcp.stdio import serve
 
     deps = build_deps(settings, lazy=True)
+    proxies: list[Proxy] = []
+
+    def completions() -> Completions:
+        # the proxy's pipeline serves task planning and summaries; built on the first such call
+        from kimi_mcp.proxy.completions import ProxyCompletions
+        from kimi_mcp.proxy.pipeline import Proxy
+        from kimi_mcp.upstream import Upstream
+
+        proxy = Proxy(deps, Upstream(settings.upstream))
+        proxy.start()
+        proxies.append(proxy)
+        return ProxyCompletions(lambda: proxy)
+
+    deps.completions = Lazy(completions)
+    server = build_mcp(deps, warm_up=True)
+
+    async def run() -> None:
+        try:
+            await serve(server)
+        finally:
+            for proxy in proxies:
+                await proxy.aclose()
+
     try:
-        server = build_mcp(deps, warm_up=True)
-        anyio.run(lambda: serve(server))
+        anyio.run(run)
     finally:
         deps.close()
     return 0
@@ -141,7 +166,6 @@ def export(args: argparse.Namespace, settings: Settings) -> int:
     import anyio
 
     from kimi_mcp.dashboard.export import stream_export
-    from kimi_mcp.httputil import BadRequest
 
     since, until = _time(args.since, "since"), _time(args.until, "until")
     deps = _started_deps(settings)
@@ -158,10 +182,7 @@ def export(args: argparse.Namespace, settings: Settings) -> int:
             async for chunk in stream_export(deps, args.format, args.session, since, until):
                 sink.write(chunk)
 
-        try:
-            anyio.run(run)
-        except BadRequest as exc:
-            raise KimiError(str(exc)) from None
+        anyio.run(run)  # a RequestError (a KimiError) prints one line and exits 1
         sink.flush()
     finally:
         if target is not None:
@@ -214,7 +235,10 @@ def memory(args: argparse.Namespace, settings: Settings) -> int:
             sys.stderr.write(f"\rreindex [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
             sys.stderr.flush()
 
-        count = reindex(deps.memory, progress)
+        engine = deps.memory
+        if engine is None:
+            raise KimiError("this build has no memory engine to reindex")
+        count = reindex(engine, progress)
         sys.stderr.write("\n")
         _out(f"reindexed {count} memories")
     finally:

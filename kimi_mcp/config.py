@@ -26,7 +26,8 @@ from kimi_mcp.errors import ConfigError
 
 ENV_PREFIX = "KIMI_MCP_"
 CONFIG_NAMES = ("kimi-mcp.toml",)
-FAMILIES = ("memory", "tasks", "thinking", "fs", "json")
+Family = Literal["memory", "tasks", "thinking", "fs", "json"]
+FAMILIES: tuple[Family, ...] = ("memory", "tasks", "thinking", "fs", "json")
 
 
 class Section(BaseModel):
@@ -97,9 +98,7 @@ class ContextSettings(Section):
 
 
 class McpSettings(Section):
-    families: list[Literal["memory", "tasks", "thinking", "fs", "json"]] = Field(
-        default_factory=lambda: list(FAMILIES)
-    )
+    families: list[Family] = Field(default_factory=lambda: list(FAMILIES))
     workspace: str | list[str] = "."
     read_only: bool = False
     use_client_roots: bool = True
@@ -131,6 +130,13 @@ class DatabaseSettings(Section):
     url: str = ""
 
 
+class UpstreamSettings(Section):
+    """The one HTTP client to providers (aiohttp's connection pool under httpx's API)."""
+
+    max_connections: int = Field(default=256, ge=1)
+    keepalive_expiry_s: float = Field(default=30.0, gt=0)
+
+
 def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("kimi-mcp", appauthor=False))
 
@@ -154,6 +160,7 @@ class Settings(BaseSettings):
     tasks: TasksSettings = Field(default_factory=TasksSettings)
     logwatch: LogwatchSettings = Field(default_factory=LogwatchSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)
 
     _config_file: Path | None = PrivateAttr(default=None)
     _environ: dict[str, str] = PrivateAttr(default_factory=dict)

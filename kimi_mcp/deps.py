@@ -1,39 +1,100 @@
-"""What the faces and the tool families are given: built once by the composition root."""
+"""The core services every face and tool family is given, built once by a composition root.
+
+    deps = build_deps(settings)                       # `serve`: the ledger opens at start
+    deps = build_deps(settings, lazy=True)            # `stdio`: heavy services open on first use
+    Deps(settings, ledger=ledger, memory=engine)      # tests: instances (or fakes) directly
+
+A service that is slow to import or to open (the ledger: SQLAlchemy; memory: numpy and ONNX)
+may be given as `Lazy(factory)`: it is built on first use, once, under a lock. That is the one
+mechanism that keeps `kimi-mcp stdio`'s handshake fast; faces never see the difference —
+`deps.ledger` is a `Ledger`. The composition roots (`app.create_app`, `commands.stdio`) add what
+only they can build, such as `completions` (the product's own model calls, served by the proxy).
+"""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from kimi_mcp.config import Settings
+from kimi_mcp.errors import LedgerError
 
 if TYPE_CHECKING:
     from kimi_mcp.catalog import Catalog
     from kimi_mcp.ledger import Event, Ledger, Sessions
-    from kimi_mcp.memory.engine import MemoryEngine
+    from kimi_mcp.llm import Completions
+    from kimi_mcp.memory import MemoryEngine
 
-_UNSET: Any = object()
+T = TypeVar("T")
 
 
-@dataclass
+class Lazy(Generic[T]):
+    """A service built by `factory` on first `get()`, exactly once, even across threads."""
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self._value: T | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        with self._lock:
+            if self._value is None:
+                self._value = self._factory()
+            return self._value
+
+    def built(self) -> T | None:
+        """The service if it was built, without building it."""
+        with self._lock:
+            return self._value
+
+
 class Deps:
-    settings: Settings
-    ledger: Ledger
-    memory: MemoryEngine
-    roots: list[Path] = field(default_factory=list)
-    # test seam: the transport of the proxy's upstream httpx client (None: the network)
-    http_transport: Any = None
-    extras: dict[str, Any] = field(default_factory=dict)
-    _active: Any = field(default=_UNSET, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    """Typed services: settings, ledger, memory, catalog, sessions, workspace roots, completions."""
 
-    def __post_init__(self) -> None:
-        if not self.roots:
-            self.roots = self.settings.workspace_roots()
+    def __init__(self, settings: Settings, *, ledger: Ledger | Lazy[Ledger] | None = None,
+                 memory: MemoryEngine | Lazy[MemoryEngine] | None = None,
+                 roots: list[Path] | None = None,
+                 completions: Completions | Lazy[Completions] | None = None) -> None:
+        self.settings = settings
+        self._ledger = _given(ledger)
+        self._memory = _given(memory)
+        self.roots: list[Path] = roots or settings.workspace_roots()
+        self._completions = _given(completions)
+        self._active: str | None = None
+        self._active_known = False
+        self._lock = threading.Lock()
+
+    @property
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            raise LedgerError("this server was built without a ledger")
+        return self._ledger.get()
+
+    @property
+    def ledger_opened(self) -> bool:
+        """Whether the ledger exists yet (a lazy one opens on first use)."""
+        return self._ledger is not None and self._ledger.built() is not None
+
+    @property
+    def memory(self) -> MemoryEngine | None:
+        """The memory engine, or None when this build has none."""
+        return None if self._memory is None else self._memory.get()
+
+    @memory.setter
+    def memory(self, engine: MemoryEngine | Lazy[MemoryEngine] | None) -> None:
+        self._memory = _given(engine)
+
+    @property
+    def completions(self) -> Completions | None:
+        """The product's own model calls (planning, summaries), or None in a build without them."""
+        return None if self._completions is None else self._completions.get()
+
+    @completions.setter
+    def completions(self, service: Completions | Lazy[Completions] | None) -> None:
+        self._completions = _given(service)
 
     @property
     def project(self) -> str:
@@ -56,97 +117,63 @@ class Deps:
     def mcp_session_id(self) -> str | None:
         """The session MCP tool calls are recorded under: the active one, if any."""
         with self._lock:
-            cached = self._active
-        if cached is _UNSET:
-            active = self.sessions.active()
-            cached = active["id"] if active else None
-            with self._lock:
-                self._active = cached
-        return cached  # type: ignore[no-any-return]
+            if self._active_known:
+                return self._active
+        active = self.sessions.active()
+        found = str(active["id"]) if active else None
+        with self._lock:
+            self._active, self._active_known = found, True
+        return found
 
     def close(self) -> None:
-        """Stop the memory engine's background work, then the ledger's writer."""
-        if self.memory is not None:
-            self.memory.close()
-        self.ledger.close()
+        """Stop the memory engine's background work, then the ledger's writer (if they opened)."""
+        memory = None if self._memory is None else self._memory.built()
+        if memory is not None:
+            memory.close()
+        ledger = None if self._ledger is None else self._ledger.built()
+        if ledger is not None:
+            ledger.close()
 
     def _on_event(self, event: Event) -> None:
         if event.type == "session":
             with self._lock:
-                self._active = _UNSET
+                self._active_known = False
 
 
-class LazyLedger:
-    """Opens the real ledger on first use, so `kimi-mcp stdio` can answer `initialize` before
-    SQLAlchemy is even imported. Every attribute is the started ledger's."""
+class _Built(Lazy[T]):
+    """An instance given directly: `get()` returns it."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._real: Ledger | None = None
-        self._lock = threading.Lock()
+    def __init__(self, value: T) -> None:
+        super().__init__(lambda: value)
+        self._value = value
 
-    def real(self) -> Ledger:
-        with self._lock:
-            if self._real is None:
-                from kimi_mcp.ledger import Ledger
 
-                ledger = Ledger(self.url)
-                ledger.start()
-                self._real = ledger
-            return self._real
-
-    def start(self) -> None:
-        self.real()
-
-    def close(self) -> None:
-        with self._lock:
-            if self._real is not None:
-                self._real.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real(), name)
+def _given(service: T | Lazy[T] | None) -> Lazy[T] | None:
+    if service is None or isinstance(service, Lazy):
+        return service
+    return _Built(service)
 
 
 def build_deps(settings: Settings, lazy: bool = False) -> Deps:
-    """The real dependencies: the ledger in the data dir (not started) and the memory engine.
+    """The real services: the ledger in the data dir (opened now unless `lazy`) and the memory
+    engine (built on first use: `serve` warms it in the background; stdio answers `initialize`
+    before SQLAlchemy, numpy or ONNX are even imported)."""
 
-    With `lazy`, the ledger opens (and starts) on first use.
-    """
-    if lazy:
-        ledger: Any = LazyLedger(settings.database_url())
-    else:
-        from kimi_mcp.ledger import Ledger
+    def open_ledger() -> Ledger:
+        from kimi_mcp.ledger import open_ledger as ledger_of
 
-        ledger = Ledger(settings.database_url())
-    deps = Deps(settings=settings, ledger=ledger, memory=None)  # type: ignore[arg-type]
+        ledger = ledger_of(settings.database_url(), settings.data_dir)
+        ledger.start()
+        return ledger
 
-    def engine() -> MemoryEngine:
-        from kimi_mcp.memory.engine import MemoryEngine
+    ledger: Lazy[Ledger] = Lazy(open_ledger)
 
-        return MemoryEngine(settings, ledger)
+    def open_memory() -> MemoryEngine:
+        from kimi_mcp.memory import MemoryEngine
 
-    deps.memory = LazyMemory(engine) if lazy else engine()  # type: ignore[assignment]
-    return deps
+        return MemoryEngine(settings, ledger.get())
 
-
-class LazyMemory:
-    """Builds the memory engine on first use (numpy and friends load then, not at start)."""
-
-    def __init__(self, factory: Callable[[], MemoryEngine]) -> None:
-        self._factory = factory
-        self._real: MemoryEngine | None = None
-        self._lock = threading.Lock()
-
-    def _get(self) -> MemoryEngine:
-        with self._lock:
-            if self._real is None:
-                self._real = self._factory()
-            return self._real
-
-    def close(self) -> None:
-        with self._lock:
-            if self._real is not None:
-                self._real.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._get(), name)
+    memory: Lazy[MemoryEngine] = Lazy(open_memory)
+    if not lazy:
+        ledger.get()
+    return Deps(settings, ledger=ledger, memory=memory)

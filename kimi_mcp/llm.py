@@ -1,26 +1,19 @@
-"""Ask a configured model for one JSON object: a small client for planning-type calls.
+"""The product's own model calls (task planning, conversation summaries), as a core Protocol.
 
-`complete_json` resolves "provider/model" through the catalog, posts one OpenAI-format
-chat completion with structured output, and returns the parsed object after validating it
-against the given JSON schema. Every failure is an `LlmError` (an `UpstreamError`), so a
-caller can fall back to a path without a model.
+Tool families and context stages ask a `Completions` for one JSON object; the composition root
+gives them the proxy's implementation (`kimi_mcp.proxy.completions.ProxyCompletions`), so these
+calls are routed, rate-limited, retried, scrubbed and recorded in the ledger like every proxied
+call. Every failure is an `LlmError` (an `UpstreamError`), so a caller can fall back to a path
+without a model.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from kimi_mcp.catalog import Catalog, Provider
-from kimi_mcp.config import Settings
-from kimi_mcp.errors import KimiError, UpstreamError
-
-if TYPE_CHECKING:
-    import httpx
-
-log = logging.getLogger(__name__)
+from kimi_mcp.errors import UpstreamError
 
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.S)
 
@@ -29,26 +22,19 @@ class LlmError(UpstreamError):
     """The model could not be asked, or its answer was not the JSON asked for."""
 
 
-def split_model_ref(model_ref: str) -> tuple[str, str]:
-    provider, sep, model = model_ref.partition("/")
-    if not sep or not provider or not model:
-        raise LlmError(f"model reference '{model_ref}' must look like 'provider/model'", status=400)
-    return provider, model
+class Completions(Protocol):
+    async def complete_json(self, model_ref: str, messages: list[dict[str, Any]],
+                            schema: dict[str, Any], *, purpose: str) -> dict[str, Any]:
+        """One object matching `schema` from `model_ref` ("provider/model" or an alias).
+
+        `purpose` names the caller in the ledger (e.g. "tasks_expand"). Raises `LlmError`.
+        """
+        ...
 
 
-def _endpoint(settings: Settings, provider: str) -> Provider:
-    try:
-        found = Catalog(settings).provider(provider)
-    except KimiError as exc:
-        raise LlmError(f"provider '{provider}' is not available: {exc}", status=400) from None
-    if found.format != "openai":
-        raise LlmError(
-            f"provider '{provider}' speaks '{found.format}'; only 'openai' format is supported here"
-        )
-    return found
-
-
-def _body(model: str, messages: list[dict[str, Any]], schema: dict[str, Any], strict: bool) -> dict[str, Any]:
+def json_request(model: str, messages: list[dict[str, Any]], schema: dict[str, Any],
+                 strict: bool) -> dict[str, Any]:
+    """An OpenAI chat body asking for JSON: `json_schema` structured output, else `json_object`."""
     body: dict[str, Any] = {"model": model, "messages": messages, "temperature": 0}
     if strict:
         body["response_format"] = {
@@ -60,7 +46,19 @@ def _body(model: str, messages: list[dict[str, Any]], schema: dict[str, Any], st
     return body
 
 
+def answer_text(answer: dict[str, Any], who: str) -> str:
+    """`choices[0].message.content` of an OpenAI chat completion, or `LlmError`."""
+    try:
+        content = answer["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError):
+        raise LlmError(f"{who} sent a response without choices[0].message.content") from None
+    if not isinstance(content, str):
+        raise LlmError(f"{who} sent no text content")
+    return content
+
+
 def parse_answer(content: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """The JSON object in `content` (a ```json fence is allowed), validated against `schema`."""
     match = _FENCE.match(content)
     text = match.group(1) if match else content
     try:
@@ -77,51 +75,3 @@ def parse_answer(content: str, schema: dict[str, Any]) -> dict[str, Any]:
         where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
         raise LlmError(f"the model's answer does not match the schema at {where}: {exc.message}") from None
     return data
-
-
-async def complete_json(
-    settings: Settings,
-    model_ref: str,
-    messages: list[dict[str, Any]],
-    schema: dict[str, Any],
-    *,
-    transport: httpx.AsyncBaseTransport | None = None,
-    client: httpx.AsyncClient | None = None,
-) -> dict[str, Any]:
-    """One structured completion; falls back from `json_schema` to `json_object` on HTTP 400."""
-    import httpx
-
-    provider, model = split_model_ref(model_ref)
-    endpoint = _endpoint(settings, provider)
-    base_url = endpoint.base_url.rstrip("/")
-    headers = dict(endpoint.headers)
-    if endpoint.api_key:
-        headers["Authorization"] = f"Bearer {endpoint.api_key}"
-    owned = client is None
-    http = client or httpx.AsyncClient(transport=transport, timeout=endpoint.timeout_s)
-    try:
-        for strict in (True, False):
-            try:
-                response = await http.post(
-                    f"{base_url}/chat/completions", json=_body(model, messages, schema, strict),
-                    headers=headers,
-                )
-            except httpx.HTTPError as exc:
-                raise LlmError(f"{provider} could not be reached: {type(exc).__name__}") from None
-            if response.status_code == 400 and strict:
-                log.info("%s rejected json_schema output; retrying with json_object", provider)
-                continue
-            if response.status_code >= 400:
-                raise LlmError(f"{provider} answered HTTP {response.status_code}",
-                               status=response.status_code)
-            try:
-                content = response.json()["choices"][0]["message"]["content"]
-            except (ValueError, KeyError, IndexError, TypeError):
-                raise LlmError(f"{provider} sent a response without choices[0].message.content") from None
-            if not isinstance(content, str):
-                raise LlmError(f"{provider} sent no text content")
-            return parse_answer(content, schema)
-        raise LlmError(f"{provider} rejected the request (HTTP 400)", status=400)
-    finally:
-        if owned:
-            await http.aclose()

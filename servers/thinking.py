@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from kimi_mcp.errors import LedgerError
+from kimi_mcp.errors import LedgerError, ToolInputError
 from kimi_mcp.ledger.models import Thought, new_id
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ MAX_HISTORY = 1000
 SESSION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
-class ThoughtError(ValueError):
+class ThoughtError(ToolInputError):
     """A thought the log refuses; the message says how to fix the call."""
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.services import BACKENDS, postgres_schema
 
 from kimi_mcp.config import load_settings
 from kimi_mcp.deps import Deps
 from kimi_mcp.ledger import open_ledger
+from tests.services import BACKENDS, postgres_schema
 
 __all__ = ["BACKENDS"]
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CORE = {"config", "tokens", "catalog", "ledger", "memory", "errors", "deps", "llm", "workspace",
-        "workspace_tree"}
+CORE = {"config", "tokens", "catalog", "ledger", "memory", "errors", "deps", "llm", "upstream",
+        "workspace", "workspace_tree"}
 FACES = {"proxy", "context", "dashboard", "logwatch", "server", "app", "cli", "commands",
          "mcp_arguments", "mcp_calls",
          "daemon", "clients", "runtime", "auth", "metrics", "httputil", "stats"}
@@ -176,3 +176,69 @@ def test_the_file_call_check_sees_each_kind_of_direct_access(tmp_path: Path) -> 
         encoding="utf-8",
     )
     assert len(_file_calls(sample)) == 9
+
+
+# ---- the service graph ------------------------------------------------------------------------
+
+HTTP_CLIENT_CALLS = {("httpx", "AsyncClient"), ("httpx", "Client"), ("httpx", "get"),
+                     ("httpx", "post"), ("httpx", "stream"), ("httpx", "request"),
+                     ("aiohttp", "ClientSession"), ("aiohttp", "request"),
+                     ("urllib.request", "urlopen"), ("requests", "get"), ("requests", "post")}
+# talk only to kimi-mcp's own local server (`status`, `start`), never to a provider
+OWN_SERVER_CLIENTS = {"kimi_mcp.commands", "kimi_mcp.daemon"}
+
+
+def _calls(path: Path) -> list[tuple[str, str, int]]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            owner = node.func.value
+            name = ast.unparse(owner) if isinstance(owner, ast.Name | ast.Attribute) else ""
+            found.append((name, node.func.attr, node.lineno))
+    return found
+
+
+@pytest.mark.parametrize("module,path", _sources(), ids=lambda v: str(v) if isinstance(v, str) else "")
+def test_only_the_upstream_service_constructs_an_http_client(module: str, path: Path) -> None:
+    if module.startswith("kimi_mcp.upstream") or module in OWN_SERVER_CLIENTS:
+        return
+    for owner, attr, line in _calls(path):
+        assert (owner, attr) not in HTTP_CLIENT_CALLS, (
+            f"{module}:{line} builds an HTTP client ({owner}.{attr}); send through "
+            "kimi_mcp.upstream.Upstream (or deps.completions for the product's own model calls)")
+
+
+@pytest.mark.parametrize("module,path", _sources(), ids=lambda v: str(v) if isinstance(v, str) else "")
+def test_services_are_passed_typed_never_found_in_bags(module: str, path: Path) -> None:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in ("extras", "bag", "registry", "services"):
+            raise AssertionError(f"{module}:{node.lineno} uses a service bag (.{node.attr}); "
+                                 "give the service to what needs it as a typed argument")
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            text = ast.unparse(node.annotation)
+            assert not (text.startswith("dict[str, Any]") and node.target.id in
+                        ("extras", "bag", "registry", "services")), f"{module}: a service bag"
+
+
+def _exception_classes() -> list[tuple[str, str, list[str]]]:
+    out = []
+    for module, path in _sources():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                bases = [ast.unparse(b) for b in node.bases]
+                if any(b.endswith(("Error", "Exception", "NotFound", "Limited", "Locked")) or
+                       b in ("Unparseable",) for b in bases):
+                    out.append((module, node.name, bases))
+    return out
+
+
+def test_every_exception_is_in_the_one_tree_drawn_in_errors() -> None:
+    from kimi_mcp import errors
+
+    drawing = errors.__doc__ or ""
+    for module, name, _ in _exception_classes():
+        assert f" {name}" in drawing, f"{module}.{name} is not drawn in kimi_mcp/errors.py's tree"
+    for module, name, _ in _exception_classes():
+        cls = getattr(__import__(module, fromlist=[name]), name)
+        assert issubclass(cls, errors.KimiError), f"{module}.{name} is outside KimiError"

@@ -22,7 +22,6 @@ from kimi_mcp.context.summarize import summarizer
 if TYPE_CHECKING:
     from kimi_mcp.config import ContextSettings
     from kimi_mcp.context.stages import ContextStages
-    from kimi_mcp.deps import Deps
 
 log = logging.getLogger(__name__)
 # a new cut aims this far under compress_at, so the next requests can reuse it (cache-friendly)
@@ -47,24 +46,6 @@ class Switches:
             sanitize=bool(over.get("sanitize", cfg.sanitize)),
             compression=bool(over.get("compression", cfg.compression)),
         )
-
-
-async def apply_stages(
-    deps: Deps, body: dict[str, Any], *, session_id: str | None, context_window: int, enabled: bool = True,
-    model_ref: str | None = None,
-) -> StageResult:
-    """The stages of the `ContextStages` kept for `deps` (until the composition root builds it)."""
-    from kimi_mcp.context.stages import ContextStages
-
-    stages = deps.extras.get(EXTRAS_KEY)
-    if stages is None:
-        stages = deps.extras[EXTRAS_KEY] = ContextStages(
-            deps.settings, ledger=deps.ledger, memory=deps.memory, catalog=deps.catalog,
-            sessions=deps.sessions if deps.ledger is not None else None, project=deps.project,
-            http_transport=deps.http_transport)
-    result: StageResult = await stages.apply(body, session_id=session_id, context_window=context_window,
-                                             enabled=enabled, model_ref=model_ref)
-    return result
 
 
 async def run(
@@ -343,4 +324,4 @@ def _too_big(total: int, window: int, budget: int) -> str:
             "model with a larger context window")
 
 
-__all__ = ["StageResult", "Summary", "Switches", "apply_stages", "run", "with_text"]
+__all__ = ["StageResult", "Summary", "Switches", "run", "with_text"]

@@ -1,6 +1,6 @@
 """`ContextStages`: every proxied request's context stages, built once by the composition root.
 
-    stages = ContextStages(settings, ledger=ledger, memory=memory, catalog=catalog, sessions=sessions)
+    stages = ContextStages.from_deps(deps)     # or ContextStages(settings, ledger=..., memory=...)
     result = await stages.apply(body, session_id=sid, context_window=window, enabled=True,
                                 model_ref="kimi/kimi-k2-0905-preview")
     # result.body goes upstream; result.error set -> answer 400 with it
@@ -19,7 +19,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio.to_thread
 
@@ -30,12 +30,14 @@ from kimi_mcp.context.figures import StageResult
 from kimi_mcp.context.outputs import ToolOutputs
 from kimi_mcp.context.sanitizer import Masked
 from kimi_mcp.context.tags import MemoryTags
+from kimi_mcp.deps import Deps, Lazy
 from kimi_mcp.errors import KimiError
 
 if TYPE_CHECKING:
     from kimi_mcp.catalog import Catalog
     from kimi_mcp.config import Settings
     from kimi_mcp.ledger import Event, Ledger, Sessions
+    from kimi_mcp.llm import Completions
     from kimi_mcp.memory import Memory
 
 log = logging.getLogger(__name__)
@@ -46,17 +48,18 @@ CONVERSATIONS_BYTES = 24 * 1024 * 1024
 
 class ContextStages:
     def __init__(
-        self, settings: Settings, *, ledger: Ledger | None = None, memory: Memory | None = None,
-        catalog: Catalog | None = None, sessions: Sessions | None = None, project: str = "default",
-        http_transport: Any = None,
+        self, settings: Settings, *, ledger: Ledger | None = None,
+        memory: Memory | Lazy[Memory] | None = None, catalog: Catalog | None = None,
+        sessions: Sessions | None = None, project: str = "default",
+        completions: Completions | None = None,
     ) -> None:
         self.settings = settings
         self.ledger = ledger
-        self.memory = memory
+        self._memory = memory
         self.catalog = catalog
         self.sessions = sessions
         self.project = project
-        self.http_transport = http_transport  # the summary model's upstream (a test seam)
+        self.completions = completions  # `[context] summary_model` asks through it
         self.tags = MemoryTags()
         self.compressor = Compressor()
         self.outputs = ToolOutputs(CONVERSATIONS_BYTES)
@@ -66,6 +69,19 @@ class ContextStages:
         self._lock = threading.Lock()
         if ledger is not None:
             ledger.bus.on_event(self._on_event)
+
+    @classmethod
+    def from_deps(cls, deps: Deps) -> ContextStages:
+        """The stages over a composition root's services (memory is built on first use)."""
+        memory: Lazy[Memory] = Lazy(lambda: cast("Memory", deps.memory))
+        return cls(deps.settings, ledger=deps.ledger, memory=memory, catalog=deps.catalog,
+                   sessions=deps.sessions, project=deps.project, completions=deps.completions)
+
+    @property
+    def memory(self) -> Memory | None:
+        if isinstance(self._memory, Lazy):
+            return self._memory.get()
+        return self._memory
 
     async def apply(
         self, body: dict[str, Any], *, session_id: str | None, context_window: int, enabled: bool = True,
@@ -118,7 +134,7 @@ class ContextStages:
         return found
 
     def _read_session(self, session_id: str) -> dict[str, Any]:
-        from kimi_mcp.ledger.sessions import SessionNotFound
+        from kimi_mcp.errors import SessionNotFound
 
         assert self.sessions is not None
         try:

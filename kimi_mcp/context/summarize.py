@@ -98,17 +98,15 @@ async def _by_model(
     stages: ContextStages, model_ref: str, middle: Sequence[Message], d: Digest, count: int, size: int,
     tid: str | None, budget: int,
 ) -> Summary | None:
-    try:
-        from kimi_mcp.llm import complete_json
-    except ImportError:
-        log.warning("summary_model is set but kimi_mcp.llm is not available: deterministic summary")
+    if stages.completions is None:
+        log.warning("summary_model is set but this build has no model service: deterministic summary")
         return None
     messages = [{"role": "system", "content": _INSTRUCTION},
                 {"role": "user", "content": _model_input(middle, d)}]
     try:
         with anyio.fail_after(MODEL_TIMEOUT_S):
-            answer = await complete_json(stages.settings, model_ref, messages, _SCHEMA,
-                                         transport=stages.http_transport)
+            answer = await stages.completions.complete_json(model_ref, messages, _SCHEMA,
+                                                            purpose="context_summary")
     except (KimiError, TimeoutError) as exc:  # the deterministic summary is used instead
         log.warning("summary_model %s failed (%s): deterministic summary", model_ref, exc)
         return None

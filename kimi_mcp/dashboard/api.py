@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,87 +15,60 @@ from starlette.routing import BaseRoute, Route
 from kimi_mcp import stats
 from kimi_mcp.dashboard import feed, panels, savings, sessionlist, timeseries
 from kimi_mcp.dashboard.export import stream_export
-from kimi_mcp.dashboard.rollup import rollup_of
-from kimi_mcp.errors import LedgerError
-from kimi_mcp.httputil import BadRequest, json_error, query_float, read_json
-from kimi_mcp.ledger import SessionNotFound
+from kimi_mcp.errors import LedgerError, RequestError
+from kimi_mcp.httputil import json_error, query_float, read_json
 from kimi_mcp.runtime import Runtime
 
-Handler = Callable[[Request], Awaitable[Response]]
 log = logging.getLogger(__name__)
-
-
-def guarded(handler: Handler) -> Handler:
-    """Bad input becomes a 4xx with a message; nothing escapes as a traceback."""
-
-    async def wrapper(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except BadRequest as exc:
-            return exc.response()
-        except SessionNotFound as exc:
-            return json_error(404, str(exc), "session_not_found")
-        except LedgerError as exc:
-            return json_error(400, str(exc), "ledger_error")
-
-    wrapper.__name__ = handler.__name__
-    return wrapper
 
 
 def routes(rt: Runtime) -> list[BaseRoute]:
     deps = rt.deps
 
-    @guarded
     async def list_sessions(request: Request) -> Response:
         return JSONResponse(await anyio.to_thread.run_sync(sessionlist.sessions, deps,
-                                                           rollup_of(deps, rt.extras)))
+                                                           rt.rollup))
 
-    @guarded
     async def create_session(request: Request) -> Response:
         body = await _object(request)
         name = body.get("name")
         if not isinstance(name, str) or not name.strip():
-            raise BadRequest("'name' is required: a non-empty string")
+            raise RequestError("'name' is required: a non-empty string")
         session = await deps.sessions.create(name.strip(), _opt_str(body, "provider"),
                                              _opt_str(body, "model"), activate=body.get("activate", True))
         return JSONResponse(session, status_code=201)
 
-    @guarded
     async def get_session(request: Request) -> Response:
         return JSONResponse(await anyio.to_thread.run_sync(stats.session, deps,
                                                            request.path_params["id"]))
 
-    @guarded
     async def update_session(request: Request) -> Response:
         body = await _object(request)
         allowed = {"name", "active", "context", "provider", "model", "compress_requested"}
         unknown = set(body) - allowed
         if unknown:
-            raise BadRequest(f"unknown field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+            raise RequestError(f"unknown field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
         if "context" in body and not isinstance(body["context"], dict):
-            raise BadRequest("'context' must be an object of switches, e.g. {\"sanitize\": false}")
+            raise RequestError("'context' must be an object of switches, e.g. {\"sanitize\": false}")
         for key in ("active", "compress_requested"):
             if key in body and not isinstance(body[key], bool):
-                raise BadRequest(f"'{key}' must be true or false")
+                raise RequestError(f"'{key}' must be true or false")
         return JSONResponse(await deps.sessions.update(request.path_params["id"], **body))
 
-    @guarded
     async def delete_session(request: Request) -> Response:
         await deps.sessions.delete(request.path_params["id"])
         return Response(status_code=204)
 
-    @guarded
     async def get_stats(request: Request) -> Response:
         since, until = query_float(request, "since"), query_float(request, "until")
         session = request.query_params.get("session") or None
         data = await anyio.to_thread.run_sync(stats.summary, deps, since, until, session)
         return JSONResponse(data)
 
-    @guarded
     async def export(request: Request) -> Response:
         fmt = request.query_params.get("format", "csv")
         if fmt not in ("csv", "json"):
-            raise BadRequest(f"'format' must be csv or json, got {fmt!r}")
+            raise RequestError(f"'format' must be csv or json, got {fmt!r}")
         since, until = query_float(request, "since"), query_float(request, "until")
         session = request.query_params.get("session") or None
         media = "text/csv" if fmt == "csv" else "application/json"
@@ -121,7 +94,7 @@ def routes(rt: Runtime) -> list[BaseRoute]:
 async def lifespan(rt: Runtime) -> AsyncIterator[None]:
     """Builds the dashboard's rollup in the background at startup, so the first page load does
     not pay for scanning the ledger (app.py enters this beside the proxy's lifespan)."""
-    rollup = rollup_of(rt.deps, rt.extras)
+    rollup = rt.rollup
     async with anyio.create_task_group() as tg:
         async def warm() -> None:
             try:
@@ -139,7 +112,6 @@ def live_routes(rt: Runtime) -> list[BaseRoute]:
     """What the dashboard page reads beyond sessions and totals."""
     deps = rt.deps
 
-    @guarded
     async def get_settings(request: Request) -> Response:
         ctx = deps.settings.context
         return JSONResponse({
@@ -150,18 +122,16 @@ def live_routes(rt: Runtime) -> list[BaseRoute]:
             "auth": bool(deps.settings.server.auth_tokens),
         })
 
-    @guarded
     async def get_timeseries(request: Request) -> Response:
         q = request.query_params
         since, until, bucket = timeseries.window(q.get("range") or None, query_float(request, "since"),
                                          query_float(request, "until"),
                                          query_float(request, "bucket"))
         data = await anyio.to_thread.run_sync(timeseries.timeseries, deps, since, until, bucket,
-                                              q.get("session") or None, rollup_of(deps, rt.extras))
+                                              q.get("session") or None, rt.rollup)
         data["range"] = q.get("range") or None
         return JSONResponse(data)
 
-    @guarded
     async def get_context_savings(request: Request) -> Response:
         q = request.query_params
         since, until, _ = timeseries.window(q.get("range") or None, query_float(request, "since"),
@@ -170,7 +140,6 @@ def live_routes(rt: Runtime) -> list[BaseRoute]:
                                               q.get("session") or None)
         return JSONResponse(data)
 
-    @guarded
     async def list_requests(request: Request) -> Response:
         q = request.query_params
         session: str | None = request.path_params.get("id") or q.get("session") or None
@@ -181,7 +150,6 @@ def live_routes(rt: Runtime) -> list[BaseRoute]:
             feed.parse_limit(q.get("limit")), q.get("status") or None)
         return JSONResponse(page)
 
-    @guarded
     async def get_request(request: Request) -> Response:
         row = await anyio.to_thread.run_sync(feed.request_detail, deps, request.path_params["id"])
         if row is None:
@@ -189,7 +157,6 @@ def live_routes(rt: Runtime) -> list[BaseRoute]:
                               "request_not_found")
         return JSONResponse(row)
 
-    @guarded
     async def list_tool_calls(request: Request) -> Response:
         q = request.query_params
         page = await anyio.to_thread.run_sync(
@@ -198,15 +165,12 @@ def live_routes(rt: Runtime) -> list[BaseRoute]:
             q.get("tool") or None)
         return JSONResponse(page)
 
-    @guarded
     async def get_providers(request: Request) -> Response:
         return JSONResponse(await anyio.to_thread.run_sync(panels.providers, rt))
 
-    @guarded
     async def get_mcp(request: Request) -> Response:
         return JSONResponse(await panels.mcp_panel(rt))
 
-    @guarded
     async def get_masked(request: Request) -> Response:
         mid = request.path_params["id"]
         if deps.memory is None:
@@ -222,7 +186,6 @@ def live_routes(rt: Runtime) -> list[BaseRoute]:
                              "source": item.source, "tags": item.tags, "metadata": item.metadata,
                              "created_at": item.created_at})
 
-    @guarded
     async def compress(request: Request) -> Response:
         session = await deps.sessions.update(request.path_params["id"], compress_requested=True)
         return JSONResponse(session, status_code=202)
@@ -245,12 +208,12 @@ def live_routes(rt: Runtime) -> list[BaseRoute]:
 async def _object(request: Request) -> dict[str, Any]:
     body = await read_json(request, 1_000_000)
     if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
+        raise RequestError("the body must be a JSON object")
     return body
 
 
 def _opt_str(body: dict[str, Any], key: str) -> str | None:
     value = body.get(key)
     if value is not None and not isinstance(value, str):
-        raise BadRequest(f"'{key}' must be a string")
+        raise RequestError(f"'{key}' must be a string")
     return value or None

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import text
 
 from kimi_mcp.deps import Deps
-from kimi_mcp.httputil import BadRequest
+from kimi_mcp.errors import RequestError
 
 MAX_LIMIT = 500
 SECRET_HEADERS = ("authorization", "api-key", "x-api-key", "x-goog-api-key", "cookie",
@@ -29,14 +29,14 @@ def parse_cursor(raw: str | None) -> tuple[float, int] | None:
         at, _, row_id = raw.partition(":")
         return float(at), int(row_id)
     except ValueError:
-        raise BadRequest(f"'cursor' must be the next_cursor of a previous page, got {raw!r}") from None
+        raise RequestError(f"'cursor' must be the next_cursor of a previous page, got {raw!r}") from None
 
 
 def parse_limit(raw: str | None, default: int = 50) -> int:
     if raw in (None, ""):
         return default
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise BadRequest(f"'limit' must be an integer from 1 to {MAX_LIMIT}, got {raw!r}")
+        raise RequestError(f"'limit' must be an integer from 1 to {MAX_LIMIT}, got {raw!r}")
     return int(raw)
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from kimi_mcp.catalog import describe
 from kimi_mcp.dashboard import proxystate
-from kimi_mcp.dashboard.rollup import Rollup, rollup_of
+from kimi_mcp.dashboard.rollup import Rollup
 from kimi_mcp.deps import Deps
 from kimi_mcp.runtime import Runtime
 
@@ -28,7 +28,7 @@ RECENT_N = 50  # and at most this many of the newest requests per provider
 def providers(rt: Runtime) -> list[dict[str, Any]]:
     deps = rt.deps
     recent = _recent_by_provider(deps)
-    live = proxystate.snapshot(rt)
+    live = proxystate.snapshot(rt.providers)
     out = []
     for provider in deps.catalog.providers.values():
         data = describe(provider)
@@ -88,7 +88,7 @@ async def mcp_panel(rt: Runtime) -> dict[str, Any]:
 
     deps = rt.deps
     tools = await _mounted_tools(rt)
-    stats = await anyio.to_thread.run_sync(_tool_stats, rollup_of(deps, rt.extras))
+    stats = await anyio.to_thread.run_sync(_tool_stats, rt.rollup)
     by_name = {s["tool"]: s for s in stats}
     for name, family in tools.items():
         by_name.setdefault(name, {"tool": name, "family": family, "calls": 0, "errors": 0,
@@ -123,8 +123,8 @@ def _tool_stats(rollup: Rollup) -> list[dict[str, Any]]:
 
 
 async def _mounted_tools(rt: Runtime) -> dict[str, str]:
-    """Tool name -> family of the aggregating server, when the app shares it in `rt.extras`."""
-    server = rt.extras.get("mcp")
+    """Tool name -> family of the aggregating server the app mounts at /mcp."""
+    server = rt.mcp
     if server is None:
         return {}
     try:

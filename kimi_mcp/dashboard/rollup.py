@@ -201,10 +201,3 @@ def _first(*values: Any) -> int:
         if v is not None:
             return int(v)
     return 0
-
-
-def rollup_of(deps: Deps, extras: dict[str, Any]) -> Rollup:
-    found = extras.get("dashboard_rollup")
-    if found is None:
-        found = extras["dashboard_rollup"] = Rollup(deps)
-    return found  # type: ignore[no-any-return]

@@ -10,7 +10,7 @@ from sqlmodel import Session as DbSession
 
 from kimi_mcp.dashboard.rollup import LATENCY_KEEP, SUMS, Rollup
 from kimi_mcp.deps import Deps
-from kimi_mcp.httputil import BadRequest
+from kimi_mcp.errors import RequestError
 from kimi_mcp.ledger.queries import COMPLETION, PROMPT
 
 # range name -> (span in seconds, bucket in seconds); about 60 to 100 points each
@@ -30,16 +30,16 @@ def window(range_: str | None, since: float | None, until: float | None,
     now = time.time()
     name = range_ or "24h"
     if name not in RANGES:
-        raise BadRequest(f"'range' must be one of {sorted(RANGES)}, got {name!r}")
+        raise RequestError(f"'range' must be one of {sorted(RANGES)}, got {name!r}")
     span, default_bucket = RANGES[name]
     until = now if until is None else until
     since = until - span if since is None else since
     if since >= until:
-        raise BadRequest("'since' must be before 'until'")
+        raise RequestError("'since' must be before 'until'")
     explicit = range_ is None and since != until - span
     bucket = bucket or (max(1.0, (until - since) / 60) if explicit else default_bucket)
     if bucket <= 0 or (until - since) / bucket > MAX_POINTS:
-        raise BadRequest(f"'bucket' must be positive and give at most {MAX_POINTS} points")
+        raise RequestError(f"'bucket' must be positive and give at most {MAX_POINTS} points")
     return since, until, bucket
 
 

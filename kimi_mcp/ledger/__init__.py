@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from kimi_mcp.errors import SessionNotFound
 from kimi_mcp.ledger.bus import Event, EventBus, Subscription
 from kimi_mcp.ledger.rows import AlertRow, RequestRow, SessionRow, ToolCallRow
 from kimi_mcp.ledger.store import Ledger, LedgerStats, Pending, Tx, open_ledger

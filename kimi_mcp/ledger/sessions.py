@@ -7,17 +7,13 @@ from typing import Any
 from sqlalchemy import delete, update
 from sqlmodel import col, select
 
-from kimi_mcp.errors import LedgerError
+from kimi_mcp.errors import RequestError, SessionNotFound
 from kimi_mcp.ledger import rollup
 from kimi_mcp.ledger.models import Alert, Request, Thought, ToolCall, now, row_dict
 from kimi_mcp.ledger.models import Session as SessionRow
 from kimi_mcp.ledger.store import Ledger, Tx
 
 CONTEXT_SWITCHES = ("sanitize", "memory_tags", "compression")
-
-
-class SessionNotFound(LedgerError):
-    pass
 
 
 class Sessions:
@@ -76,7 +72,7 @@ class Sessions:
         """Rename, activate, or switch context stages: name=, active=True, context={...}."""
         unknown = set(changes.get("context", {})) - set(CONTEXT_SWITCHES)
         if unknown:
-            raise LedgerError(f"unknown context switch {sorted(unknown)}; use {CONTEXT_SWITCHES}")
+            raise RequestError(f"unknown context switch {sorted(unknown)}; use {CONTEXT_SWITCHES}")
 
         def fn(tx: Tx) -> dict[str, Any]:
             row = tx.db.get(SessionRow, session_id)

@@ -6,7 +6,7 @@ While `kimi-mcp serve` runs it follows, by polling every `logwatch.poll_interval
 `tokensGenerated.jsonl` under `logwatch.dev_data_dir`. Each call becomes a `request` row with
 source `continue-log` unless the proxy already recorded it (see `record.py`). Existing files are
 read from their end unless `logwatch.backfill`. Lines that cannot be read are counted in
-`rt.extras["logwatch"]` (a `WatchStats`; `.as_dict()` for JSON), never fatal.
+`Watcher.stats` (a `WatchStats`; `.as_dict()` for JSON), never fatal.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from kimi_mcp.deps import Deps
 from kimi_mcp.logwatch.parse import Call, LogParser, Unparseable, parse_devdata
 from kimi_mcp.logwatch.record import Recorder, WatchStats
 from kimi_mcp.logwatch.tail import Follower
-from kimi_mcp.runtime import Runtime
 
 __all__ = ["WatchStats", "Watcher", "lifespan"]
 
@@ -117,14 +116,9 @@ async def run(watcher: Watcher, interval: float) -> None:
 
 
 @asynccontextmanager
-async def lifespan(rt: Runtime) -> AsyncIterator[None]:
-    """Run the watcher in a task group owned by the app's lifespan (when `logwatch.enabled`)."""
-    cfg = rt.deps.settings.logwatch
-    if not cfg.enabled:
-        yield
-        return
-    watcher = Watcher(rt.deps)
-    rt.extras["logwatch"] = watcher.stats
+async def lifespan(watcher: Watcher) -> AsyncIterator[None]:
+    """Run the watcher in a task group owned by the app's lifespan."""
+    cfg = watcher.deps.settings.logwatch
     log.info("logwatch: following %s and %s/**/tokensGenerated.jsonl%s",
              ", ".join(map(str, watcher.log_paths)), watcher.dev_data_dir,
              " (backfill)" if cfg.backfill else "")

@@ -29,8 +29,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from kimi_mcp.errors import KimiError
 
-class Unparseable(ValueError):
+
+class Unparseable(KimiError, ValueError):
     """A line that looks like one of Continue's records but cannot be read."""
 
 

@@ -14,13 +14,7 @@ from dataclasses import dataclass, field
 import anyio
 
 from kimi_mcp.catalog import Provider
-
-
-class RateLimited(Exception):
-    def __init__(self, provider: str, retry_after: float, what: str) -> None:
-        super().__init__(f"{provider} is over its {what} limit; retry after {retry_after:.1f}s")
-        self.provider = provider
-        self.retry_after = retry_after
+from kimi_mcp.errors import RateLimited
 
 
 @dataclass
@@ -72,6 +66,21 @@ class Limiter:
             if needed > wait:
                 wait, what = needed, name
         return wait, what
+
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        """Per provider with limits: `rpm_left`, `rpm_limit`, `tpm_left`, `tpm_limit`."""
+        now = self.clock()
+        out: dict[str, dict[str, int]] = {}
+        for name, limits in self._by_provider.items():
+            headroom: dict[str, int] = {}
+            for what, bucket in (("rpm", limits.rpm), ("tpm", limits.tpm)):
+                if bucket is not None:
+                    level = min(bucket.capacity, bucket.level + (now - bucket.at) * bucket.per_s)
+                    headroom[f"{what}_left"] = max(0, int(level))
+                    headroom[f"{what}_limit"] = int(bucket.capacity)
+            if headroom:
+                out[name] = headroom
+        return out
 
     def headroom(self, provider: Provider, tokens: int) -> bool:
         """Whether a request would pass within the provider's queue timeout."""

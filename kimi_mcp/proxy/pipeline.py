@@ -1,7 +1,10 @@
 """One chat completion through the proxy: validate, resolve, stages, limits, upstream, answer.
 
-`Proxy.chat(request)` never raises: every failure becomes an OpenAI-shaped error, and every call,
-failed or not, hands one `CallRecord` to the accountant.
+`Proxy.chat(request)` answers every request: a `KimiError` becomes an OpenAI-shaped error with
+its status, anything unexpected a 500 with a message that names no internals, and every call,
+failed or not, hands one `CallRecord` to the accountant. `Proxy.complete(body, purpose=...)`
+is the same path for the product's own model calls (task planning, summaries): recorded in the
+ledger like any other call, with `meta.purpose` saying why it was made.
 """
 
 from __future__ import annotations
@@ -9,97 +12,118 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+import anyio
 import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 
 from kimi_mcp.catalog import Resolved
+from kimi_mcp.context import StageResult
 from kimi_mcp.deps import Deps
-from kimi_mcp.httputil import BadRequest, json_error, read_json
+from kimi_mcp.errors import KimiError, RequestError, UpstreamError, describe
+from kimi_mcp.httputil import error_response, read_json
 from kimi_mcp.ledger import Event
 from kimi_mcp.proxy import gemini
 from kimi_mcp.proxy.accounting import Accountant, CallRecord
-from kimi_mcp.proxy.limits import Limiter, RateLimited
+from kimi_mcp.proxy.limits import Limiter
 from kimi_mcp.proxy.resolve import Plan, Router
 from kimi_mcp.proxy.streaming import Relay, relay_gemini, relay_openai
-from kimi_mcp.proxy.upstream import (
-    Backoff,
-    ProxyError,
-    build,
-    check_key,
-    open_upstream,
-    to_proxy_error,
-)
+from kimi_mcp.proxy.wire import build, check_key
+from kimi_mcp.upstream import Upstream, to_upstream_error
 
 log = logging.getLogger(__name__)
 
-Stages = Callable[..., Awaitable[Any]]
 JSON_TYPE = "application/json"
 
 
-def validate(body: Any) -> str | None:
+class ContextStages(Protocol):
+    """The context stages (memory tags, masking, compression) as the proxy calls them."""
+
+    async def apply(self, body: dict[str, Any], *, session_id: str | None, context_window: int,
+                    enabled: bool = True, model_ref: str | None = None) -> StageResult: ...
+
+
+def validate(body: Any) -> dict[str, Any]:
+    """The body as a dict, or `RequestError` naming the first field that is wrong."""
     if not isinstance(body, dict):
-        return "the body must be a JSON object"
+        raise RequestError("the body must be a JSON object")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        return "'messages' must be a non-empty array"
+        raise RequestError("'messages' must be a non-empty array")
     for i, message in enumerate(messages):
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            return f"messages[{i}] must be an object with a string 'role'"
+            raise RequestError(f"messages[{i}] must be an object with a string 'role'")
     if "model" in body and not isinstance(body["model"], str):
-        return "'model' must be a string"
+        raise RequestError("'model' must be a string")
     if not isinstance(body.get("stream", False), bool):
-        return "'stream' must be true or false"
+        raise RequestError("'stream' must be true or false")
     for key in ("max_tokens", "max_completion_tokens"):
         if body.get(key) is not None and (not isinstance(body[key], int) or body[key] < 0):
-            return f"'{key}' must be a non-negative integer"
-    return None
+            raise RequestError(f"'{key}' must be a non-negative integer")
+    return body
 
 
 @dataclass
 class Proxy:
     deps: Deps
-    client: Callable[[], httpx.AsyncClient]
-    stages: Stages | None = None
-    backoff: Backoff = field(default_factory=Backoff)
+    upstream: Upstream
+    stages: ContextStages | None = None
     limiter: Limiter = field(default_factory=Limiter)
     router: Router = field(init=False)
     accountant: Accountant = field(init=False)
     _sessions: dict[str, str] = field(default_factory=dict)
+    _started: bool = False
 
     def __post_init__(self) -> None:
         self.router = Router(self.deps.catalog, self.deps.settings.routing, self.limiter,
                              on_breaker=self._breaker_event)
         self.accountant = Accountant(self.deps, observe=self.router.observe)
 
+    def start(self) -> None:
+        """Start accounting and follow session events (idempotent)."""
+        if not self._started:
+            self._started = True
+            self.accountant.start()
+            self.deps.ledger.bus.on_event(self.on_event)
+
+    async def aclose(self) -> None:
+        """Account what is pending, then close the upstream client."""
+        await anyio.to_thread.run_sync(self.accountant.close)
+        await self.upstream.aclose()
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        """Live state per provider for the dashboard: breakers, moving averages, rate limits."""
+        out = self.router.snapshot()
+        for name, headroom in self.limiter.snapshot().items():
+            out.setdefault(name, {"breaker": "closed", "open_models": []})["rate_limit"] = headroom
+        return out
+
     # ---- the endpoint -------------------------------------------------------------------------
 
     async def chat(self, request: Request) -> Response:
         rec = CallRecord(created_at=time.time(), started=time.perf_counter(), stream=False)
         try:
-            body = await read_json(request, int(self.deps.settings.server.max_body_mb * 1_000_000))
-            problem = validate(body)
-            if problem:
-                raise BadRequest(problem)
-        except BadRequest as exc:
-            rec.status, rec.http_status, rec.error = "error", exc.status, str(exc)
-            self.finish(rec)
-            return exc.response()
-        rec.stream = bool(body.get("stream"))
-        rec.model = str(body.get("model") or "")
-        try:
+            limit = int(self.deps.settings.server.max_body_mb * 1_000_000)
+            body = validate(await read_json(request, limit))
+            rec.stream = bool(body.get("stream"))
+            rec.model = str(body.get("model") or "")
             return await self._serve(request, body, rec)
-        except ProxyError as exc:
-            rec.status, rec.http_status, rec.error = "error", exc.status, str(exc)
-            self.finish(rec)
-            headers = {"retry-after": f"{max(1, round(exc.retry_after))}"} if exc.retry_after else {}
-            if rec.route:
-                headers["x-kimi-route"] = rec.route
-            return json_error(exc.status, str(exc), exc.code, headers=headers)
+        except Exception as exc:  # noqa: BLE001 - every failure is answered and recorded
+            return self._failed(rec, exc)
+
+    def _failed(self, rec: CallRecord, exc: Exception) -> Response:
+        info = describe(exc)
+        if not isinstance(exc, KimiError):
+            log.error("a proxied call failed unexpectedly", exc_info=exc)
+        rec.status, rec.http_status, rec.error = "error", info.status, info.message
+        self.finish(rec)
+        headers = {"retry-after": f"{max(1, round(info.retry_after))}"} if info.retry_after else {}
+        if rec.route:
+            headers["x-kimi-route"] = rec.route
+        return error_response(info, headers=headers)
 
     async def _serve(self, request: Request, body: dict[str, Any], rec: CallRecord) -> Response:
         model = body.get("model") or self.deps.settings.routing.default_model
@@ -111,47 +135,78 @@ class Proxy:
         rec.session_id = await self.session_for(request, body, plan.alias or first.ref)
         body = _without_session(body)
         if self.stages is not None:
-            body = await self._apply_stages(request, body, rec, first)
+            enabled = request.headers.get("x-kimi-context", "").lower() != "off"
+            body = await self._apply_stages(body, rec, first, enabled)
         rec.body = body
-        return await self._call(body, plan, rec, estimate + max_tokens)
+        response, cand, strip_usage = await self._open(body, plan, rec, estimate + max_tokens)
+        if rec.stream:
+            return self._stream(response, cand, body, rec, strip_usage)
+        raw = await self._whole(response, cand, rec)
+        return Response(raw, status_code=response.status_code, media_type=JSON_TYPE,
+                        headers={"x-kimi-route": rec.route or ""})
 
-    async def _apply_stages(self, request: Request, body: dict[str, Any], rec: CallRecord,
-                            first: Resolved) -> dict[str, Any]:
+    async def _apply_stages(self, body: dict[str, Any], rec: CallRecord, first: Resolved,
+                            enabled: bool) -> dict[str, Any]:
         assert self.stages is not None
-        enabled = request.headers.get("x-kimi-context", "").lower() != "off"
-        result = await self.stages(self.deps, body, session_id=rec.session_id,
-                                   context_window=first.model.context_window, enabled=enabled)
+        result = await self.stages.apply(body, session_id=rec.session_id,
+                                         context_window=first.model.context_window,
+                                         enabled=enabled, model_ref=first.ref)
         if result.error:
-            raise ProxyError(result.error, status=400, code="context_length_exceeded")
+            raise RequestError(result.error, code="context_length_exceeded")
         rec.saved_mask_tokens = int(result.saved_mask_tokens or 0)
         rec.saved_compress_tokens = int(result.saved_compress_tokens or 0)
         rec.memory_tokens = int(result.memory_tokens or 0)
         if result.masked_ids:
             rec.meta["masked_ids"] = list(result.masked_ids)
-        savings = getattr(result, "savings", None)  # until the stages are one typed object (issue 17)
-        if savings is not None and savings.tokens:
-            rec.meta["context"] = savings.as_meta()
-        new_body: dict[str, Any] = result.body
-        return new_body
+        if result.savings.tokens:
+            rec.meta["context"] = result.savings.as_meta()
+        return result.body
 
-    async def _call(self, body: dict[str, Any], plan: Plan, rec: CallRecord, tokens: int) -> Response:
-        stream = rec.stream
+    # ---- the product's own calls ----------------------------------------------------------------
+
+    async def complete(self, body: dict[str, Any], *, purpose: str) -> dict[str, Any]:
+        """One non-streamed chat completion made by kimi-mcp itself; the answer in OpenAI shape.
+
+        Raises `UpstreamError` (the provider failed) or `RequestError` (the model is unknown).
+        """
+        rec = CallRecord(created_at=time.time(), started=time.perf_counter(), stream=False,
+                         model=str(body.get("model") or ""))
+        rec.meta["purpose"] = purpose
+        try:
+            plan = self.router.plan(rec.model or self.deps.settings.routing.default_model, 0, 0)
+            rec.session_id = self.deps.mcp_session_id()
+            rec.body = body
+            response, cand, _ = await self._open(body, plan, rec, 0)
+            raw = await self._whole(response, cand, rec)
+        except Exception as exc:
+            self._failed(rec, exc)
+            raise
+        try:
+            answer: Any = json.loads(raw)
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise UpstreamError(f"{rec.provider} sent an answer that is not a JSON object")
+        return answer
+
+    # ---- upstream -------------------------------------------------------------------------------
+
+    async def _open(self, body: dict[str, Any], plan: Plan, rec: CallRecord,
+                    tokens: int) -> tuple[httpx.Response, Resolved, bool]:
+        """The first candidate that answers; later candidates only when the failure allows."""
         tried: list[str] = []
         for index, cand in enumerate(plan.candidates):
             last = index == len(plan.candidates) - 1
             rec.provider, rec.model, rec.resolved = cand.provider.name, cand.model.id, cand
-            rec.route = _route(cand, plan, tried)
+            rec.route = _route(cand, plan, tried, rec.meta.get("purpose"))
             try:
                 check_key(cand.provider)
-                try:
-                    await self.limiter.acquire(cand.provider, tokens)
-                except RateLimited as exc:
-                    raise ProxyError(str(exc), status=429, code="rate_limit_exceeded",
-                                     retry_after=exc.retry_after, retryable=True) from None
-                out = build(cand, body, stream)
-                response = await open_upstream(self.client(), cand, out, self.backoff,
-                                               on_retry=lambda why: _note(rec, why))
-            except ProxyError as exc:
+                await self.limiter.acquire(cand.provider, tokens)
+                out = build(cand, body, rec.stream)
+                response = await self.upstream.open(cand.provider, out.url, headers=out.headers,
+                                                    content=out.content,
+                                                    on_retry=lambda why: _note(rec, why))
+            except UpstreamError as exc:
                 if exc.retryable and exc.status >= 500:
                     self.router.failure(cand.ref)
                 if not exc.retryable or last:
@@ -162,9 +217,7 @@ class Proxy:
                 continue
             self.router.success(cand.ref)
             rec.http_status = response.status_code
-            if stream:
-                return self._stream(response, cand, body, rec, out.strip_usage)
-            return await self._whole(response, cand, rec)
+            return response, cand, out.strip_usage
         raise AssertionError("a plan always has a candidate")
 
     def _stream(self, response: httpx.Response, cand: Resolved, body: dict[str, Any],
@@ -179,11 +232,12 @@ class Proxy:
             gen = relay_openai(response, cand.provider, rec, strip_usage, self.finish)
         return Relay(gen, response, rec, self.finish, headers=headers)
 
-    async def _whole(self, response: httpx.Response, cand: Resolved, rec: CallRecord) -> Response:
+    async def _whole(self, response: httpx.Response, cand: Resolved, rec: CallRecord) -> bytes:
+        """The whole answer in OpenAI shape (translated from the provider's format)."""
         try:
             raw = await response.aread()
         except httpx.HTTPError as exc:
-            raise to_proxy_error(cand.provider, exc=exc) from None
+            raise to_upstream_error(cand.provider, exc=exc) from None
         finally:
             await response.aclose()
         rec.ended_at = time.perf_counter()
@@ -191,16 +245,16 @@ class Proxy:
             try:
                 data = json.loads(raw)
             except ValueError:
-                raise ProxyError(f"{cand.provider.name} sent an answer that is not JSON") from None
-            answer = gemini.from_gemini(data, rec.body.get("model") or cand.model.id if rec.body else cand.model.id)
+                raise UpstreamError(f"{cand.provider.name} sent an answer that is not JSON") from None
+            model = str((rec.body or {}).get("model") or cand.model.id)
+            answer = gemini.from_gemini(data, model)
             rec.usage = answer.get("usage")
             rec.text = [str(c["message"].get("content") or "") for c in answer["choices"]]
             raw = json.dumps(answer, ensure_ascii=False).encode()
         else:
             rec.raw_answer = raw
         self.finish(rec)
-        return Response(raw, status_code=response.status_code, media_type=JSON_TYPE,
-                        headers={"x-kimi-route": rec.route or ""})
+        return raw
 
     # ---- sessions, accounting, events -------------------------------------------------------------
 
@@ -236,10 +290,12 @@ class Proxy:
         self.deps.ledger.bus.publish(Event("provider", {"model": ref, "breaker": state}))
 
 
-def _route(cand: Resolved, plan: Plan, tried: list[str]) -> str:
+def _route(cand: Resolved, plan: Plan, tried: list[str], purpose: str | None) -> str:
     route = f"{cand.ref}; {plan.reason}"
     if plan.alias:
         route += f"; alias={plan.alias}"
+    if purpose:
+        route += f"; for {purpose}"
     if tried:
         route += f"; fallback after {', '.join(tried)}"
     return route

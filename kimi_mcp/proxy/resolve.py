@@ -12,17 +12,19 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from kimi_mcp.catalog import AmbiguousModel, Catalog, ModelNotFound, Resolved
+from kimi_mcp.catalog import Catalog, Resolved
 from kimi_mcp.config import RoutingSettings
+from kimi_mcp.errors import RequestError, UpstreamError
 from kimi_mcp.proxy.limits import Limiter
-from kimi_mcp.proxy.upstream import ProxyError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TTFT_S = 1.0
 DEFAULT_TPS = 50.0
 EWMA_ALPHA = 0.2
+_SEVERITY = {"closed": 0, "half-open": 1, "open": 2}
 
 
 @dataclass
@@ -68,12 +70,8 @@ class Router:
     # ---- resolution ---------------------------------------------------------------------------
 
     def resolve(self, model: str) -> Resolved:
-        try:
-            return self.catalog.resolve(model)
-        except AmbiguousModel as exc:
-            raise ProxyError(str(exc), status=400, code="ambiguous_model") from None
-        except ModelNotFound as exc:
-            raise ProxyError(str(exc), status=404, code="model_not_found") from None
+        """`AmbiguousModel` (400) or `ModelNotFound` (404) when the catalog cannot."""
+        return self.catalog.resolve(model)
 
     def plan(self, model: str, prompt_tokens: int, max_tokens: int) -> Plan:
         alias = self.settings.aliases.get(model)
@@ -84,13 +82,13 @@ class Router:
         fitting = [r for r in resolved if r.model.context_window >= need]
         if not fitting:
             windows = ", ".join(f"{r.ref} ({r.model.context_window})" for r in resolved)
-            raise ProxyError(
+            raise RequestError(
                 f"the prompt (~{prompt_tokens} tokens) plus max_tokens ({max_tokens}) fits no "
-                f"model of '{model}': {windows}", status=400, code="context_length_exceeded")
+                f"model of '{model}': {windows}", code="context_length_exceeded")
         usable = [r for r in fitting if self.available(r.ref)]
         if not usable:
-            raise ProxyError(f"every model of '{model}' is failing (circuit open); retry later",
-                             status=503, code="no_healthy_candidate")
+            raise UpstreamError(f"every model of '{model}' is failing (circuit open); retry later",
+                                status=503, code="no_healthy_candidate")
         ready = [r for r in usable if self.limiter.headroom(r.provider, need)]
         waiting = [r for r in usable if r not in ready]
         ranked = self.rank(ready, alias.strategy, prompt_tokens, max_tokens)
@@ -160,6 +158,23 @@ class Router:
         ):
             breaker.opened_at = self.clock()
             self._set(ref, breaker, "open")
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        """Per provider: the worst breaker state, the models not closed, moving averages."""
+        out: dict[str, dict[str, Any]] = {}
+        for ref, breaker in self.breakers.items():
+            entry = out.setdefault(ref.split("/", 1)[0], {"breaker": "closed", "open_models": []})
+            if _SEVERITY[breaker.state] > _SEVERITY[entry["breaker"]]:
+                entry["breaker"] = breaker.state
+            if breaker.state != "closed":
+                entry["open_models"].append(ref)
+        for ref, stats in self.stats.items():
+            entry = out.setdefault(ref.split("/", 1)[0], {"breaker": "closed", "open_models": []})
+            if stats.ttft_s is not None:
+                entry.setdefault("ewma_ttft_ms", {})[ref] = round(stats.ttft_s * 1000, 1)
+            if stats.tps is not None:
+                entry.setdefault("ewma_tps", {})[ref] = round(stats.tps, 1)
+        return out
 
     def _set(self, ref: str, breaker: Breaker, state: str) -> None:
         breaker.state = state

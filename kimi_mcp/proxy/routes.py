@@ -12,33 +12,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from kimi_mcp import tokens
 from kimi_mcp.proxy.accounting import seed_stats
-from kimi_mcp.proxy.pipeline import Proxy, Stages
-from kimi_mcp.proxy.transport import FastTransport
-from kimi_mcp.runtime import Runtime
+from kimi_mcp.proxy.pipeline import Proxy
 
 log = logging.getLogger(__name__)
-KEY = "proxy"
-
-
-def load_stages() -> Stages | None:
-    try:
-        from kimi_mcp.context import apply_stages  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return apply_stages  # type: ignore[no-any-return]
-
-
-def proxy_of(rt: Runtime) -> Proxy:
-    """The proxy's state (router, limiter, accountant, backoff), built once per runtime."""
-    found = rt.extras.get(KEY)
-    if found is None:
-        if rt.deps.http_transport is None:
-            # the app's shared client is built with this transport in its lifespan, after routes
-            rt.deps.http_transport = FastTransport()
-        found = Proxy(rt.deps, lambda: rt.client, stages=load_stages())
-        rt.extras[KEY] = found
-    return found  # type: ignore[no-any-return]
 
 
 def model_list(proxy: Proxy) -> dict[str, Any]:
@@ -53,8 +31,7 @@ def model_list(proxy: Proxy) -> dict[str, Any]:
     return {"object": "list", "data": data}
 
 
-def routes(rt: Runtime) -> list[BaseRoute]:
-    proxy = proxy_of(rt)
+def routes(proxy: Proxy) -> list[BaseRoute]:
     models: dict[str, Any] = {}
 
     async def chat(request: Request) -> Response:
@@ -73,24 +50,21 @@ def routes(rt: Runtime) -> list[BaseRoute]:
     ]
 
 
-def _warm_up(rt: Runtime, proxy: Proxy) -> None:
+def _warm_up(proxy: Proxy) -> None:
     """Load the tokenizer and the routing history now, not during the first call."""
-    from kimi_mcp import tokens
-
     tokens.encoding()
-    seed_stats(rt.deps, proxy.router.observe)
+    seed_stats(proxy.deps, proxy.router.observe)
 
 
 @asynccontextmanager
-async def lifespan(rt: Runtime) -> AsyncIterator[None]:
-    proxy = proxy_of(rt)
-    proxy.accountant.start()
-    rt.deps.ledger.bus.on_event(proxy.on_event)
+async def lifespan(proxy: Proxy) -> AsyncIterator[None]:
+    """Runs the accountant while the app serves; closes the upstream client at the end."""
+    proxy.start()
     try:
-        await anyio.to_thread.run_sync(_warm_up, rt, proxy)
+        await anyio.to_thread.run_sync(_warm_up, proxy)
     except Exception:  # the router starts without history rather than not at all
         log.exception("could not read the routing history from the ledger")
     try:
         yield
     finally:
-        await anyio.to_thread.run_sync(proxy.accountant.close)
+        await proxy.aclose()

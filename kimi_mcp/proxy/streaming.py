@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 from kimi_mcp.catalog import Provider
 from kimi_mcp.proxy.accounting import CallRecord
 from kimi_mcp.proxy.gemini import StreamTranslator
-from kimi_mcp.proxy.upstream import to_proxy_error
+from kimi_mcp.upstream import to_upstream_error
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ async def relay_openai(response: httpx.Response, provider: Provider, rec: CallRe
                        strip_usage: bool, finish: Finish) -> AsyncIterator[bytes]:
     events: list[bytes] = []
     rec.events = events
+    key = (provider.api_key or "").encode()
     buf = b""
     sep = b"\n\n"
     done = finished = False
@@ -57,6 +58,8 @@ async def relay_openai(response: httpx.Response, provider: Provider, rec: CallRe
                 block, buf = buf[: cut + len(sep)], buf[cut + len(sep):]
                 if b'"usage"' in block and strip_usage:
                     block = _strip_usage(block, sep, rec)
+                if key and key in block:  # a provider that echoes the key in an error event
+                    block = block.replace(key, b"***")
                 events.append(block)
                 done = done or b"[DONE]" in block
                 finished = finished or b'"finish_reason":"' in block or b'"finish_reason": "' in block
@@ -68,6 +71,8 @@ async def relay_openai(response: httpx.Response, provider: Provider, rec: CallRe
             yield _fail(rec, provider, exc)
             return
         if buf.strip():
+            if key and key in buf:
+                buf = buf.replace(key, b"***")
             events.append(buf)
             yield buf
         if not done and not finished:
@@ -116,7 +121,7 @@ async def relay_gemini(response: httpx.Response, provider: Provider, rec: CallRe
 
 
 def _fail(rec: CallRecord, provider: Provider, exc: BaseException) -> bytes:
-    error = to_proxy_error(provider, exc=exc)
+    error = to_upstream_error(provider, exc=exc)
     rec.status, rec.error = "error", f"mid-stream: {error}"
     log.warning("stream from %s failed: %s", provider.name, error)
     return error_event(str(error)) + DONE

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from kimi_mcp.errors import ToolInputError
 from kimi_mcp.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ WIDE_OBJECT_KEYS = 40
 Segment = str | int
 
 
-class JsonError(ValueError):
+class JsonError(ToolInputError):
     """A request the json tools refuse: bad expression, bad document, wrong operation."""
 
 

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kimi_mcp.errors import KimiError, WorkspaceError
+from kimi_mcp.errors import ToolInputError, WorkspaceError
 from kimi_mcp.workspace import Workspace
 
 try:  # POSIX; elsewhere only the in-process lock guards writes
@@ -41,7 +41,7 @@ STATE_PATH = Path(".taskmaster") / "state.json"
 MAX_BOARD_BYTES = 64 << 20
 
 
-class TaskBoardError(KimiError):
+class TaskBoardError(ToolInputError):
     """A request the board refuses; the message says what to do instead."""
 
 

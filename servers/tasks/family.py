@@ -6,7 +6,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import Annotated, TypeVar
 
 import anyio
 from fastmcp.exceptions import ToolError
@@ -14,14 +14,11 @@ from pydantic import Field
 
 from kimi_mcp.deps import Deps
 from kimi_mcp.errors import WorkspaceError
+from kimi_mcp.llm import Completions, LlmError
 from kimi_mcp.workspace import Workspace
 
 from .board import Document, TagData, TaskBoard, TaskBoardError
 from .conform import conform
-
-if TYPE_CHECKING:
-    import httpx
-
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,9 +44,8 @@ def refusals() -> Iterator[None]:
 class Family:
     """State shared by the tools: the boards (one per workspace root) and the settings."""
 
-    def __init__(self, deps: Deps, transport: httpx.AsyncBaseTransport | None) -> None:
+    def __init__(self, deps: Deps) -> None:
         self.deps = deps
-        self.transport = transport
         self._boards: dict[Path, TaskBoard] = {}
         self.workspace = Workspace(lambda: self.deps.roots)
 
@@ -69,6 +65,13 @@ class Family:
     @property
     def model(self) -> str:
         return self.deps.settings.tasks.llm_model.strip()
+
+    @property
+    def completions(self) -> Completions:
+        """The model service, or `LlmError` (the tools fall back) when this build has none."""
+        if self.deps.completions is None:
+            raise LlmError("no model service in this build (the proxy is not part of it)")
+        return self.deps.completions
 
     def tag(self, tag: str | None) -> str:
         return tag or self.board.default_tag()

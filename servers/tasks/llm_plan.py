@@ -7,16 +7,11 @@ the tools catch that and fall back with a warning.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from kimi_mcp.config import Settings
-from kimi_mcp.llm import LlmError, complete_json
+from kimi_mcp.llm import Completions, LlmError
 
 from .planner import Complexity, Planned
-
-if TYPE_CHECKING:
-    import httpx
-
 
 _PRIORITY = {"type": "string", "enum": ["low", "medium", "high", "critical"]}
 _TASK = {
@@ -85,37 +80,37 @@ def _planned(items: list[dict[str, Any]]) -> list[Planned]:
     return plan
 
 
-async def parse_prd(settings: Settings, model: str, text: str, num_tasks: int | None,
-                    transport: httpx.AsyncBaseTransport | None) -> list[Planned]:
+async def parse_prd(completions: Completions, model: str, text: str,
+                    num_tasks: int | None) -> list[Planned]:
     count = f"about {num_tasks}" if num_tasks else "as many as the PRD needs (usually 5-15)"
-    answer = await complete_json(settings, model, _messages(
+    answer = await completions.complete_json(model, _messages(
         f"Turn this PRD into {count} implementation tasks in a sensible order, each with "
         "details and a test strategy taken from its acceptance criteria.", PRD_SCHEMA, text),
-        PRD_SCHEMA, transport=transport)
+        PRD_SCHEMA, purpose="tasks_parse_prd")
     return _planned(answer["tasks"])
 
 
-async def expand(settings: Settings, model: str, task: dict[str, Any], count: int | None,
-                 transport: httpx.AsyncBaseTransport | None) -> list[Planned]:
+async def expand(completions: Completions, model: str, task: dict[str, Any],
+                 count: int | None) -> list[Planned]:
     wanted = f"exactly {count}" if count else "3 to 7"
     brief = {k: task.get(k, "") for k in ("title", "description", "details", "testStrategy")}
-    answer = await complete_json(settings, model, _messages(
+    answer = await completions.complete_json(model, _messages(
         f"Split this task into {wanted} concrete subtasks.", EXPAND_SCHEMA,
-        json.dumps(brief, ensure_ascii=False)), EXPAND_SCHEMA, transport=transport)
+        json.dumps(brief, ensure_ascii=False)), EXPAND_SCHEMA, purpose="tasks_expand")
     plan = _planned(answer["subtasks"])
     if count and len(plan) != count:
         raise LlmError(f"the model returned {len(plan)} subtasks instead of {count}")
     return plan
 
 
-async def analyze(settings: Settings, model: str, tasks: list[dict[str, Any]],
-                  transport: httpx.AsyncBaseTransport | None) -> dict[int, Complexity]:
+async def analyze(completions: Completions, model: str,
+                  tasks: list[dict[str, Any]]) -> dict[int, Complexity]:
     brief = [{k: t.get(k, "") for k in ("id", "title", "description", "details")} for t in tasks]
-    answer = await complete_json(settings, model, _messages(
+    answer = await completions.complete_json(model, _messages(
         "Score each task's implementation complexity from 1 (trivial) to 10 (very hard), "
         "recommend how many subtasks it should be split into (0 if none), and say why in "
         "one sentence.", ANALYZE_SCHEMA, json.dumps(brief, ensure_ascii=False)),
-        ANALYZE_SCHEMA, transport=transport)
+        ANALYZE_SCHEMA, purpose="tasks_analyze")
     scores = {int(a["id"]): Complexity(a["score"], a["recommended_subtasks"], a["reason"])
               for a in answer["tasks"]}
     missing = [t["id"] for t in tasks if int(t["id"]) not in scores]

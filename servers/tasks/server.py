@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
@@ -27,14 +27,11 @@ from .models import (
 )
 from .tools_plan import register_plan_tools
 
-if TYPE_CHECKING:
-    import httpx
 
-
-def build_server(deps: Deps, *, llm_transport: httpx.AsyncBaseTransport | None = None) -> FastMCP:
-    """The tasks family; `llm_transport` lets tests stand in for the model provider."""
+def build_server(deps: Deps) -> FastMCP:
+    """The tasks family; planning asks `deps.completions` when `[tasks] llm_model` is set."""
     mcp = FastMCP("tasks")
-    family = Family(deps, llm_transport)
+    family = Family(deps)
     _read_tools(mcp, family)
     _edit_tools(mcp, family)
     register_plan_tools(mcp, family)

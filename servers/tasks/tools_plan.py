@@ -28,7 +28,7 @@ def _fallback_note(family: Family, exc: Exception) -> str:
 async def _plan_prd(family: Family, text: str, num_tasks: int | None) -> tuple[list[planner.Planned], Method, list[str]]:
     if family.model:
         try:
-            plan = await llm_plan.parse_prd(family.deps.settings, family.model, text, num_tasks, family.transport)
+            plan = await llm_plan.parse_prd(family.completions, family.model, text, num_tasks)
             return plan, "llm", []
         except LlmError as exc:
             note = _fallback_note(family, exc)
@@ -42,7 +42,7 @@ async def _plan_subtasks(family: Family, task: dict[str, Any], count: int | None
     warnings: list[str] = []
     if family.model:
         try:
-            plan = await llm_plan.expand(family.deps.settings, family.model, task, count, family.transport)
+            plan = await llm_plan.expand(family.completions, family.model, task, count)
             return plan, "llm", []
         except LlmError as exc:
             warnings.append(_fallback_note(family, exc))
@@ -167,7 +167,7 @@ async def _scores(family: Family, tasks: list[dict[str, Any]]) -> tuple[list[pla
     warnings: list[str] = []
     if family.model and tasks:
         try:
-            found = await llm_plan.analyze(family.deps.settings, family.model, tasks, family.transport)
+            found = await llm_plan.analyze(family.completions, family.model, tasks)
             return [found[int(t["id"])] for t in tasks], "llm", []
         except LlmError as exc:
             warnings.append(_fallback_note(family, exc))

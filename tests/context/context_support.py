@@ -3,10 +3,33 @@
 from __future__ import annotations
 
 import json
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
+from kimi_mcp.context import ContextStages, StageResult
 from kimi_mcp.context.conversation import problems
+from kimi_mcp.deps import Deps
+
+_STAGES: weakref.WeakKeyDictionary[Deps, ContextStages] = weakref.WeakKeyDictionary()
+
+
+def serve_completions(deps: Deps, transport: Any) -> None:
+    """The product's model calls of `deps` through a proxy whose upstream is `transport`."""
+    from kimi_mcp.proxy.completions import ProxyCompletions
+    from kimi_mcp.proxy.pipeline import Proxy
+    from kimi_mcp.upstream import Upstream
+
+    proxy = Proxy(deps, Upstream(deps.settings.upstream, transport=transport))
+    deps.completions = ProxyCompletions(lambda: proxy)
+
+
+async def apply_stages(deps: Deps, body: dict[str, Any], **kw: Any) -> StageResult:
+    """The stages of `deps` (one `ContextStages` per deps, as the composition root builds)."""
+    stages = _STAGES.get(deps)
+    if stages is None:
+        stages = _STAGES[deps] = ContextStages.from_deps(deps)
+    return await stages.apply(body, **kw)
 
 
 @dataclass

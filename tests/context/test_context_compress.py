@@ -8,10 +8,16 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from context_support import LEGACY, agent_conversation, assert_valid, output
+from context_support import (
+    LEGACY,
+    agent_conversation,
+    apply_stages,
+    assert_valid,
+    output,
+    serve_completions,
+)
 
 from kimi_mcp import tokens
-from kimi_mcp.context import apply_stages
 from kimi_mcp.context.conversation import is_summary
 from kimi_mcp.deps import Deps
 
@@ -181,7 +187,7 @@ async def test_summary_model_is_used_and_falls_back_when_it_fails(
         providers={"local": {"base_url": "http://127.0.0.1:9/v1", "api_key": "k", "format": "openai",
                              "max_retries": 0, "models": {"sum": {"context_window": 32000}}}},
     )
-    deps.http_transport = _summary_transport(status)
+    serve_completions(deps, _summary_transport(status))
     sub = deps.ledger.bus.subscribe()
     text = summary_of(await run(deps, agent_conversation(10)))["content"]
     event = await next_event(sub, "compression")

@@ -8,12 +8,12 @@ from typing import Any
 
 import anyio
 import pytest
-from context_support import assert_valid
+from context_support import apply_stages, assert_valid
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kimi_mcp import tokens
-from kimi_mcp.context import apply_stages, compressed_id, masked_id, placeholder_id
+from kimi_mcp.context import compressed_id, masked_id, placeholder_id
 from kimi_mcp.context.conversation import is_summary, turn_starts
 from kimi_mcp.deps import Deps
 

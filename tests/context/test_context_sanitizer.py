@@ -5,10 +5,17 @@ from typing import Any
 
 import anyio
 import pytest
-from context_support import LEGACY, FakeMemory, agent_conversation, assert_valid, output
+from context_support import (
+    LEGACY,
+    FakeMemory,
+    agent_conversation,
+    apply_stages,
+    assert_valid,
+    output,
+)
 
 from kimi_mcp import tokens
-from kimi_mcp.context import apply_stages, masked_id, placeholder_id
+from kimi_mcp.context import masked_id, placeholder_id
 from kimi_mcp.context.sanitizer import placeholder
 from kimi_mcp.deps import Deps
 

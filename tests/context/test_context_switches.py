@@ -3,9 +3,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from context_support import LEGACY, agent_conversation
+from context_support import LEGACY, agent_conversation, apply_stages
 
-from kimi_mcp.context import Switches, apply_stages
+from kimi_mcp.context import Switches
 from kimi_mcp.deps import Deps
 
 pytestmark = pytest.mark.anyio

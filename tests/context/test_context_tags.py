@@ -3,9 +3,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from context_support import FakeMemory
+from context_support import FakeMemory, apply_stages
 
-from kimi_mcp.context import apply_stages
 from kimi_mcp.context.tags import EMPTY_AFTER_STORE, scan
 from kimi_mcp.deps import Deps
 

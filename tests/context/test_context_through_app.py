@@ -26,7 +26,7 @@ PROVIDERS = {"up": {"base_url": "http://up.test/v1", "api_key": "sk-test", "max_
                     "models": {"m": {"context_window": 100_000}}}}
 
 
-def build(ctx_factory: Any) -> tuple[Deps, list[dict[str, Any]]]:
+def build(ctx_factory: Any) -> tuple[Deps, list[dict[str, Any]], httpx.MockTransport]:
     deps: Deps = ctx_factory(providers=PROVIDERS, logwatch={"enabled": False})
     seen: list[dict[str, Any]] = []
 
@@ -34,8 +34,7 @@ def build(ctx_factory: Any) -> tuple[Deps, list[dict[str, Any]]]:
         seen.append(json.loads(request.content))
         return httpx.Response(200, json=ANSWER)
 
-    deps.http_transport = httpx.MockTransport(upstream)
-    return deps, seen
+    return deps, seen, httpx.MockTransport(upstream)
 
 
 async def next_event(sub: Any, type_: str) -> Any:
@@ -49,9 +48,9 @@ async def next_event(sub: Any, type_: str) -> Any:
 async def test_old_tool_output_goes_upstream_masked_and_reads_back_exactly(
     ctx_factory: Any, serve_app: Any
 ) -> None:
-    deps, seen = build(ctx_factory)
+    deps, seen, transport = build(ctx_factory)
     conv = agent_conversation(7)
-    async with serve_app(create_app(deps.settings, deps)) as client:
+    async with serve_app(create_app(deps.settings, deps, upstream_transport=transport)) as client:
         sub = deps.ledger.bus.subscribe()
         r = await client.post("/v1/chat/completions", json={"model": "up/m", "messages": conv})
         assert r.status_code == 200, r.text
@@ -77,9 +76,9 @@ async def test_old_tool_output_goes_upstream_masked_and_reads_back_exactly(
 async def test_a_conversation_that_cannot_fit_is_refused_before_going_upstream(
     ctx_factory: Any, serve_app: Any
 ) -> None:
-    deps, seen = build(ctx_factory)
+    deps, seen, transport = build(ctx_factory)
     conv = [{"role": "user", "content": "word " * 120_000}]
-    async with serve_app(create_app(deps.settings, deps)) as client:
+    async with serve_app(create_app(deps.settings, deps, upstream_transport=transport)) as client:
         r = await client.post("/v1/chat/completions", json={"model": "up/m", "messages": conv})
     assert r.status_code == 400 and "context window" in r.json()["error"]["message"]
     assert seen == []

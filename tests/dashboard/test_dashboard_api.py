@@ -97,8 +97,12 @@ async def test_providers_show_key_presence_but_never_the_key(make_deps, serve_ap
                                          "models": {"m1": {"context_window": 8000}}}})
     _requests(deps, 4)
     app = create_app(deps.settings, deps)
-    app.state.runtime.extras["provider_state"] = lambda: {"fake": {"breaker": "closed",
-                                                                   "rate_limit": {"rpm_left": 5}}}
+
+    class Live:
+        def snapshot(self) -> dict[str, Any]:
+            return {"fake": {"breaker": "closed", "rate_limit": {"rpm_left": 5}}}
+
+    app.state.runtime.providers = Live()
     async with serve_app(app) as client:
         await deps.ledger.aflush()
         resp = await client.get("/api/providers")
@@ -179,13 +183,14 @@ async def test_lifespan_builds_the_rollup_in_the_background(deps) -> None:  # ty
     import anyio
 
     from kimi_mcp.dashboard import api
+    from kimi_mcp.dashboard.rollup import Rollup
     from kimi_mcp.runtime import Runtime
 
     _requests(deps, 3)
     await deps.ledger.aflush()
-    rt = Runtime(deps)
+    rt = Runtime(deps, Rollup(deps))
     async with api.lifespan(rt):
-        rollup = rt.extras["dashboard_rollup"]
+        rollup = rt.rollup
         with anyio.fail_after(30):
             rows = await anyio.to_thread.run_sync(rollup.query, "SELECT SUM(requests) FROM roll WHERE size = 60")
     assert rows == [(3.0,)]

@@ -279,13 +279,12 @@ def test_calls_wait_for_the_settle_time_before_matching(deps_for: Any, home: Pat
 @pytest.mark.anyio
 async def test_lifespan_runs_the_watcher_and_publishes_rows(deps_for: Any, home: Path) -> None:
     from kimi_mcp import logwatch
-    from kimi_mcp.runtime import Runtime
 
     deps = deps_for(poll_interval_s=0.05, backfill=True)  # backfill: no race with the first poll
-    rt = Runtime(deps)
+    watcher = logwatch.Watcher(deps)
     sub = deps.ledger.bus.subscribe()
-    async with logwatch.lifespan(rt):
-        stats = rt.extras["logwatch"]
+    async with logwatch.lifespan(watcher):
+        stats = watcher.stats
         append(tokens_file(home), devdata_line("gpt-4o", 42, 4, when=time.time() - 10))
         with anyio.fail_after(10):
             async for event in sub:
@@ -304,15 +303,12 @@ async def test_the_app_lifespan_exposes_the_watcher_counters(
     app = create_app(deps.settings, deps)
     async with serve_app(app) as client:
         assert (await client.get("/health")).status_code == 200
-        stats = app.state.runtime.extras["logwatch"]
+        stats = app.state.watcher.stats
         assert stats.as_dict()["unparseable"] == 0
 
 
-@pytest.mark.anyio
-async def test_a_disabled_watcher_does_not_run(deps_for: Any) -> None:
-    from kimi_mcp import logwatch
-    from kimi_mcp.runtime import Runtime
+def test_a_disabled_watcher_is_not_built(deps_for: Any) -> None:
+    from kimi_mcp.app import create_app
 
-    rt = Runtime(deps_for(enabled=False))
-    async with logwatch.lifespan(rt):
-        assert "logwatch" not in rt.extras
+    deps = deps_for(enabled=False)
+    assert create_app(deps.settings, deps).state.watcher is None

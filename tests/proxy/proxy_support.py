@@ -186,22 +186,22 @@ def provider_settings(base: str, **extra: Any) -> dict[str, Any]:
     return {"fake": fake, "gfake": gfake, **extra}
 
 
-def proxy_app(deps: Any) -> Starlette:
-    """Only the proxy's routes and lifespan around the deps (faster than the whole app)."""
-    import httpx
-
+def proxy_app(deps: Any, transport: Any = None, stages: Any = None) -> Starlette:
+    """Only the proxy's routes and lifespan around the deps (faster than the whole app);
+    `app.state.proxy` is the proxy, retrying with millisecond backoffs."""
     from kimi_mcp.proxy import routes
-    from kimi_mcp.runtime import Runtime
+    from kimi_mcp.proxy.pipeline import Proxy
+    from kimi_mcp.upstream import Backoff, Upstream
 
-    rt = Runtime(deps)
+    upstream = Upstream(deps.settings.upstream, transport=transport,
+                        backoff=Backoff(base=0.001, cap=0.002, max_retry_after=0.01))
+    proxy = Proxy(deps, upstream, stages=stages)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with httpx.AsyncClient(transport=deps.http_transport, timeout=None) as client:
-            rt.http = client
-            async with routes.lifespan(rt):
-                yield
+        async with routes.lifespan(proxy):
+            yield
 
-    app = Starlette(routes=routes.routes(rt), lifespan=lifespan)
-    app.state.runtime = rt
+    app = Starlette(routes=routes.routes(proxy), lifespan=lifespan)
+    app.state.proxy = proxy
     return app

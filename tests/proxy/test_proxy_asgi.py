@@ -14,10 +14,10 @@ import pytest
 from proxy_support import proxy_app
 from sqlmodel import select
 
+from kimi_mcp.context import StageResult
 from kimi_mcp.deps import Deps
 from kimi_mcp.ledger.models import Request
 from kimi_mcp.proxy.pipeline import Proxy
-from kimi_mcp.proxy.upstream import Backoff
 
 pytestmark = pytest.mark.anyio
 
@@ -59,11 +59,8 @@ def build(make_deps: Callable[..., Deps], serve_app: Any) -> Callable[..., Any]:
         overrides.setdefault("providers", providers())
         overrides.setdefault("logwatch", {"enabled": False})
         deps = make_deps(**overrides)
-        deps.http_transport = httpx.MockTransport(upstream)
-        app = proxy_app(deps)
-        proxy: Proxy = app.state.runtime.extras["proxy"]
-        proxy.backoff = Backoff(base=0.001, cap=0.002, max_retry_after=0.01)
-        proxy.stages = stages
+        app = proxy_app(deps, transport=httpx.MockTransport(upstream), stages=stages)
+        proxy: Proxy = app.state.proxy
         return serve_app(app), deps, proxy
 
     return run
@@ -184,26 +181,23 @@ async def test_alias_routes_to_the_cheapest_fitting_model_and_falls_back(build) 
 
 
 async def test_stages_rewrite_the_body_and_their_savings_are_recorded(build) -> None:  # type: ignore[no-untyped-def]
-    @dataclass
-    class Result:
-        body: dict[str, Any]
-        saved_mask_tokens: int = 40
-        saved_compress_tokens: int = 7
-        memory_tokens: int = 3
-        masked_ids: list[str] = field(default_factory=lambda: ["m1"])
-        error: str | None = None
+    def Result(body: dict[str, Any], error: str | None = None) -> StageResult:
+        return StageResult(body, saved_mask_tokens=40, saved_compress_tokens=7, memory_tokens=3,
+                           masked_ids=["m1"], error=error)
 
     seen: list[tuple[str | None, int, bool]] = []
 
-    async def stages(deps: Deps, body: dict[str, Any], *, session_id: str | None,
-                     context_window: int, enabled: bool = True) -> Result:
-        seen.append((session_id, context_window, enabled))
-        if body["messages"][0]["content"] == "refuse":
-            return Result(body, error="the conversation cannot fit the window")
-        return Result({**body, "messages": [{"role": "user", "content": "masked"}]})
+    class Stages:
+        async def apply(self, body: dict[str, Any], *, session_id: str | None,
+                        context_window: int, enabled: bool = True,
+                        model_ref: str | None = None) -> StageResult:
+            seen.append((session_id, context_window, enabled))
+            if body["messages"][0]["content"] == "refuse":
+                return Result(body, error="the conversation cannot fit the window")
+            return Result({**body, "messages": [{"role": "user", "content": "masked"}]})
 
     up = Upstream()
-    served, deps, proxy = build(up, stages=stages)
+    served, deps, proxy = build(up, stages=Stages())
     async with served as client:
         ok = await client.post("/v1/chat/completions", headers={"x-kimi-context": "off"},
                                json={"model": "a/small", "messages": MESSAGES})

@@ -30,9 +30,8 @@ from kimi_mcp.ledger import Ledger
 from kimi_mcp.ledger.models import Alert, Request
 from kimi_mcp.ledger.models import Session as SessionRow
 from kimi_mcp.proxy.pipeline import Proxy
-from kimi_mcp.proxy.routes import proxy_of
-from kimi_mcp.proxy.upstream import Backoff
 from kimi_mcp.tokens import count_text
+from kimi_mcp.upstream import Backoff
 
 
 @dataclass
@@ -83,10 +82,10 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
             "mcp": {"workspace": str(tmp)}}, launch_dir=tmp)
         ledger = Ledger(settings.database_url())
         ledger.start()
-        deps = Deps(settings=settings, ledger=ledger, memory=None)  # type: ignore[arg-type]
+        deps = Deps(settings, ledger=ledger)
         app = create_app(settings, deps)
-        proxy = proxy_of(app.state.runtime)
-        proxy.backoff = Backoff(base=0.001, cap=0.004, max_retry_after=0.05)
+        proxy = app.state.proxy
+        proxy.upstream.backoff = Backoff(base=0.001, cap=0.004, max_retry_after=0.05)
         try:
             with serve(app, lifespan="on") as url:
                 yield Running(url, deps, proxy, state)

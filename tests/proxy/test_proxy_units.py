@@ -10,12 +10,15 @@ import pytest
 
 from kimi_mcp.catalog import Catalog
 from kimi_mcp.config import load_settings
+from kimi_mcp.errors import RateLimited, RequestError
 from kimi_mcp.proxy import gemini
 from kimi_mcp.proxy.accounting import CallRecord, _parse_events
-from kimi_mcp.proxy.limits import Limiter, RateLimited
+from kimi_mcp.proxy.limits import Limiter
 from kimi_mcp.proxy.resolve import Router
 from kimi_mcp.proxy.streaming import _strip_usage
-from kimi_mcp.proxy.upstream import Backoff, ProxyError, build, parse_retry_after, to_proxy_error
+from kimi_mcp.proxy.wire import build
+from kimi_mcp.upstream import Backoff, parse_retry_after
+from kimi_mcp.upstream import to_upstream_error as to_proxy_error
 
 KEY = "sk-unit-secret-123"
 
@@ -118,7 +121,7 @@ def test_router_strategies_rank_by_price_and_by_measured_speed(tmp_path: Any) ->
     router.observe("p/a", 2.0, 20)
     assert [r.ref for r in router.plan("fast", 100, 10).candidates] == ["p/b", "p/a"]
     assert router.plan("both", 100, 10).candidates[0].ref in ("p/a", "p/b")
-    with pytest.raises(ProxyError) as info:
+    with pytest.raises(RequestError) as info:
         router.plan("cheap", 3990, 100)
     assert info.value.status == 400 and info.value.code == "context_length_exceeded"
 

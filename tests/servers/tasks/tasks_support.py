@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
 from fastmcp import FastMCP
 from kimi_mcp.servers.tasks import build_server
 
@@ -17,7 +16,6 @@ BOARD = Path(".taskmaster") / "tasks" / "tasks.json"
 
 
 def make_server(tmp_path: Path, *, llm_model: str = "", read_only: bool = False,
-                transport: httpx.AsyncBaseTransport | None = None,
                 providers: dict[str, Any] | None = None) -> tuple[FastMCP, Path]:
     workspace = tmp_path / "ws"
     workspace.mkdir(exist_ok=True)
@@ -27,8 +25,8 @@ def make_server(tmp_path: Path, *, llm_model: str = "", read_only: bool = False,
                    "tasks": {"llm_model": llm_model}, "providers": providers or {}},
         launch_dir=tmp_path,
     )
-    deps = Deps(settings=settings, ledger=None, memory=None, roots=[workspace.resolve()])  # type: ignore[arg-type]
-    return build_server(deps, llm_transport=transport), workspace.resolve()
+    deps = Deps(settings, roots=[workspace.resolve()])
+    return build_server(deps), workspace.resolve()
 
 
 def task(id: int, status: str = "pending", priority: str = "medium",

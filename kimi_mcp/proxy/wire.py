@@ -1,0 +1,60 @@
+"""The request a provider receives: its format, its model id, its key, without what it rejects."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from kimi_mcp.catalog import Provider, Resolved
+from kimi_mcp.errors import UpstreamError
+from kimi_mcp.proxy import gemini
+
+
+@dataclass
+class Outgoing:
+    url: str
+    headers: dict[str, str]
+    content: bytes
+    strip_usage: bool  # we asked for include_usage; the client did not
+
+
+def build(resolved: Resolved, body: dict[str, Any], stream: bool) -> Outgoing:
+    """The request for the provider: its model id, its key, without the fields it rejects."""
+    provider = resolved.provider
+    headers = {"content-type": "application/json", **provider.headers}
+    if provider.format == "gemini":
+        payload = gemini.to_gemini(body)
+        verb = "streamGenerateContent?alt=sse" if stream else "generateContent"
+        url = f"{provider.base_url}/models/{resolved.model.id}:{verb}"
+        if provider.api_key:
+            headers["x-goog-api-key"] = provider.api_key
+        return Outgoing(url, headers, json.dumps(payload).encode(), False)
+    payload = dict(body)
+    payload["model"] = resolved.model.id
+    strip = False
+    if stream and provider.usage_in_stream:
+        options = payload.get("stream_options")
+        if not (isinstance(options, dict) and options.get("include_usage")):
+            payload["stream_options"] = {**(options if isinstance(options, dict) else {}),
+                                         "include_usage": True}
+            strip = True
+    for name in provider.drop_params:
+        payload.pop(name, None)
+    if "stream_options" not in payload:
+        strip = False
+    if provider.api_key:
+        headers["authorization"] = f"Bearer {provider.api_key}"
+    return Outgoing(f"{provider.base_url}/chat/completions", headers,
+                    json.dumps(payload, ensure_ascii=False).encode(), strip)
+
+
+def check_key(provider: Provider) -> None:
+    """`UpstreamError` (401, retryable on another provider) when the provider has no key."""
+    if provider.api_key or not provider.key_env:
+        return
+    raise UpstreamError(
+        f"no API key for provider '{provider.name}': set the environment variable "
+        f"{provider.key_env} (or providers.{provider.name}.api_key in the config file)",
+        status=401, code="missing_api_key", retryable=True,
+    )

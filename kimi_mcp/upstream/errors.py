@@ -1,0 +1,101 @@
+"""The one mapping from every upstream failure to the `UpstreamError` a client sees.
+
+Statuses follow what an OpenAI client expects to retry on: 429 stays 429, a provider's 5xx is a
+502 (503 and 504 kept), a timeout is 504, an unreachable provider 502; 4xx answers keep their
+status so the client can fix its request. Nothing produced here carries a key: every provider
+message is scrubbed of the provider's key (and of anything that looks like a bearer token).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import re
+import time
+
+import httpx
+
+from kimi_mcp.catalog import Provider
+from kimi_mcp.errors import UpstreamError
+
+# what a key looks like when a provider echoes one we did not configure (another header's)
+_TOKEN = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{12,}|\b(sk|nvapi|gsk|csk|AIza)[A-Za-z0-9_-]{12,}")
+
+
+def scrub(provider: Provider, text: str) -> str:
+    """`text` without the provider's key or anything shaped like a bearer token."""
+    key = provider.api_key
+    if key:
+        text = text.replace(key, "***")
+    return _TOKEN.sub(lambda m: (m.group(1) or "") + "***", text)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a `Retry-After` header: delta-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def to_upstream_error(provider: Provider, *, exc: BaseException | None = None,
+                      response: httpx.Response | None = None) -> UpstreamError:
+    """What the client is told about a failed call to `provider` (an answer read, or an error)."""
+    name = provider.name
+    if response is not None:
+        status = response.status_code
+        message = scrub(provider, provider_message(response))
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        if status == 429:
+            return UpstreamError(f"{name}: {message}", status=429, code="rate_limit_exceeded",
+                                 retry_after=retry_after, retryable=True)
+        if status in (401, 403):
+            return UpstreamError(
+                f"{name} refused the key ({provider.key_env or 'api_key'}): {message}",
+                status=status, code="upstream_auth_error", retryable=True)
+        if status < 500:
+            return UpstreamError(f"{name}: {message}", status=status, code="upstream_bad_request")
+        mapped = status if status in (503, 504) else 502
+        return UpstreamError(f"{name} answered HTTP {status}: {message}", status=mapped,
+                             retry_after=retry_after, retryable=True)
+    if isinstance(exc, httpx.TimeoutException):
+        kind = "connecting" if isinstance(exc, httpx.ConnectTimeout) else "waiting for an answer"
+        return UpstreamError(f"{name} timed out {kind} (timeout_s={provider.timeout_s:g})",
+                             status=504, code="upstream_timeout", retryable=True)
+    if isinstance(exc, httpx.ConnectError):
+        return UpstreamError(f"{name} could not be reached at {provider.base_url}",
+                             status=502, code="upstream_unreachable", retryable=True)
+    if isinstance(exc, httpx.HTTPError):
+        return UpstreamError(f"{name} broke the connection: {scrub(provider, str(exc))[:300]}",
+                             status=502, retryable=True)
+    detail = type(exc).__name__ if exc is not None else "unknown failure"
+    return UpstreamError(f"{name} failed: {detail}", status=502, retryable=True)
+
+
+def provider_message(response: httpx.Response) -> str:
+    """The human part of a provider's error body (OpenAI, Gemini, Anthropic or plain text)."""
+    try:
+        data = json.loads(response.content)
+    except ValueError:
+        text = response.content[:500].decode("utf-8", "replace").strip()
+        return text or f"HTTP {response.status_code}"
+    if isinstance(data, list) and data:  # Gemini sometimes wraps the error in a list
+        data = data[0]
+    if isinstance(data, dict):
+        error = data.get("error", data)
+        if isinstance(error, dict):
+            message = error.get("message") or error.get("detail") or error.get("msg")
+            if message:
+                return str(message)
+        elif isinstance(error, str):
+            return error
+        if isinstance(data.get("detail"), str | list):
+            return str(data["detail"])
+    return json.dumps(data)[:500]
