@@ -37,6 +37,7 @@ from kimi_mcp.dashboard import api, page
 from kimi_mcp.dashboard.rollup import Rollup
 from kimi_mcp.deps import Deps, build_deps
 from kimi_mcp.errors import ConfigError, KimiError, describe
+from kimi_mcp.httpguard import LocalOriginGuard
 from kimi_mcp.httputil import error_response
 from kimi_mcp.proxy import routes as proxy_routes
 from kimi_mcp.proxy.completions import ProxyCompletions
@@ -97,11 +98,9 @@ def create_app(settings: Settings, deps: Deps | None = None, *,
     rt = Runtime(deps, Rollup(deps), mcp=mcp, providers=proxy)
     watcher = logwatch.Watcher(deps) if settings.logwatch.enabled else None
     loopback = is_loopback(settings.server.host)
-    mcp_app = mcp.http_app(
-        path="/mcp",
-        host_origin_protection=loopback,  # off the loopback, bearer tokens guard /mcp instead
-        allowed_hosts=[settings.server.host, f"{settings.server.host}:{settings.server.port}"],
-    )
+    # LocalOriginGuard checks Host and Origin for every route, /mcp included (only the MCP
+    # app's routes are mounted here, so FastMCP's own guard would not run)
+    mcp_app = mcp.http_app(path="/mcp", host_origin_protection=False)
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "version": __version__,
@@ -140,7 +139,9 @@ def create_app(settings: Settings, deps: Deps | None = None, *,
     ]
     tokens = [t.get_secret_value() for t in settings.server.auth_tokens]
     app = Starlette(routes=routes, lifespan=lifespan,
-                    middleware=[Middleware(BearerAuth, tokens=tokens)],
+                    middleware=[Middleware(LocalOriginGuard, loopback=loopback,
+                                           port=settings.server.port),
+                                Middleware(BearerAuth, tokens=tokens)],
                     exception_handlers={KimiError: _known_error, Exception: _unexpected})
     app.state.runtime = rt
     app.state.proxy = proxy

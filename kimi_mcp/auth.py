@@ -15,7 +15,9 @@ OPEN_PREFIXES = ("/static/",)
 class BearerAuth:
     def __init__(self, app: ASGIApp, tokens: list[str]) -> None:
         self.app = app
-        self.tokens = [t.encode() for t in tokens if t]
+        if any(not t.strip() for t in tokens):  # config validation refuses these first
+            raise ValueError("an empty bearer token would let every request in")
+        self.tokens = [t.encode() for t in tokens]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or not self.tokens or self._open(scope):

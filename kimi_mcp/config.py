@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -40,6 +48,15 @@ class ServerSettings(Section):
     auth_tokens: list[SecretStr] = Field(default_factory=list)
     max_body_mb: float = Field(default=32, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("auth_tokens")
+    @classmethod
+    def _tokens_have_values(cls, tokens: list[SecretStr]) -> list[SecretStr]:
+        # an empty token would look like authentication while letting every request in
+        if any(not t.get_secret_value().strip() for t in tokens):
+            raise ValueError("a token is empty or only whitespace (is a ${VAR} unset?): give every "
+                             "token a value, or remove the key to serve loopback without tokens")
+        return tokens
 
 
 class ModelSettings(Section):

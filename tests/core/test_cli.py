@@ -78,7 +78,7 @@ def test_serve_answers_health_and_metrics_and_refuses_a_busy_port(tmp_path: Path
     proc = subprocess.Popen([*EXE, "serve", "--port", str(port)], cwd=tmp_path, env=_env(tmp_path),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a cold start on a loaded 2-core box takes a while
         while True:
             try:
                 health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
