@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 # a new cut aims this far under compress_at, so the next requests can reuse it (cache-friendly)
 HEADROOM = 0.8
-EXTRAS_KEY = "kimi_mcp.context"
 
 
 @dataclass(frozen=True)

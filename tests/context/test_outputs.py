@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 import pytest
-from context_support import assert_valid
+from context_support import apply_stages, assert_valid
 
-from kimi_mcp.context import apply_stages, compressed_id, masked_id, placeholder_id
+from kimi_mcp.context import compressed_id, masked_id, placeholder_id
 from kimi_mcp.context.caches import ByteLRU
 from kimi_mcp.context.costmodel import Candidate, cached_ratio, choose, mask_value
 from kimi_mcp.deps import Deps
