@@ -227,6 +227,7 @@ def config(args: argparse.Namespace, settings: Settings) -> int:
 def memory(args: argparse.Namespace, settings: Settings) -> int:
     deps = _started_deps(settings)
     try:
+        from kimi_mcp.memory.engine import MemoryEngine
         from kimi_mcp.memory.reindex import reindex
 
         def progress(done: int, total: int) -> None:
@@ -236,7 +237,7 @@ def memory(args: argparse.Namespace, settings: Settings) -> int:
             sys.stderr.flush()
 
         engine = deps.memory
-        if engine is None:
+        if not isinstance(engine, MemoryEngine):
             raise KimiError("this build has no memory engine to reindex")
         count = reindex(engine, progress)
         sys.stderr.write("\n")

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from kimi_mcp.catalog import Catalog
     from kimi_mcp.ledger import Event, Ledger, Sessions
     from kimi_mcp.llm import Completions
-    from kimi_mcp.memory import MemoryEngine
+    from kimi_mcp.memory import Memory
 
 T = TypeVar("T")
 
@@ -55,7 +55,7 @@ class Deps:
     """Typed services: settings, ledger, memory, catalog, sessions, workspace roots, completions."""
 
     def __init__(self, settings: Settings, *, ledger: Ledger | Lazy[Ledger] | None = None,
-                 memory: MemoryEngine | Lazy[MemoryEngine] | None = None,
+                 memory: Memory | Lazy[Memory] | None = None,
                  roots: list[Path] | None = None,
                  completions: Completions | Lazy[Completions] | None = None) -> None:
         self.settings = settings
@@ -79,12 +79,12 @@ class Deps:
         return self._ledger is not None and self._ledger.built() is not None
 
     @property
-    def memory(self) -> MemoryEngine | None:
+    def memory(self) -> Memory | None:
         """The memory engine, or None when this build has none."""
         return None if self._memory is None else self._memory.get()
 
     @memory.setter
-    def memory(self, engine: MemoryEngine | Lazy[MemoryEngine] | None) -> None:
+    def memory(self, engine: Memory | Lazy[Memory] | None) -> None:
         self._memory = _given(engine)
 
     @property
@@ -168,12 +168,12 @@ def build_deps(settings: Settings, lazy: bool = False) -> Deps:
 
     ledger: Lazy[Ledger] = Lazy(open_ledger)
 
-    def open_memory() -> MemoryEngine:
-        from kimi_mcp.memory import MemoryEngine
+    def open_memory() -> Memory:
+        from kimi_mcp.memory.engine import MemoryEngine
 
         return MemoryEngine(settings, ledger.get())
 
-    memory: Lazy[MemoryEngine] = Lazy(open_memory)
+    memory: Lazy[Memory] = Lazy(open_memory)
     if not lazy:
         ledger.get()
     return Deps(settings, ledger=ledger, memory=memory)

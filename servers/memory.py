@@ -4,7 +4,7 @@ recalled by meaning, scoped to the workspace's project, stored offline."""
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from fastmcp import FastMCP
@@ -147,7 +147,12 @@ Tags = Annotated[list[str] | None, Field(description="Labels to filter or group 
 
 def build_server(deps: Deps) -> FastMCP:
     mcp: FastMCP = FastMCP("memory")
-    engine: Callable[[], mem.Memory] = lambda: deps.memory  # noqa: E731 - deps.memory may be replaced
+    def engine() -> mem.Memory:  # read on every call: deps.memory may be replaced
+        found = deps.memory
+        if found is None:
+            raise ToolError("memory_* tools are unavailable: this server was built without a "
+                            "memory engine")
+        return found
 
     @mcp.tool(annotations=_annotations(False, False, True))
     async def store(

@@ -17,14 +17,13 @@ from kimi_mcp.ledger.store import Ledger, LedgerStats, Pending, Tx, open_ledger
 
 if TYPE_CHECKING:
     from kimi_mcp.ledger import queries, reads
-    from kimi_mcp.ledger.sessions import SessionNotFound, Sessions
+    from kimi_mcp.ledger.sessions import Sessions
 
 __all__ = ["AlertRow", "Event", "EventBus", "Ledger", "LedgerStats", "Pending", "RequestRow",
            "SessionNotFound", "SessionRow", "Sessions", "Subscription", "ToolCallRow", "Tx",
            "open_ledger", "queries", "reads"]
 
-_LAZY = {"Sessions": "kimi_mcp.ledger.sessions", "SessionNotFound": "kimi_mcp.ledger.sessions",
-         "queries": "kimi_mcp.ledger.queries", "reads": "kimi_mcp.ledger.reads"}
+_LAZY = {"Sessions": "kimi_mcp.ledger.sessions", "queries": "kimi_mcp.ledger.queries", "reads": "kimi_mcp.ledger.reads"}
 
 
 def __getattr__(name: str) -> Any:
