@@ -9,6 +9,7 @@
      │    ├── AmbiguousModel           400     ambiguous_model       (catalog)
      │    └── InitError                        `kimi-mcp init` cannot write a client's config (clients)
      ├── LedgerError                   503     ledger_error          the ledger cannot be opened or written
+     │    └── Busy                             locked or unreachable for now; the writer retries
      ├── UpstreamError                 502     upstream_error        a provider failed or answered with an error
      │    ├── RateLimited              429     rate_limit_exceeded   a local rpm/tpm budget is spent
      │    └── LlmError                         a product call to a model (planning, summaries) failed (llm)

@@ -78,8 +78,8 @@ def as_int(value: Any) -> ColumnElement[int]:
 
 def effective_prompt() -> ColumnElement[int]:
     """The token rule in SQL: the provider's prompt tokens, else the estimate, else 0."""
-    return func.coalesce(Request.prompt_tokens, Request.est_prompt_tokens, 0)  # type: ignore[arg-type]
+    return func.coalesce(Request.prompt_tokens, Request.est_prompt_tokens, 0)
 
 
 def effective_completion() -> ColumnElement[int]:
-    return func.coalesce(Request.completion_tokens, Request.est_completion_tokens, 0)  # type: ignore[arg-type]
+    return func.coalesce(Request.completion_tokens, Request.est_completion_tokens, 0)

@@ -42,7 +42,7 @@ Piece = tuple[int, float | None, float | None]  # (size, lo, hi); size 0: raw ro
 
 
 def _num(value: Any) -> float:
-    return 0 if value is None else value  # type: ignore[no-any-return]
+    return 0 if value is None else value
 
 
 def histogram_index(latency_ms: float) -> int:

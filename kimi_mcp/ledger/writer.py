@@ -59,7 +59,7 @@ BUSY = ("the ledger is busy: another process has held the database for several s
 TABLES: dict[str, Any] = {"request": Request, "tool_call": ToolCall, "alert": Alert}
 
 
-class Busy(Exception):
+class Busy(LedgerError):
     """The batch could not be committed for now (the database is locked or unreachable)."""
 
 
@@ -471,7 +471,7 @@ def _sqlite_insert(db: DbSession, table: Any, rows: list[dict[str, Any]]) -> Non
         for i in json_at:
             values[i] = json.dumps(values[i])
         params.append(tuple(values))
-    db.connection().exec_driver_sql(sql, params)  # type: ignore[arg-type]
+    db.connection().exec_driver_sql(sql, params)
 
 
 def _pg_insert(db: DbSession, table: Any, rows: list[dict[str, Any]]) -> list[int]:

@@ -156,7 +156,7 @@ def detect(handle: BinaryIO, shown: str) -> ArchiveFormat:
         handle.seek(0)
         return "zip"
     handle.seek(0)
-    if tarfile.is_tarfile(handle):  # type: ignore[arg-type]
+    if tarfile.is_tarfile(handle):
         handle.seek(0)
         return "tar.gz"
     raise WorkspaceError(f"Not a zip or tar archive: {shown}; give a .zip, .tar or .tar.gz file")
