@@ -140,6 +140,7 @@ class Member:
     name: str
     is_dir: bool
     size: int
+    info: object = None  # the ZipInfo / TarInfo, opened directly (names can be ambiguous)
     target: str = ""
 
 
@@ -166,7 +167,7 @@ def _zip_members(archive: zipfile.ZipFile) -> Iterator[tuple[Member, str | None]
     for info in archive.infolist():
         mode = info.external_attr >> 16
         problem = "a symlink entry" if stat.S_ISLNK(mode) else None
-        yield Member(info.filename, info.is_dir(), info.file_size), problem
+        yield Member(info.filename, info.is_dir(), info.file_size, info), problem
 
 
 def _tar_members(tar: tarfile.TarFile) -> Iterator[tuple[Member, str | None]]:
@@ -176,7 +177,7 @@ def _tar_members(tar: tarfile.TarFile) -> Iterator[tuple[Member, str | None]]:
             problem = f"a link entry (-> {info.linkname})"
         elif not (info.isfile() or info.isdir()):
             problem = "a device, fifo or other special entry"
-        yield Member(info.name, info.isdir(), info.size), problem
+        yield Member(info.name, info.isdir(), info.size, info), problem
 
 
 def check_members(
@@ -226,17 +227,17 @@ def unpack(ws: Workspace, archive_path: str, dest: str, overwrite: bool) -> Unpa
                 members = check_members(ws, _zip_members(archive), dest, overwrite)
                 ws.makedirs(dest)
                 for member in members:
-                    _write_member(ws, member, lambda n: archive.open(n), result)
+                    _write_member(ws, member, lambda i: archive.open(i), result)  # type: ignore[arg-type]
         else:
             with tarfile.open(fileobj=raw, mode="r:*") as tar:
                 members = check_members(ws, _tar_members(tar), dest, overwrite)
                 ws.makedirs(dest)
                 for member in members:
-                    _write_member(ws, member, tar.extractfile, result)
+                    _write_member(ws, member, tar.extractfile, result)  # type: ignore[arg-type]
     return result
 
 
-Opener = Callable[[str], "IO[bytes] | None"]
+Opener = Callable[[object], "IO[bytes] | None"]
 
 
 def _write_member(ws: Workspace, member: Member, opener: Opener, result: UnpackResult) -> None:
@@ -247,7 +248,7 @@ def _write_member(ws: Workspace, member: Member, opener: Opener, result: UnpackR
     ws.makedirs(os.path.dirname(member.target))
     if ws.lstat_or_none(member.target) is not None:
         result.overwritten.append(ws.display(member.target))
-    source = opener(member.name)
+    source = opener(member.info)
     if source is None:
         return
     with source, ws.write_stream(member.target, follow=False) as out:
