@@ -187,7 +187,7 @@ class Alert(SQLModel, table=True):
 
 
 class MemoryRecord(SQLModel, table=True):
-    """A memory: its text lives here, its vector in Qdrant under the same id."""
+    """A memory: its text lives here, its vector in `memory_vector` under the same id."""
 
     __tablename__ = "memory"
     __table_args__ = (
