@@ -19,7 +19,7 @@ from kimi_mcp.errors import AmbiguousModel, ConfigError, ModelNotFound
 
 log = logging.getLogger(__name__)
 
-Format = Literal["openai", "gemini"]
+Format = Literal["openai", "gemini", "anthropic"]
 DEFAULT_CONTEXT = 131_072
 
 
@@ -52,6 +52,7 @@ class Preset:
     prefixes: tuple[str, ...] = ()
     models: tuple[ModelInfo, ...] = ()
     usage_in_stream: bool = True  # accepts stream_options.include_usage
+    anthropic_url: str | None = None  # the provider's Anthropic-compatible endpoint, if it has one
 
 
 def _m(id_: str, ctx: int, prices: Prices | None = None, out: int | None = None) -> ModelInfo:
@@ -74,6 +75,9 @@ PRESETS: dict[str, Preset] = {
     "kimi": Preset(
         "https://api.moonshot.ai/v1", "MOONSHOT_API_KEY", timeout_s=120, prices_id="moonshotai",
         prefixes=("kimi-", "moonshot-"),
+        # Moonshot's Anthropic-compatible endpoint, used with `format = "anthropic"`
+        # (https://platform.moonshot.ai/docs, "Use Kimi in Claude Code")
+        anthropic_url="https://api.moonshot.ai/anthropic/v1",
         models=(
             _m("kimi-k2-0905-preview", 262_144), _m("kimi-k2-turbo-preview", 262_144),
             _m("kimi-k2-thinking", 262_144), _m("moonshot-v1-128k", 131_072),
@@ -125,6 +129,14 @@ PRESETS: dict[str, Preset] = {
         models=(
             _m("llama-3.3-70b", 65_536), _m("gpt-oss-120b", 131_072),
             _m("qwen-3-coder-480b", 131_072),
+        ),
+    ),
+    "anthropic": Preset(
+        "https://api.anthropic.com/v1", "ANTHROPIC_API_KEY", format="anthropic", timeout_s=300,
+        prices_id="anthropic", prefixes=("claude-",),
+        models=(
+            _m("claude-sonnet-4-5", 200_000, out=64_000), _m("claude-opus-4-1", 200_000, out=32_000),
+            _m("claude-haiku-4-5", 200_000, out=64_000),
         ),
     ),
     "gemini": Preset(
@@ -247,12 +259,20 @@ def _build(name: str, preset: Preset | None, user: ProviderSettings, settings: S
     for model_id, override in user.models.items():
         models[model_id] = _merge_model(name, prices_id, models.get(model_id), model_id, override)
     timeout = user.timeout_s or (preset.timeout_s if preset else 60)
+    fmt = user.format or (preset.format if preset else "openai")
+    base_url = user.base_url or (preset.base_url if preset else "")
+    if preset is not None and not user.base_url and fmt != preset.format:
+        if fmt != "anthropic" or not preset.anthropic_url:
+            raise ConfigError(f"providers.{name}.format: the {name} preset speaks {preset.format}"
+                              + (" or anthropic" if preset.anthropic_url else "")
+                              + f", not {fmt}; set providers.{name}.base_url for another endpoint")
+        base_url = preset.anthropic_url
     return Provider(
         name=name,
-        base_url=(user.base_url or (preset.base_url if preset else "")).rstrip("/"),
+        base_url=base_url.rstrip("/"),
         key_env=key_env,
         api_key=key if key and key.lower() != "none" else None,
-        format=user.format or (preset.format if preset else "openai"),
+        format=fmt,
         timeout_s=timeout,
         max_retries=2 if user.max_retries is None else user.max_retries,
         rpm=user.rpm or 0,

@@ -74,7 +74,7 @@ class ProviderSettings(Section):
     base_url: str | None = None
     api_key: SecretStr | None = None
     api_key_env: str | None = None
-    format: Literal["openai", "gemini"] | None = None
+    format: Literal["openai", "gemini", "anthropic"] | None = None
     timeout_s: float | None = Field(default=None, gt=0)
     max_retries: int | None = Field(default=None, ge=0, le=10)
     rpm: int | None = Field(default=None, ge=0)

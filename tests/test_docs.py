@@ -56,6 +56,13 @@ def test_the_readme_documents_exactly_the_43_tools() -> None:
     assert not documented - set(TOOLS), f"the README names tools that do not exist: {documented - set(TOOLS)}"
 
 
+def test_every_proxy_endpoint_is_documented() -> None:
+    from kimi_mcp.proxy.routes import PATHS
+
+    for path in PATHS:
+        assert f"`/v1{path}`" in README or f"/v1{path}`" in README, f"/v1{path} is not in the README"
+
+
 def test_every_command_is_documented() -> None:
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     for name in sub.choices:  # type: ignore[union-attr]

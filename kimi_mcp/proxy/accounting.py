@@ -23,6 +23,7 @@ from sqlalchemy import text
 from kimi_mcp.catalog import Resolved
 from kimi_mcp.deps import Deps
 from kimi_mcp.ledger.models import Alert, Request
+from kimi_mcp.proxy.formats import anthropic_answer, anthropic_stream
 from kimi_mcp.tokens import count_chat, count_text
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class CallRecord:
     raw_answer: bytes | None = None  # a non-streamed OpenAI-format answer, unparsed
     events: list[bytes] | None = None  # raw SSE events of a streamed OpenAI-format answer
     text: list[str] | None = None  # streamed text already decoded (translated formats)
+    answer_format: str = "openai"  # the wire of raw_answer / events: openai | anthropic
     saved_mask_tokens: int = 0
     saved_compress_tokens: int = 0
     memory_tokens: int = 0
@@ -170,6 +172,11 @@ class Accountant:
         self.observe(rec.resolved.ref, ttft, tps)
 
     def _answer(self, rec: CallRecord) -> tuple[dict[str, Any] | None, str]:
+        if rec.answer_format == "anthropic":
+            if rec.raw_answer is not None:
+                return anthropic_answer.usage_and_text(rec.raw_answer)
+            if rec.events is not None:
+                return anthropic_stream.usage_and_text(rec.events)
         if rec.raw_answer is not None:
             return _parse_answer(rec.raw_answer, rec.usage)
         if rec.events is not None:

@@ -1,8 +1,10 @@
-"""One chat completion through the proxy: validate, resolve, stages, limits, upstream, answer.
+"""One proxied call: parse, resolve, stages, limits, upstream, answer — in any inbound format.
 
-`Proxy.chat(request)` answers every request: a `KimiError` becomes an OpenAI-shaped error with
-its status, anything unexpected a 500 with a message that names no internals, and every call,
-failed or not, hands one `CallRecord` to the accountant. `Proxy.complete(body, purpose=...)`
+`Proxy.serve(request, inbound)` answers every request (`Proxy.chat` is chat completions): the
+inbound adapter turns the client's body into the canonical request and the answer back into the
+client's format; a `KimiError` becomes an error in the client's own shape with its status,
+anything unexpected a 500 with a message that names no internals, and every call, failed or not,
+hands one `CallRecord` (with `meta.inbound`) to the accountant. `Proxy.complete(body, purpose=...)`
 is the same path for the product's own model calls (task planning, summaries): recorded in the
 ledger like any other call, with `meta.purpose` saying why it was made.
 """
@@ -12,26 +14,31 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import anyio
 import httpx
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from kimi_mcp.catalog import Resolved
 from kimi_mcp.context import StageResult
 from kimi_mcp.deps import Deps
 from kimi_mcp.errors import KimiError, RequestError, UpstreamError, describe
-from kimi_mcp.httputil import error_response, read_json
+from kimi_mcp.httputil import read_json
 from kimi_mcp.ledger import Event
-from kimi_mcp.proxy import gemini
 from kimi_mcp.proxy.accounting import Accountant, CallRecord
+from kimi_mcp.proxy.formats import anthropic_answer, gemini, openai_chat
+from kimi_mcp.proxy.formats.canonical import without_origin
+from kimi_mcp.proxy.formats.inbound import Inbound, Inbounds, validate_chat
 from kimi_mcp.proxy.limits import Limiter
+from kimi_mcp.proxy.relays import anthropic_chunks, relay_anthropic, relay_translated
 from kimi_mcp.proxy.resolve import Plan, Router
-from kimi_mcp.proxy.streaming import Relay, relay_gemini, relay_openai
+from kimi_mcp.proxy.streaming import Relay, relay_openai
 from kimi_mcp.proxy.wire import build, check_key
+from kimi_mcp.tokens import count_chat
 from kimi_mcp.upstream import Upstream, to_upstream_error
 
 log = logging.getLogger(__name__)
@@ -46,24 +53,7 @@ class ContextStages(Protocol):
                     enabled: bool = True, model_ref: str | None = None) -> StageResult: ...
 
 
-def validate(body: Any) -> dict[str, Any]:
-    """The body as a dict, or `RequestError` naming the first field that is wrong."""
-    if not isinstance(body, dict):
-        raise RequestError("the body must be a JSON object")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise RequestError("'messages' must be a non-empty array")
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            raise RequestError(f"messages[{i}] must be an object with a string 'role'")
-    if "model" in body and not isinstance(body["model"], str):
-        raise RequestError("'model' must be a string")
-    if not isinstance(body.get("stream", False), bool):
-        raise RequestError("'stream' must be true or false")
-    for key in ("max_tokens", "max_completion_tokens"):
-        if body.get(key) is not None and (not isinstance(body[key], int) or body[key] < 0):
-            raise RequestError(f"'{key}' must be a non-negative integer")
-    return body
+validate = validate_chat  # the chat body check, kept under its old name
 
 
 @dataclass
@@ -72,6 +62,7 @@ class Proxy:
     upstream: Upstream
     stages: ContextStages | None = None
     limiter: Limiter = field(default_factory=Limiter)
+    inbounds: Inbounds = field(default_factory=Inbounds)
     router: Router = field(init=False)
     accountant: Accountant = field(init=False)
     _sessions: dict[str, str] = field(default_factory=dict)
@@ -104,17 +95,24 @@ class Proxy:
     # ---- the endpoint -------------------------------------------------------------------------
 
     async def chat(self, request: Request) -> Response:
+        return await self.serve(request, self.inbounds.openai_chat)
+
+    async def serve(self, request: Request, inbound: Inbound) -> Response:
+        """Answer one call made in `inbound`'s format (see the module docstring)."""
         rec = CallRecord(created_at=time.time(), started=time.perf_counter(), stream=False)
+        rec.meta["inbound"] = inbound.name
         try:
             limit = int(self.deps.settings.server.max_body_mb * 1_000_000)
-            body = validate(await read_json(request, limit))
+            raw = await read_json(request, limit)
+            body, call = inbound.parse(raw)
             rec.stream = bool(body.get("stream"))
             rec.model = str(body.get("model") or "")
-            return await self._serve(request, body, rec)
+            ref = inbound.session_ref(request.headers, raw)
+            return await self._serve(request, body, rec, _Call(inbound, call, ref))
         except Exception as exc:  # noqa: BLE001 - every failure is answered and recorded
-            return self._failed(rec, exc)
+            return self._failed(rec, exc, inbound)
 
-    def _failed(self, rec: CallRecord, exc: Exception) -> Response:
+    def _failed(self, rec: CallRecord, exc: Exception, inbound: Inbound | None = None) -> Response:
         info = describe(exc)
         if not isinstance(exc, KimiError):
             log.error("a proxied call failed unexpectedly", exc_info=exc)
@@ -123,25 +121,28 @@ class Proxy:
         headers = {"retry-after": f"{max(1, round(info.retry_after))}"} if info.retry_after else {}
         if rec.route:
             headers["x-kimi-route"] = rec.route
-        return error_response(info, headers=headers)
+        return (inbound or self.inbounds.openai_chat).error(info, headers)
 
-    async def _serve(self, request: Request, body: dict[str, Any], rec: CallRecord) -> Response:
+    async def _serve(self, request: Request, body: dict[str, Any], rec: CallRecord,
+                     call: _Call) -> Response:
         model = body.get("model") or self.deps.settings.routing.default_model
         max_tokens = int(body.get("max_completion_tokens") or body.get("max_tokens") or 0)
         estimate = int(request.headers.get("content-length") or 0) // 4
         plan = self.router.plan(model, estimate, max_tokens)
         first = plan.candidates[0]
         rec.provider, rec.model, rec.resolved = first.provider.name, first.model.id, first
-        rec.session_id = await self.session_for(request, body, plan.alias or first.ref)
+        rec.session_id = await self.session_for(request, body, plan.alias or first.ref, call.session)
         body = _without_session(body)
         if self.stages is not None:
             enabled = request.headers.get("x-kimi-context", "").lower() != "off"
             body = await self._apply_stages(body, rec, first, enabled)
         rec.body = body
-        response, cand, strip_usage = await self._open(body, plan, rec, estimate + max_tokens)
+        response, cand, strip_usage = await self._open(body, plan, rec, estimate + max_tokens,
+                                                       request.headers)
+        shown = str(body.get("model") or cand.model.id)
         if rec.stream:
-            return self._stream(response, cand, body, rec, strip_usage)
-        raw = await self._whole(response, cand, rec)
+            return self._stream(response, cand, body, rec, strip_usage, call, shown)
+        raw = await self._whole(response, cand, rec, call, shown)
         return Response(raw, status_code=response.status_code, media_type=JSON_TYPE,
                         headers={"x-kimi-route": rec.route or ""})
 
@@ -162,6 +163,23 @@ class Proxy:
             rec.meta["context"] = result.savings.as_meta()
         return result.body
 
+    async def count_tokens(self, request: Request) -> Response:
+        """`POST /v1/messages/count_tokens`: `{"input_tokens": n}` counted with cl100k the way the
+        ledger estimates prompts; the model is resolved (404 when unknown) but not called, and
+        nothing is recorded."""
+        inbound = self.inbounds.anthropic_count
+        try:
+            raw = await read_json(request, int(self.deps.settings.server.max_body_mb * 1_000_000))
+            body, _ = inbound.parse(raw)
+            self.router.plan(str(body.get("model") or self.deps.settings.routing.default_model), 0, 0)
+            counted = await anyio.to_thread.run_sync(count_chat, without_origin(body))
+        except Exception as exc:
+            info = describe(exc)
+            if not isinstance(exc, KimiError):
+                log.error("counting tokens failed unexpectedly", exc_info=exc)
+            return inbound.error(info, {})
+        return JSONResponse({"input_tokens": counted})
+
     # ---- the product's own calls ----------------------------------------------------------------
 
     async def complete(self, body: dict[str, Any], *, purpose: str) -> dict[str, Any]:
@@ -177,7 +195,8 @@ class Proxy:
             rec.session_id = self.deps.mcp_session_id()
             rec.body = body
             response, cand, _ = await self._open(body, plan, rec, 0)
-            raw = await self._whole(response, cand, rec)
+            raw = await self._whole(response, cand, rec, _Call(self.inbounds.openai_chat, body),
+                                    str(body.get("model") or cand.model.id))
         except Exception as exc:
             self._failed(rec, exc)
             raise
@@ -191,8 +210,9 @@ class Proxy:
 
     # ---- upstream -------------------------------------------------------------------------------
 
-    async def _open(self, body: dict[str, Any], plan: Plan, rec: CallRecord,
-                    tokens: int) -> tuple[httpx.Response, Resolved, bool]:
+    async def _open(self, body: dict[str, Any], plan: Plan, rec: CallRecord, tokens: int,
+                    client_headers: Mapping[str, str] | None = None,
+                    ) -> tuple[httpx.Response, Resolved, bool]:
         """The first candidate that answers; later candidates only when the failure allows."""
         tried: list[str] = []
         for index, cand in enumerate(plan.candidates):
@@ -202,7 +222,7 @@ class Proxy:
             try:
                 check_key(cand.provider)
                 await self.limiter.acquire(cand.provider, tokens)
-                out = build(cand, body, rec.stream)
+                out = build(cand, body, rec.stream, client_headers)
                 response = await self.upstream.open(cand.provider, out.url, headers=out.headers,
                                                     content=out.content,
                                                     on_retry=lambda why: _note(rec, why))
@@ -221,19 +241,31 @@ class Proxy:
         raise AssertionError("a plan always has a candidate")
 
     def _stream(self, response: httpx.Response, cand: Resolved, body: dict[str, Any],
-                rec: CallRecord, strip_usage: bool) -> Response:
+                rec: CallRecord, strip_usage: bool, call: _Call, shown: str) -> Response:
         headers = {"x-kimi-route": rec.route or "", "cache-control": "no-cache"}
-        if cand.provider.format == "gemini":
-            options = body.get("stream_options")
-            wants = isinstance(options, dict) and bool(options.get("include_usage"))
-            translator = gemini.StreamTranslator(str(body.get("model") or cand.model.id))
-            gen = relay_gemini(response, cand.provider, rec, translator, wants, self.finish)
+        provider = cand.provider
+        inbound = call.inbound
+        gen: Any
+        if provider.format == "openai" and inbound.native == "openai":
+            gen = relay_openai(response, provider, rec, strip_usage, self.finish)
+        elif provider.format == "anthropic" and inbound.native == "anthropic":
+            rec.answer_format = "anthropic"
+            encoder = inbound.encoder(call.call, shown)
+            gen = relay_anthropic(response, provider, rec, encoder.error, self.finish)
         else:
-            gen = relay_openai(response, cand.provider, rec, strip_usage, self.finish)
+            if provider.format == "gemini":
+                chunks = gemini.chunks(response, shown)
+            elif provider.format == "anthropic":
+                chunks = anthropic_chunks(response, shown)
+            else:
+                chunks = openai_chat.chunks(response, provider.name)
+            gen = relay_translated(response, provider, rec, chunks, inbound.encoder(call.call, shown),
+                                   self.finish)
         return Relay(gen, response, rec, self.finish, headers=headers)
 
-    async def _whole(self, response: httpx.Response, cand: Resolved, rec: CallRecord) -> bytes:
-        """The whole answer in OpenAI shape (translated from the provider's format)."""
+    async def _whole(self, response: httpx.Response, cand: Resolved, rec: CallRecord,
+                     call: _Call, shown: str) -> bytes:
+        """The whole answer in the client's format (translated from the provider's)."""
         try:
             raw = await response.aread()
         except httpx.HTTPError as exc:
@@ -241,29 +273,32 @@ class Proxy:
         finally:
             await response.aclose()
         rec.ended_at = time.perf_counter()
-        if cand.provider.format == "gemini":
-            try:
-                data = json.loads(raw)
-            except ValueError:
-                raise UpstreamError(f"{cand.provider.name} sent an answer that is not JSON") from None
-            model = str((rec.body or {}).get("model") or cand.model.id)
-            answer = gemini.from_gemini(data, model)
-            rec.usage = answer.get("usage")
-            rec.text = [str(c["message"].get("content") or "") for c in answer["choices"]]
-            raw = json.dumps(answer, ensure_ascii=False).encode()
-        else:
+        fmt = cand.provider.format
+        if fmt == call.inbound.native:
+            rec.raw_answer, rec.answer_format = raw, fmt
+            self.finish(rec)
+            return raw
+        completion = _completion(raw, fmt, cand.provider.name, shown)
+        if fmt == "openai":
             rec.raw_answer = raw
+        else:
+            rec.usage = completion.get("usage")
+            rec.text = [str(c.get("message", {}).get("content") or "") for c in completion["choices"]]
         self.finish(rec)
-        return raw
+        return call.inbound.answer(completion, call.call, shown)
 
     # ---- sessions, accounting, events -------------------------------------------------------------
 
-    async def session_for(self, request: Request, body: dict[str, Any], model_ref: str) -> str | None:
+    async def session_for(self, request: Request, body: dict[str, Any], model_ref: str,
+                          client_ref: str | None = None) -> str | None:
+        """The session of a call: `x-kimi-session`, `metadata.session`, the client's own
+        conversation id (Claude Code, Codex), or the automatic session of `model_ref`."""
         ref = request.headers.get("x-kimi-session")
         if not ref:
             meta = body.get("metadata")
             if isinstance(meta, dict) and isinstance(meta.get("session"), str):
                 ref = meta["session"]
+        ref = ref or client_ref
         if not ref:
             return await self.deps.sessions.auto_for(model_ref)
         found = self._sessions.get(ref)
@@ -288,6 +323,32 @@ class Proxy:
 
     def _breaker_event(self, ref: str, state: str) -> None:
         self.deps.ledger.bus.publish(Event("provider", {"model": ref, "breaker": state}))
+
+
+@dataclass
+class _Call:
+    """The inbound side of one call: its adapter, what the adapter needs back, its session ref."""
+
+    inbound: Inbound
+    call: Any
+    session: str | None = None
+
+
+def _completion(raw: bytes, fmt: str, provider: str, model: str) -> dict[str, Any]:
+    """A provider's whole answer as a canonical chat.completion."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise UpstreamError(f"{provider} sent an answer that is not JSON") from None
+    if not isinstance(data, dict):
+        raise UpstreamError(f"{provider} sent an answer that is not a JSON object")
+    if fmt == "gemini":
+        return gemini.from_gemini(data, model)
+    if fmt == "anthropic":
+        return anthropic_answer.to_canonical_answer(data, model)
+    if not isinstance(data.get("choices"), list):
+        raise UpstreamError(f"{provider} sent an answer without choices")
+    return data
 
 
 def _route(cand: Resolved, plan: Plan, tried: list[str], purpose: str | None) -> str:

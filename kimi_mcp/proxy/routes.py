@@ -1,4 +1,5 @@
-"""The /v1 routes: chat completions and the model list, with and without the /v1 prefix."""
+"""The /v1 routes, each also without the /v1 prefix: chat completions, Anthropic Messages (and
+its token count), OpenAI Responses, and the model list."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from kimi_mcp.proxy.accounting import seed_stats
 from kimi_mcp.proxy.pipeline import Proxy
 
 log = logging.getLogger(__name__)
+# every path is served under /v1 and without it
+PATHS = ("/chat/completions", "/messages", "/messages/count_tokens", "/responses", "/models")
 
 
 def model_list(proxy: Proxy) -> dict[str, Any]:
@@ -34,20 +37,30 @@ def model_list(proxy: Proxy) -> dict[str, Any]:
 def routes(proxy: Proxy) -> list[BaseRoute]:
     models: dict[str, Any] = {}
 
+    inbounds = proxy.inbounds
+
     async def chat(request: Request) -> Response:
         return await proxy.chat(request)
+
+    async def messages(request: Request) -> Response:
+        return await proxy.serve(request, inbounds.anthropic_messages)
+
+    async def count_tokens(request: Request) -> Response:
+        return await proxy.count_tokens(request)
+
+    async def responses(request: Request) -> Response:
+        return await proxy.serve(request, inbounds.openai_responses)
 
     async def list_models(request: Request) -> Response:
         if not models:
             models.update(model_list(proxy))
         return JSONResponse(models)
 
-    return [
-        Route("/v1/chat/completions", chat, methods=["POST"]),
-        Route("/chat/completions", chat, methods=["POST"]),
-        Route("/v1/models", list_models, methods=["GET"]),
-        Route("/models", list_models, methods=["GET"]),
-    ]
+    handlers = (chat, messages, count_tokens, responses, list_models)
+    endpoints = [(path, handler, "GET" if path == "/models" else "POST")
+                 for path, handler in zip(PATHS, handlers, strict=True)]
+    return [Route(prefix + path, endpoint, methods=[method])
+            for path, endpoint, method in endpoints for prefix in ("/v1", "")]
 
 
 def _warm_up(proxy: Proxy) -> None:

@@ -1,8 +1,8 @@
 """Server-sent events from the provider to the client, as they arrive.
 
 OpenAI-format streams pass through byte for byte, cut only at event boundaries; the one
-exception is the usage chunk we asked for on the client's behalf, which is removed. Gemini
-streams are translated event by event. A failure mid-stream ends the client's stream with an
+exception is the usage chunk we asked for on the client's behalf, which is removed. Streams in
+another format than the client's are translated event by event in `relays.py`. A failure mid-stream ends the client's stream with an
 OpenAI-style error event and `data: [DONE]`; a client that goes away closes the upstream at once.
 In every case `finish(record)` runs exactly once, after the upstream is closed.
 """
@@ -22,7 +22,6 @@ from starlette.types import Receive, Scope, Send
 
 from kimi_mcp.catalog import Provider
 from kimi_mcp.proxy.accounting import CallRecord
-from kimi_mcp.proxy.gemini import StreamTranslator
 from kimi_mcp.upstream import to_upstream_error
 
 log = logging.getLogger(__name__)
@@ -80,41 +79,6 @@ async def relay_openai(response: httpx.Response, provider: Provider, rec: CallRe
             yield error_event(rec.error) + DONE
     except (GeneratorExit, anyio.get_cancelled_exc_class()):
         rec.status, rec.error = "cancelled", "the client disconnected"
-        raise
-    finally:
-        await _close(response, rec, finish)
-
-
-async def relay_gemini(response: httpx.Response, provider: Provider, rec: CallRecord,
-                       translator: StreamTranslator, include_usage: bool,
-                       finish: Finish) -> AsyncIterator[bytes]:
-    rec.text = translator.text
-    try:
-        try:
-            async for line in response.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                try:
-                    data = json.loads(line[5:])
-                except ValueError:
-                    continue
-                chunk = translator.chunk(data) if isinstance(data, dict) else None
-                if chunk is None:
-                    continue
-                if rec.first_at is None:
-                    rec.first_at = time.perf_counter()
-                yield b"data: " + json.dumps(chunk, ensure_ascii=False).encode() + b"\n\n"
-        except httpx.HTTPError as exc:
-            rec.usage = translator.usage
-            yield _fail(rec, provider, exc)
-            return
-        rec.usage = translator.usage
-        if include_usage and translator.usage:
-            yield b"data: " + json.dumps(translator.usage_chunk()).encode() + b"\n\n"
-        yield DONE
-    except (GeneratorExit, anyio.get_cancelled_exc_class()):
-        rec.status, rec.error = "cancelled", "the client disconnected"
-        rec.usage = translator.usage
         raise
     finally:
         await _close(response, rec, finish)

@@ -1,14 +1,24 @@
-"""The request a provider receives: its format, its model id, its key, without what it rejects."""
+"""The request a provider receives: its format, its model id, its key, without what it rejects.
+
+`build` dispatches on `provider.format` to the outbound wire in `proxy/formats/`: `openai`
+(chat completions), `gemini` (`generateContent`) or `anthropic` (Messages).
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from kimi_mcp.catalog import Provider, Resolved
 from kimi_mcp.errors import UpstreamError
-from kimi_mcp.proxy import gemini
+from kimi_mcp.proxy.formats import anthropic_request, gemini, openai_chat
+from kimi_mcp.proxy.formats.canonical import without_origin
+
+ANTHROPIC_VERSION = "2023-06-01"
+# client headers an Anthropic-format provider needs to see (beta features, API version)
+ANTHROPIC_FORWARDED = ("anthropic-beta", "anthropic-version")
 
 
 @dataclass
@@ -19,18 +29,21 @@ class Outgoing:
     strip_usage: bool  # we asked for include_usage; the client did not
 
 
-def build(resolved: Resolved, body: dict[str, Any], stream: bool) -> Outgoing:
+def build(resolved: Resolved, body: dict[str, Any], stream: bool,
+          client_headers: Mapping[str, str] | None = None) -> Outgoing:
     """The request for the provider: its model id, its key, without the fields it rejects."""
     provider = resolved.provider
     headers = {"content-type": "application/json", **provider.headers}
     if provider.format == "gemini":
-        payload = gemini.to_gemini(body)
+        payload = gemini.to_gemini(without_origin(body))
         verb = "streamGenerateContent?alt=sse" if stream else "generateContent"
         url = f"{provider.base_url}/models/{resolved.model.id}:{verb}"
         if provider.api_key:
             headers["x-goog-api-key"] = provider.api_key
         return Outgoing(url, headers, json.dumps(payload).encode(), False)
-    payload = dict(body)
+    if provider.format == "anthropic":
+        return _anthropic(resolved, body, headers, client_headers or {})
+    payload = dict(openai_chat.request_body(body))
     payload["model"] = resolved.model.id
     strip = False
     if stream and provider.usage_in_stream:
@@ -47,6 +60,23 @@ def build(resolved: Resolved, body: dict[str, Any], stream: bool) -> Outgoing:
         headers["authorization"] = f"Bearer {provider.api_key}"
     return Outgoing(f"{provider.base_url}/chat/completions", headers,
                     json.dumps(payload, ensure_ascii=False).encode(), strip)
+
+
+def _anthropic(resolved: Resolved, body: dict[str, Any], headers: dict[str, str],
+               client_headers: Mapping[str, str]) -> Outgoing:
+    provider = resolved.provider
+    payload = anthropic_request.from_canonical(body, resolved.model.id,
+                                               resolved.model.max_output_tokens)
+    for name in provider.drop_params:
+        payload.pop(name, None)
+    headers["anthropic-version"] = ANTHROPIC_VERSION
+    for name in ANTHROPIC_FORWARDED:
+        if client_headers.get(name):
+            headers[name] = client_headers[name]
+    if provider.api_key:
+        headers["x-api-key"] = provider.api_key
+    return Outgoing(f"{provider.base_url}/messages", headers,
+                    json.dumps(payload, ensure_ascii=False).encode(), False)
 
 
 def check_key(provider: Provider) -> None:

@@ -11,8 +11,8 @@ import pytest
 from kimi_mcp.catalog import Catalog
 from kimi_mcp.config import load_settings
 from kimi_mcp.errors import RateLimited, RequestError
-from kimi_mcp.proxy import gemini
 from kimi_mcp.proxy.accounting import CallRecord, _parse_events
+from kimi_mcp.proxy.formats import gemini
 from kimi_mcp.proxy.limits import Limiter
 from kimi_mcp.proxy.resolve import Router
 from kimi_mcp.proxy.streaming import _strip_usage

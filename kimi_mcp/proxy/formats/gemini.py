@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
+
+import httpx
 
 from kimi_mcp.tokens import content_text
 
@@ -278,3 +281,20 @@ class StreamTranslator:
     def _wrap(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
         return {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
                 "model": self.model, "choices": choices}
+
+
+async def chunks(response: httpx.Response, model: str) -> AsyncIterator[dict[str, Any]]:
+    """A `streamGenerateContent?alt=sse` stream as chat chunks; the usage comes last, alone."""
+    translator = StreamTranslator(model)
+    async for line in response.aiter_lines():
+        if not line.startswith("data:"):
+            continue
+        try:
+            data = json.loads(line[5:])
+        except ValueError:
+            continue
+        chunk = translator.chunk(data) if isinstance(data, dict) else None
+        if chunk is not None:
+            yield chunk
+    if translator.usage:
+        yield translator.usage_chunk()
