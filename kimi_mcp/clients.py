@@ -6,7 +6,8 @@ Files written (`--print` writes nothing and shows them instead):
                  <workspace>/.continue/models/kimi-mcp.yaml       models through the proxy
     claude       Claude Desktop's claude_desktop_config.json (per OS)
     cursor       <workspace>/.cursor/mcp.json  (--global: ~/.cursor/mcp.json)
-    claude-code  <workspace>/.mcp.json
+    claude-code  <workspace>/.mcp.json, <workspace>/.claude/settings.local.json  (see agents.py)
+    codex        $CODEX_HOME/config.toml (~/.codex/config.toml)                 (see agents.py)
 
 An existing file is parsed and merged (other servers, models and keys stay); it is copied to a
 timestamped `.bak` first. A file that cannot be parsed is never overwritten.
@@ -25,20 +26,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kimi_mcp import agents
+from kimi_mcp.agents import InitError
 from kimi_mcp.config import Settings
 from kimi_mcp.errors import KimiError
 
 NAME = "kimi-mcp"
-CLIENTS = ("continue", "claude", "cursor", "claude-code")
+CLIENTS = ("continue", "claude", "cursor", "claude-code", "codex")
 MODEL_PREFIX = "kimi-mcp: "
 
 
-class InitError(KimiError):
-    pass
-
-
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("init", help="register kimi-mcp with Continue, Claude Desktop, Cursor or Claude Code")
+    p = sub.add_parser("init", help="register kimi-mcp with Continue, Claude Desktop, Cursor, "
+                                    "Claude Code or Codex (the agents' model calls go through the proxy)")
     p.add_argument("client", choices=CLIENTS)
     p.add_argument("--print", action="store_true", dest="print_only",
                    help="show the configuration instead of writing it")
@@ -48,11 +48,15 @@ def add_parser(sub: Any) -> None:
                    help="register the running server's URL (/mcp) instead of a stdio command")
     p.add_argument("--global", action="store_true", dest="global_",
                    help="cursor: write ~/.cursor/mcp.json instead of the project's .cursor/mcp.json")
+    p.add_argument("--model", metavar="REF",
+                   help="claude-code, codex: the model the agent uses through the proxy "
+                        "(default: routing.default_model)")
     p.add_argument("--config", type=Path, help="TOML config file of kimi-mcp")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    plan = build_plan(args.client, settings, http=args.http, global_=getattr(args, "global_", False))
+    plan = build_plan(args.client, settings, http=args.http, global_=getattr(args, "global_", False),
+                      model=getattr(args, "model", None))
     if args.print_only:
         for target in plan:
             sys.stdout.write(f"# {target.path}\n{target.render(target.merge(None))}\n")
@@ -68,12 +72,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 @dataclass
 class Target:
     path: Path
-    fmt: str  # json | yaml
+    fmt: str  # json | yaml | toml
     merge: Callable[[Any], Any]  # existing parsed document (or None) -> new document
 
     def render(self, doc: Any) -> str:
         if self.fmt == "json":
             return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+        if self.fmt == "toml":
+            import tomlkit
+
+            return tomlkit.dumps(doc)
         import yaml
 
         return str(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100))
@@ -83,6 +91,10 @@ class Target:
             return None
         if self.fmt == "json":
             return json.loads(text)
+        if self.fmt == "toml":
+            import tomlkit
+
+            return tomlkit.parse(text)
         import yaml
 
         return yaml.safe_load(text)
@@ -143,8 +155,16 @@ def claude_desktop_path() -> Path:
     return Path(config) / "Claude" / "claude_desktop_config.json"
 
 
-def build_plan(client: str, settings: Settings, *, http: bool = False, global_: bool = False) -> list[Target]:
+def build_plan(client: str, settings: Settings, *, http: bool = False, global_: bool = False,
+               model: str | None = None) -> list[Target]:
     workspace = settings.workspace_roots()[0]
+    model = model or settings.routing.default_model
+    if client == "codex":
+        command, args = stdio_command(workspace)
+        server = agents.codex_server(command, args, f"{base_url(settings)}/mcp" if http else None,
+                                     bool(settings.server.auth_tokens))
+        return [Target(agents.codex_home(settings) / "config.toml", "toml",
+                       agents.codex_config(settings, base_url(settings), model, server))]
     entry = server_entry(client, settings, workspace, http)
     if client == "continue":
         return [
@@ -161,7 +181,11 @@ def build_plan(client: str, settings: Settings, *, http: bool = False, global_: 
         path = (Path.home() if global_ else workspace) / ".cursor" / "mcp.json"
     else:
         path = workspace / ".mcp.json"
-    return [Target(path, "json", lambda doc: merge_mcp_servers(doc, entry, path))]
+    plan = [Target(path, "json", lambda doc: merge_mcp_servers(doc, entry, path))]
+    if client == "claude-code":
+        plan.append(Target(workspace / ".claude" / "settings.local.json", "json",
+                           agents.claude_settings(settings, base_url(settings), model)))
+    return plan
 
 
 def continue_models(settings: Settings) -> list[dict[str, Any]]:
@@ -238,11 +262,12 @@ def write(target: Target) -> str:
         old_text = path.read_text(encoding="utf-8") if path.exists() else None
     except OSError as exc:
         raise InitError(f"cannot read {path}: {exc.strerror}") from None
+    import tomlkit.exceptions
     import yaml
 
     try:
         existing = target.parse(old_text) if old_text is not None else None
-    except (ValueError, yaml.YAMLError) as exc:
+    except (ValueError, yaml.YAMLError, tomlkit.exceptions.ParseError) as exc:
         raise InitError(f"{path} is not valid {target.fmt.upper()} ({_first_line(exc)}); "
                         "fix or move it, it was left unchanged") from None
     if old_text is not None and not os.access(path, os.W_OK):

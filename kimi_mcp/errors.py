@@ -7,7 +7,7 @@
      │    │    ├── ModelNotFound       404     model_not_found       (catalog)
      │    │    └── SessionNotFound     404     session_not_found     (ledger.sessions)
      │    ├── AmbiguousModel           400     ambiguous_model       (catalog)
-     │    └── InitError                        `kimi-mcp init` cannot write a client's config (clients)
+     │    └── InitError                        `kimi-mcp init` cannot write a client's config (agents)
      ├── LedgerError                   503     ledger_error          the ledger cannot be opened or written
      │    └── Busy                             locked or unreachable for now; the writer retries
      ├── UpstreamError                 502     upstream_error        a provider failed or answered with an error

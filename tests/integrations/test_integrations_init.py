@@ -80,6 +80,69 @@ def test_init_claude_code_merges_into_an_existing_mcp_json(project: Path) -> Non
     assert len(backups) == 1 and json.loads(backups[0].read_text())["extra"] == 1
 
 
+def test_init_claude_code_points_claude_code_at_the_proxy_with_the_server_approved(project: Path) -> None:
+    local = project / ".claude" / "settings.local.json"
+    local.parent.mkdir()
+    local.write_text(json.dumps({"permissions": {"allow": ["Bash(ls)"]},
+                                 "enabledMcpjsonServers": ["git"], "env": {"FOO": "1"}}))
+    assert init("claude-code", "--workspace", str(project), "--model", "kimi/kimi-k2-turbo-preview") == 0
+    doc = json.loads(local.read_text())
+    assert doc["permissions"] == {"allow": ["Bash(ls)"]}
+    assert doc["enabledMcpjsonServers"] == ["git", "kimi-mcp"]
+    env = doc["env"]
+    assert env["FOO"] == "1" and env["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:8765"
+    assert env["ANTHROPIC_MODEL"] == env["ANTHROPIC_DEFAULT_HAIKU_MODEL"] == "kimi/kimi-k2-turbo-preview"
+    assert env["ANTHROPIC_AUTH_TOKEN"] == "kimi-mcp"
+    assert json.loads((project / ".mcp.json").read_text())["mcpServers"]["kimi-mcp"]["args"][0] == "stdio"
+    assert init("claude-code", "--workspace", str(project)) == 0  # idempotent
+    assert json.loads(local.read_text())["enabledMcpjsonServers"] == ["git", "kimi-mcp"]
+
+
+def test_init_claude_code_with_auth_tokens_reads_the_token_from_the_environment(
+    project: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "kimi.toml"
+    config.write_text('[server]\nauth_tokens = ["s3cret-token"]\n')
+    assert init("claude-code", "--workspace", str(project), "--config", str(config)) == 0
+    text = (project / ".claude" / "settings.local.json").read_text()
+    assert "s3cret-token" not in text and "ANTHROPIC_AUTH_TOKEN" not in text
+    assert json.loads(text)["apiKeyHelper"] == "printenv KIMI_MCP_TOKEN"
+
+
+def test_init_codex_adds_a_responses_provider_and_the_server_keeping_the_users_config(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tomllib
+
+    home = tmp_path / "codex-home"
+    home.mkdir()
+    monkeypatch.setenv("CODEX_HOME", str(home))
+    path = home / "config.toml"
+    path.write_text('# my codex\napproval_policy = "never"\n\n[mcp_servers.git]\ncommand = "git-mcp"\n')
+    assert init("codex", "--workspace", str(project)) == 0
+    text = path.read_text()
+    assert text.startswith("# my codex\n")
+    doc = tomllib.loads(text)
+    assert doc["approval_policy"] == "never" and doc["mcp_servers"]["git"] == {"command": "git-mcp"}
+    assert (doc["model"], doc["model_provider"]) == ("kimi/kimi-k2-0905-preview", "kimi-mcp")
+    assert doc["model_providers"]["kimi-mcp"] == {"name": "kimi-mcp", "wire_api": "responses",
+                                                  "base_url": "http://127.0.0.1:8765/v1"}
+    server = doc["mcp_servers"]["kimi-mcp"]
+    assert server["args"] == ["stdio", "--workspace", str(project)] and os.path.isabs(server["command"])
+    assert init("codex", "--workspace", str(project)) == 0
+    assert tomllib.loads(path.read_text()) == doc
+
+
+def test_init_codex_refuses_a_config_it_cannot_parse(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CODEX_HOME", str(tmp_path))
+    (tmp_path / "config.toml").write_text("model = [broken\n")
+    assert init("codex", "--workspace", str(project)) == 1
+    assert "not valid TOML" in capsys.readouterr().err
+    assert (tmp_path / "config.toml").read_text() == "model = [broken\n"
+
+
 def test_init_claude_writes_the_desktop_config_in_the_user_config_dir(
     project: Path, tmp_path: Path
 ) -> None:
@@ -125,9 +188,12 @@ def test_init_print_shows_the_config_and_writes_nothing(
 ) -> None:
     assert init("claude-code", "--print", "--workspace", str(project)) == 0
     out = capsys.readouterr().out
-    body = out.split("\n", 1)[1]
-    assert json.loads(body)["mcpServers"]["kimi-mcp"]["args"][0] == "stdio"
-    assert not (project / ".mcp.json").exists()
+    files = {head: json.loads(body) for head, body in
+             (block.split("\n", 1) for block in out.split("# ")[1:])}
+    assert files[str(project / ".mcp.json")]["mcpServers"]["kimi-mcp"]["args"][0] == "stdio"
+    local = files[str(project / ".claude" / "settings.local.json")]
+    assert local["env"]["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:8765"
+    assert not (project / ".mcp.json").exists() and not (project / ".claude").exists()
 
 
 def test_claude_desktop_refuses_http(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
