@@ -9,7 +9,7 @@ register kimi-mcp's MCP server with it, approved.
                      $KIMI_MCP_TOKEN when `server.auth_tokens` is set)
     codex        $CODEX_HOME/config.toml (~/.codex)       `[model_providers.kimi-mcp]` with
                      `wire_api = "responses"` at the proxy's /v1, `model_provider` and `model`,
-                     and `[mcp_servers.kimi-mcp]`
+                     and `[mcp_servers.kimi-mcp]` (`required = true`: the first turn has the tools)
 
 Codex's file is merged with tomlkit, so its comments and other tables stay as they were.
 """
@@ -25,6 +25,7 @@ from kimi_mcp.errors import RequestError
 
 NAME = "kimi-mcp"
 PLACEHOLDER_TOKEN = "kimi-mcp"  # the proxy holds the providers' keys; this only stops a login prompt
+STARTUP_TIMEOUT_S = 60
 MODEL_VARIABLES = ("ANTHROPIC_MODEL", "ANTHROPIC_DEFAULT_OPUS_MODEL", "ANTHROPIC_DEFAULT_SONNET_MODEL",
                    "ANTHROPIC_DEFAULT_HAIKU_MODEL", "ANTHROPIC_SMALL_FAST_MODEL")
 
@@ -102,9 +103,12 @@ def _table(doc: Any, key: str) -> Any:
 
 def codex_server(command: str, args: list[str], url: str | None, token: bool) -> dict[str, Any]:
     """Codex's `[mcp_servers.kimi-mcp]`: a stdio command, or the running server's /mcp URL."""
+    # `required`: Codex holds the session until the server is up (else a turn can start before
+    # the tools arrive); a cold Python start can pass Codex's default 10 s on a busy machine
     if url is None:
-        return {"command": command, "args": args}
-    entry: dict[str, Any] = {"url": url}
+        return {"command": command, "args": args, "required": True,
+                "startup_timeout_sec": STARTUP_TIMEOUT_S}
+    entry: dict[str, Any] = {"url": url, "required": True}
     if token:
         entry["bearer_token_env_var"] = "KIMI_MCP_TOKEN"
     return entry

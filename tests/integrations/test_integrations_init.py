@@ -129,6 +129,7 @@ def test_init_codex_adds_a_responses_provider_and_the_server_keeping_the_users_c
                                                   "base_url": "http://127.0.0.1:8765/v1"}
     server = doc["mcp_servers"]["kimi-mcp"]
     assert server["args"] == ["stdio", "--workspace", str(project)] and os.path.isabs(server["command"])
+    assert server["startup_timeout_sec"] == 60 and server["required"] is True
     assert init("codex", "--workspace", str(project)) == 0
     assert tomllib.loads(path.read_text()) == doc
 

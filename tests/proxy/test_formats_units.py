@@ -46,6 +46,7 @@ thinking = st.builds(lambda t, s: {"type": "thinking", "thinking": t, "signature
 assistant_content = st.one_of(TEXT, st.lists(st.one_of(text_block, tool_use, thinking, unknown_block),
                                              min_size=1, max_size=4))
 message = st.one_of(st.builds(lambda c: {"role": "user", "content": c}, user_content),
+                    st.builds(lambda c: {"role": "system", "content": c}, st.one_of(TEXT, st.lists(text_block, min_size=1))),
                     st.builds(lambda c: {"role": "assistant", "content": c}, assistant_content))
 system = st.one_of(st.none(), TEXT.filter(bool), st.lists(text_block, min_size=1, max_size=2))
 tool = st.builds(lambda n, c: _with_cache({"name": n, "description": "d", "input_schema": {
@@ -191,3 +192,25 @@ async def test_a_broken_stream_ends_with_the_formats_own_error_event(
     with deps.ledger.read() as db:
         [row] = db.exec(select(Request)).all()
     assert row.status == "error" and row.meta["inbound"] == inbound
+
+
+def test_namespaced_tools_reach_chat_as_functions_and_come_back_with_their_namespace() -> None:
+    from kimi_mcp.proxy.formats.responses_answer import from_canonical_answer
+    from kimi_mcp.proxy.formats.responses_request import ResponseStore, to_canonical
+
+    tool = {"type": "function", "name": "fs_read_file", "parameters": {"type": "object"}}
+    body = {"model": "m", "tools": [{"type": "namespace", "name": "mcp__kimi_mcp", "tools": [tool]}],
+            "input": [{"role": "user", "content": "read it"},
+                      {"type": "function_call", "namespace": "mcp__kimi_mcp", "name": "fs_read_file",
+                       "call_id": "c1", "arguments": "{}"},
+                      {"type": "function_call_output", "call_id": "c1", "output": "old"}]}
+    canonical, call = to_canonical(body, ResponseStore())
+    assert [t["function"]["name"] for t in canonical["tools"]] == ["mcp__kimi_mcp__fs_read_file"]
+    assert canonical["messages"][1]["tool_calls"][0]["function"]["name"] == "mcp__kimi_mcp__fs_read_file"
+    completion = {"choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+        "role": "assistant", "content": None, "tool_calls": [{"id": "c2", "type": "function", "function": {
+            "name": "mcp__kimi_mcp__fs_read_file", "arguments": '{"path": "a"}'}}]}}]}
+    response, _ = from_canonical_answer(completion, call, "m")
+    [item] = response["output"]
+    assert (item["type"], item["namespace"], item["name"], item["call_id"]) == (
+        "function_call", "mcp__kimi_mcp", "fs_read_file", "c2")

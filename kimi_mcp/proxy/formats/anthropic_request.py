@@ -38,8 +38,8 @@ def validate(body: Any, *, needs_max_tokens: bool = True) -> Body:
     if not isinstance(messages, list) or not messages:
         raise RequestError("messages: must be a non-empty array")
     for i, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-            raise RequestError(f"messages.{i}.role: must be 'user' or 'assistant'")
+        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant", "system"):
+            raise RequestError(f"messages.{i}.role: must be 'user', 'assistant' or 'system'")
         content = message.get("content")
         if not isinstance(content, str | list):
             raise RequestError(f"messages.{i}.content: must be a string or an array of blocks")
@@ -69,6 +69,10 @@ def to_canonical(body: Body) -> Body:
     for j, message in enumerate(body["messages"]):
         if message["role"] == "assistant":
             messages.append(_assistant(message["content"], j))
+        elif message["role"] == "system":  # a system message between turns (Claude Code 2.1)
+            content = message["content"]
+            messages.append({"role": "system", "content": content if isinstance(content, str)
+                             else [_part(b) for b in content], ORIGIN: j})
         else:
             messages.extend(_user(message["content"], j))
     out["messages"] = messages

@@ -49,17 +49,26 @@ def reasoning_item(text: str, item_id: str) -> dict[str, Any]:
             "content": [{"type": "reasoning_text", "text": text}], "status": "completed"}
 
 
-def call_item(call: dict[str, Any], item_id: str, custom: set[str], status: str = "completed") -> dict[str, Any]:
+def call_item(call: dict[str, Any], item_id: str, request: ResponsesCall,
+              status: str = "completed") -> dict[str, Any]:
     function = call.get("function") or {}
     name = str(function.get("name", ""))
     call_id = str(call.get("id") or new_id("call_"))
-    if name in custom:
+    namespace = None
+    custom = name in request.custom_tools
+    if name in request.namespaced:
+        namespace, name = request.namespaced[name]
+    if custom:
         arguments = loads_object(function.get("arguments"))
         text = arguments.get("input", arguments.get("value", ""))
-        return {"type": "custom_tool_call", "id": item_id, "call_id": call_id, "name": name,
+        item = {"type": "custom_tool_call", "id": item_id, "call_id": call_id, "name": name,
                 "input": text if isinstance(text, str) else str(text), "status": status}
-    return {"type": "function_call", "id": item_id, "call_id": call_id, "name": name,
-            "arguments": str(function.get("arguments") or ""), "status": status}
+    else:
+        item = {"type": "function_call", "id": item_id, "call_id": call_id, "name": name,
+                "arguments": str(function.get("arguments") or ""), "status": status}
+    if namespace is not None:
+        item["namespace"] = namespace
+    return item
 
 
 def finish(response: dict[str, Any], finish_reason: str | None, usage: dict[str, Any] | None) -> None:
@@ -90,7 +99,7 @@ def from_canonical_answer(completion: dict[str, Any], call: ResponsesCall,
     if text:
         output.append(message_item(text, new_id("msg_")))
     for tool_call in reply.get("tool_calls") or ():
-        output.append(call_item(tool_call, new_id("fc_"), call.custom_tools))
+        output.append(call_item(tool_call, new_id("fc_"), call))
     response["output"] = output
     finish(response, choice.get("finish_reason"), completion.get("usage"))
     kept = {"role": "assistant", "content": text or None}

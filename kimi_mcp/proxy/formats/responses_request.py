@@ -5,8 +5,10 @@ items (`input_text`, `output_text`, `input_image` parts) -> messages, `function_
 `custom_tool_call` items -> an assistant message's `tool_calls`, `function_call_output` and
 `custom_tool_call_output` -> `tool` messages (so the context stages mask them), `reasoning` items
 -> the next assistant message's `reasoning_content`. Function tools -> chat function tools;
-custom (freeform) tools -> a function with one string parameter `input`. Hosted tools (web
-search, file search...) are run by OpenAI only and are not sent to other providers.
+custom (freeform) tools -> a function with one string parameter `input`; the tools of a
+`namespace` (Codex groups each MCP server's tools in one) -> functions named
+`<namespace>__<name>`, answered as `function_call` items with their `namespace`. Hosted tools
+(web search, file search...) are run by OpenAI only and are not sent to other providers.
 
 `previous_response_id` continues a conversation the proxy kept (`ResponseStore`, bounded in
 bytes; `store: false` answers are not kept): its messages come before the new input, and, as
@@ -15,6 +17,7 @@ with OpenAI, its instructions do not carry over.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +52,7 @@ class ResponsesCall:
     body: Body
     history: list[Message]  # the conversation without the instructions, before the stages
     custom_tools: set[str] = field(default_factory=set)
+    namespaced: dict[str, tuple[str, str]] = field(default_factory=dict)  # chat name -> (ns, name)
 
     @property
     def keep(self) -> bool:
@@ -84,8 +88,9 @@ def to_canonical(body: Body, store: ResponseStore) -> tuple[Body, ResponsesCall]
                            "kimi-mcp (it was made with store: false, by another worker, or was "
                            "dropped); send the whole conversation in 'input' instead")
         history = list(kept)
-    custom = {str(t.get("name")) for t in body.get("tools") or ()
-              if isinstance(t, dict) and t.get("type") == "custom"}
+    listed = _flatten(body.get("tools") or [])
+    custom = {name for name, tool in listed if tool.get("type") == "custom"}
+    namespaced = {name: ns for name, tool in listed if (ns := tool.get("_namespace"))}
     items = body["input"]
     if isinstance(items, str):
         history.append({"role": "user", "content": items})
@@ -104,7 +109,7 @@ def to_canonical(body: Body, store: ResponseStore) -> tuple[Body, ResponsesCall]
             out[key] = body[key]
     if body.get("stream"):
         out["stream_options"] = {"include_usage": True}
-    tools = [t for t in (_tool(t) for t in body.get("tools") or () if isinstance(t, dict)) if t]
+    tools = [t for t in (_tool(tool, name) for name, tool in listed) if t]
     if tools:
         out["tools"] = tools
         choice = _choice(body.get("tool_choice"))
@@ -113,7 +118,7 @@ def to_canonical(body: Body, store: ResponseStore) -> tuple[Body, ResponsesCall]
     fmt = _response_format((body.get("text") or {}).get("format") if isinstance(body.get("text"), dict) else None)
     if fmt:
         out["response_format"] = fmt
-    return out, ResponsesCall(body, history, custom)
+    return out, ResponsesCall(body, history, custom, namespaced)
 
 
 def _messages(items: list[Any]) -> list[Message]:
@@ -135,8 +140,11 @@ def _messages(items: list[Any]) -> list[Message]:
         elif kind in ("function_call", "custom_tool_call"):
             arguments = item.get("arguments") if kind == "function_call" else json.dumps(
                 {"input": item.get("input", "")}, ensure_ascii=False)
+            name = str(item.get("name", ""))
+            if item.get("namespace"):
+                name = chat_name(str(item["namespace"]), name)
             call = {"id": str(item.get("call_id") or item.get("id") or ""), "type": "function",
-                    "function": {"name": str(item.get("name", "")), "arguments": str(arguments or "")}}
+                    "function": {"name": name, "arguments": str(arguments or "")}}
             last = out[-1] if out else None
             if last is not None and last["role"] == "assistant" and not reasoning:
                 last["tool_calls"] = [*(last.get("tool_calls") or ()), call]
@@ -190,10 +198,36 @@ def _content(content: Any, i: int) -> Any:
     return parts
 
 
-def _tool(tool: dict[str, Any]) -> dict[str, Any] | None:
+def chat_name(namespace: str, name: str) -> str:
+    """The chat function name of a namespaced tool (chat allows 64 of [a-zA-Z0-9_-])."""
+    joined = f"{namespace}__{name}"
+    if len(joined) <= 64:
+        return joined
+    return f"{joined[:53]}_{hashlib.sha1(joined.encode()).hexdigest()[:10]}"
+
+
+def _flatten(tools: list[Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(chat name, tool) for every tool, the tools of a namespace included (marked `_namespace`)."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for tool in tools:
+        if not isinstance(tool, dict):
+            continue
+        if tool.get("type") == "namespace":
+            ns = str(tool.get("name", ""))
+            for inner in tool.get("tools") or ():
+                if isinstance(inner, dict):
+                    name = str(inner.get("name", ""))
+                    out.append((chat_name(ns, name), {**inner, "_namespace": (ns, name)}))
+        else:
+            out.append((str(tool.get("name", "")), tool))
+    return out
+
+
+def _tool(tool: dict[str, Any], name: str) -> dict[str, Any] | None:
     kind = tool.get("type")
     if kind == "function":
-        function = {k: tool[k] for k in ("name", "description", "parameters", "strict") if k in tool}
+        function: dict[str, Any] = {"name": name}
+        function.update({k: tool[k] for k in ("description", "parameters", "strict") if k in tool})
         function.setdefault("parameters", {"type": "object", "properties": {}})
         return {"type": "function", "function": function}
     if kind == "custom":
@@ -202,7 +236,7 @@ def _tool(tool: dict[str, Any]) -> dict[str, Any] | None:
         if grammar.get("definition"):
             described += f"\n\nThe input follows this {grammar.get('syntax', '')} grammar:\n{grammar['definition']}"
         return {"type": "function", "function": {
-            "name": tool.get("name", ""), "description": described.strip(),
+            "name": name, "description": described.strip(),
             "parameters": {"type": "object", "properties": {"input": {"type": "string"}},
                            "required": ["input"]}}}
     return None  # a hosted tool: only OpenAI runs it

@@ -88,7 +88,7 @@ class ResponsesEncoder:
                                    output_index=index, content_index=0, text=self.text))
         else:
             number = next(n for n, i in self.items.items() if i is item)
-            done = call_item(self.calls[number], item_id, self.call.custom_tools)
+            done = call_item(self.calls[number], item_id, self.call)
             if done["type"] == "custom_tool_call":
                 out.append(self._event("response.custom_tool_call_input.done", item_id=item_id,
                                        output_index=index, input=done["input"]))
@@ -140,7 +140,7 @@ class ResponsesEncoder:
         if number not in self.calls:
             self.calls[number] = {"id": str(call.get("id") or new_id("call_")), "type": "function",
                                   "function": {"name": str(function.get("name") or ""), "arguments": ""}}
-            item = call_item(self.calls[number], new_id("fc_"), self.call.custom_tools, "in_progress")
+            item = call_item(self.calls[number], new_id("fc_"), self.call, "in_progress")
             if item["type"] == "custom_tool_call":
                 item["input"] = ""
             self.items[number] = item
