@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import text
@@ -15,7 +16,7 @@ SECRET_HEADERS = ("authorization", "api-key", "x-api-key", "x-goog-api-key", "co
 _REQUEST_COLUMNS = """id, uid, session_id, created_at, source, provider, model, stream, status,
     http_status, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens,
     est_prompt_tokens, est_completion_tokens, usage_source, cost_usd, ttft_ms, latency_ms,
-    saved_mask_tokens, saved_compress_tokens, memory_tokens, context_window, route,
+    saved_mask_tokens, saved_compress_tokens, memory_tokens, context_window, route, meta,
     CASE WHEN error IS NULL THEN NULL ELSE SUBSTR(error, 1, 300) END AS error"""
 _TOOL_COLUMNS = """id, session_id, created_at, tool, family, args_tokens, result_tokens,
     latency_ms, is_error, CASE WHEN error IS NULL THEN NULL ELSE SUBSTR(error, 1, 300) END AS error"""
@@ -68,7 +69,17 @@ def requests_page(deps: Deps, session_id: str | None, cursor: tuple[float, int] 
                  {"session_id": session_id, "status": status}, cursor, limit)
     for row in page["items"]:
         row["stream"] = bool(row["stream"])
+        row["inbound"] = _meta(row.pop("meta", None)).get("inbound")  # the client's API format
     return page
+
+
+def _meta(raw: Any) -> dict[str, Any]:
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw or "{}")
+        except ValueError:
+            return {}
+    return raw if isinstance(raw, dict) else {}
 
 
 def tool_calls_page(deps: Deps, session_id: str | None, cursor: tuple[float, int] | None,
@@ -92,8 +103,6 @@ def request_detail(deps: Deps, row_id: str) -> dict[str, Any] | None:
     row["stream"] = bool(row["stream"])
     meta = row.get("meta")
     if isinstance(meta, str):
-        import json
-
         meta = json.loads(meta or "{}")
     meta = dict(meta or {})
     row["headers"] = redact_headers(meta.pop("headers", None) or {})

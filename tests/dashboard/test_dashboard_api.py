@@ -46,6 +46,16 @@ async def test_session_requests_page_newest_first_with_a_cursor(deps, serve_app)
     assert bad.status_code == 400 and "limit" in bad.json()["error"]["message"]
 
 
+async def test_feed_rows_carry_the_clients_api_format(deps, serve_app) -> None:  # type: ignore[no-untyped-def]
+    deps.ledger.insert(Request, provider="fake", model="m1", meta={"inbound": "anthropic_messages"})
+    deps.ledger.insert(Request, provider="fake", model="m1", meta={})
+    await deps.ledger.aflush()
+    async with serve_app(create_app(deps.settings, deps)) as client:
+        page = (await client.get("/api/requests?limit=10")).json()
+    assert [r["inbound"] for r in page["items"]] == [None, "anthropic_messages"]
+    assert all("meta" not in r for r in page["items"])
+
+
 async def test_timeseries_buckets_in_sql_and_gives_percentiles_per_provider(deps, serve_app) -> None:  # type: ignore[no-untyped-def]
     _requests(deps, 100, start=time.time() - 200)
     deps.ledger.insert(ToolCall, tool="fs_read_file", family="fs", args_tokens=3, result_tokens=40)

@@ -41,6 +41,7 @@ def test_dashboard_proxied_call_appears_in_feed_and_moves_gauge_without_reload(s
     assert page.locator("#gauge-arc").get_attribute("stroke") == "#dc2626"  # past 0.8: red
     first = page.locator("#feed-body tr.feed-row").first
     assert "fake-small" in first.inner_text() and "6,800" in first.inner_text()
+    assert "chat" in first.inner_text()  # the client's API format (meta.inbound)
     assert watched.errors == []
 
 

@@ -50,9 +50,24 @@ function matches(r) {
   if ($("#feed-mine").checked && r.session_id !== state.selected) return false;
   const q = $("#feed-filter").value.trim().toLowerCase();
   if (!q) return true;
-  const hay = [r.model, r.provider, r.tool, r.family, r.status, r.source, r.error]
+  const hay = [r.model, r.provider, r.tool, r.family, r.status, r.source, r.error, inboundOf(r)]
     .filter(Boolean).join(" ").toLowerCase();
   return hay.includes(q);
+}
+
+// the client's API format of a proxied call: page rows carry `inbound`, live events `meta.inbound`
+const FORMATS = { openai_chat: "chat", anthropic_messages: "messages", openai_responses: "responses" };
+
+function inboundOf(r) {
+  const found = r.inbound || (r.meta && r.meta.inbound);
+  return found ? FORMATS[found] || found : null;
+}
+
+function sourceCell(r) {
+  if (r.kind !== "request") return badge("mcp", "muted");
+  const format = inboundOf(r);
+  return el("span", { class: "inline-flex gap-1" }, badge(r.source || "proxy", "muted"),
+    format ? badge(format, "muted") : null);
 }
 
 function statusBadge(r) {
@@ -82,7 +97,7 @@ function rowFor(r) {
       },
     },
     el("td", { class: "px-2 py-1 tabular-nums text-slate-500", text: time(r.created_at) }),
-    el("td", { class: "px-2 py-1" }, badge(isReq ? r.source || "proxy" : "mcp", "muted")),
+    el("td", { class: "px-2 py-1", title: isReq ? inboundOf(r) || "" : "" }, sourceCell(r)),
     el("td", { class: "px-2 py-1 font-medium truncate max-w-[16rem]", title: isReq ? `${r.provider}/${r.model}` : r.tool,
       text: isReq ? r.model : r.tool }),
     el("td", { class: "px-2 py-1 text-right tabular-nums", text: num(tin) }),
@@ -138,6 +153,7 @@ function errorBlock(error) {
 function requestDetail(d) {
   const dl = el("dl", { class: "grid grid-cols-[10rem_1fr] gap-x-3 gap-y-1 text-sm" },
     field("time", when(d.created_at)), field("session", d.session_id), field("source", d.source),
+    field("client format", (d.meta && d.meta.inbound) || "–"),
     field("provider / model", `${d.provider} / ${d.model}`), field("route", d.route),
     field("status", `${d.status} ${d.http_status ?? ""}`), field("stream", String(d.stream)),
     field("prompt tokens", `${num(d.prompt_tokens)} reported · ${num(d.est_prompt_tokens)} estimated`),
