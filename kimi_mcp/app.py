@@ -7,7 +7,7 @@ It builds every service once, as typed objects, and hands each to what needs it:
     stages    = ContextStages.from_deps(deps)               memory tags, masking, compression
     proxy     = Proxy(deps, upstream, stages)               /v1/*, and deps.completions
     mcp       = build_mcp(deps)                             /mcp
-    runtime   = Runtime(deps, rollup, mcp, providers=proxy) /api/*, /ws, the page
+    runtime   = Runtime(deps, mcp, providers=proxy)        /api/*, /ws, the page
 
 One error mapping (`errors.describe`) is registered once for the whole app; the proxy also
 answers its own failures so each one still writes its ledger row.
@@ -34,7 +34,6 @@ from kimi_mcp.auth import BearerAuth
 from kimi_mcp.config import Settings
 from kimi_mcp.context import ContextStages
 from kimi_mcp.dashboard import api, page
-from kimi_mcp.dashboard.rollup import Rollup
 from kimi_mcp.deps import Deps, build_deps
 from kimi_mcp.errors import ConfigError, KimiError, describe
 from kimi_mcp.httpguard import LocalOriginGuard
@@ -95,7 +94,7 @@ def create_app(settings: Settings, deps: Deps | None = None, *,
     proxy = Proxy(deps, Upstream(settings.upstream, transport=upstream_transport),
                   stages=ContextStages.from_deps(deps))
     mcp = build_mcp(deps)
-    rt = Runtime(deps, Rollup(deps), mcp=mcp, providers=proxy)
+    rt = Runtime(deps, mcp=mcp, providers=proxy)
     watcher = logwatch.Watcher(deps) if settings.logwatch.enabled else None
     loopback = is_loopback(settings.server.host)
     # LocalOriginGuard checks Host and Origin for every route, /mcp included (only the MCP
@@ -103,8 +102,10 @@ def create_app(settings: Settings, deps: Deps | None = None, *,
     mcp_app = mcp.http_app(path="/mcp", host_origin_protection=False)
 
     async def health(request: Request) -> Response:
+        # the writer of this process: rows waiting, rows refused for good, rows in the spool
         return JSONResponse({"status": "ok", "version": __version__,
-                             "uptime_s": round(time.time() - rt.started_at, 3)})
+                             "uptime_s": round(time.time() - rt.started_at, 3),
+                             "ledger": deps.ledger.stats().as_dict()})
 
     async def prometheus(request: Request) -> Response:
         body = await anyio.to_thread.run_sync(metrics.render, deps)
@@ -112,14 +113,13 @@ def create_app(settings: Settings, deps: Deps | None = None, *,
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        deps.ledger.start()
+        deps.ledger.start(follow=True)  # /ws also carries other processes' rows
         rt.started_at = time.time()
         try:
             async with AsyncExitStack() as stack:
                 tasks = await stack.enter_async_context(anyio.create_task_group())
                 tasks.start_soon(_warm_memory, deps)
                 await stack.enter_async_context(mcp_app.lifespan(app))
-                await stack.enter_async_context(api.lifespan(rt))  # warms the charts' cache
                 await stack.enter_async_context(proxy_routes.lifespan(proxy))
                 if watcher is not None:
                     await stack.enter_async_context(logwatch.lifespan(watcher))

@@ -168,10 +168,18 @@ class Provider:
     prices_id: str | None = None
     prefixes: tuple[str, ...] = ()
     usage_in_stream: bool = True
+    # False when the provider takes no key: its key was set to "none" on purpose, or it has
+    # neither a key nor a key variable (a local server)
+    key_required: bool = True
 
     @property
     def has_key(self) -> bool:
         return bool(self.api_key)
+
+    @property
+    def ready(self) -> bool:
+        """Whether calls can go out: it has its key, or needs none."""
+        return self.has_key or not self.key_required
 
     def model(self, model_id: str) -> ModelInfo:
         found = self.models.get(model_id)
@@ -272,6 +280,7 @@ def _build(name: str, preset: Preset | None, user: ProviderSettings, settings: S
         base_url=base_url.rstrip("/"),
         key_env=key_env,
         api_key=key if key and key.lower() != "none" else None,
+        key_required=not (key and key.lower() == "none") and bool(key_env or key),
         format=fmt,
         timeout_s=timeout,
         max_retries=2 if user.max_retries is None else user.max_retries,
@@ -350,6 +359,7 @@ def describe(provider: Provider) -> dict[str, Any]:
         "format": provider.format,
         "key_env": provider.key_env,
         "has_key": provider.has_key,
+        "key_required": provider.key_required,
         "timeout_s": provider.timeout_s,
         "rpm": provider.rpm,
         "tpm": provider.tpm,

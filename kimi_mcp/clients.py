@@ -195,7 +195,7 @@ def continue_models(settings: Settings) -> list[dict[str, Any]]:
     catalog = Catalog(settings)
     refs: list[str] = []
     for provider in catalog.providers.values():
-        if provider.has_key:
+        if provider.ready:  # it has its key, or takes none (a local server)
             refs.extend(f"{provider.name}/{m}" for m in provider.models)
     default = settings.routing.default_model
     refs = [default, *[r for r in refs if r != default]] if default else refs

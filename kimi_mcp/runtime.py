@@ -11,8 +11,6 @@ from kimi_mcp.deps import Deps
 if TYPE_CHECKING:
     from fastmcp import FastMCP
 
-    from kimi_mcp.dashboard.rollup import Rollup
-
 
 class ProviderState(Protocol):
     """Live routing state per provider, for the dashboard (the proxy implements it)."""
@@ -25,7 +23,6 @@ class ProviderState(Protocol):
 @dataclass
 class Runtime:
     deps: Deps
-    rollup: Rollup
     mcp: FastMCP | None = None  # the aggregating server, for the dashboard's MCP panel
     providers: ProviderState | None = None
     started_at: float = field(default_factory=time.time)

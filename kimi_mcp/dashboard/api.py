@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -13,9 +11,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from kimi_mcp import stats
-from kimi_mcp.dashboard import feed, panels, savings, sessionlist, timeseries
+from kimi_mcp.dashboard import feed, panels, savings, timeseries
 from kimi_mcp.dashboard.export import stream_export
-from kimi_mcp.errors import LedgerError, RequestError
+from kimi_mcp.errors import RequestError
 from kimi_mcp.httputil import json_error, query_float, read_json
 from kimi_mcp.runtime import Runtime
 
@@ -26,8 +24,7 @@ def routes(rt: Runtime) -> list[BaseRoute]:
     deps = rt.deps
 
     async def list_sessions(request: Request) -> Response:
-        return JSONResponse(await anyio.to_thread.run_sync(sessionlist.sessions, deps,
-                                                           rt.rollup))
+        return JSONResponse(await anyio.to_thread.run_sync(deps.sessions.list))
 
     async def create_session(request: Request) -> Response:
         body = await _object(request)
@@ -90,24 +87,6 @@ def routes(rt: Runtime) -> list[BaseRoute]:
     ]
 
 
-@asynccontextmanager
-async def lifespan(rt: Runtime) -> AsyncIterator[None]:
-    """Builds the dashboard's rollup in the background at startup, so the first page load does
-    not pay for scanning the ledger (app.py enters this beside the proxy's lifespan)."""
-    rollup = rt.rollup
-    async with anyio.create_task_group() as tg:
-        async def warm() -> None:
-            try:
-                await anyio.to_thread.run_sync(rollup.query, "SELECT 1",
-                                               abandon_on_cancel=True)
-            except LedgerError:
-                log.warning("the dashboard rollup could not be built at startup", exc_info=True)
-
-        tg.start_soon(warm)
-        yield
-        tg.cancel_scope.cancel()
-
-
 def live_routes(rt: Runtime) -> list[BaseRoute]:
     """What the dashboard page reads beyond sessions and totals."""
     deps = rt.deps
@@ -128,7 +107,7 @@ def live_routes(rt: Runtime) -> list[BaseRoute]:
                                          query_float(request, "until"),
                                          query_float(request, "bucket"))
         data = await anyio.to_thread.run_sync(timeseries.timeseries, deps, since, until, bucket,
-                                              q.get("session") or None, rt.rollup)
+                                              q.get("session") or None)
         data["range"] = q.get("range") or None
         return JSONResponse(data)
 

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import anyio
-from sqlalchemy import text
 
 from kimi_mcp.deps import Deps
-from kimi_mcp.ledger.queries import where_clause
+from kimi_mcp.ledger import reads
+from kimi_mcp.ledger.rows import RequestRow, ToolCallRow
 
 PAGE = 2000
 COLUMNS = [
@@ -22,43 +22,44 @@ COLUMNS = [
     "ttft_ms", "latency_ms", "saved_mask_tokens", "saved_compress_tokens", "args_tokens",
     "result_tokens", "error",
 ]
-_REQUEST_SQL = """SELECT id, created_at, session_id, source, provider, model, stream, status,
-    http_status, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens,
-    est_prompt_tokens, est_completion_tokens, usage_source, cost_usd, ttft_ms, latency_ms,
-    saved_mask_tokens, saved_compress_tokens, error FROM request{where} id > :after
-    ORDER BY id LIMIT :limit"""
-_TOOL_SQL = """SELECT id, created_at, session_id, tool, family, is_error, args_tokens,
-    result_tokens, latency_ms, error FROM tool_call{where} id > :after
-    ORDER BY id LIMIT :limit"""
 
 
 def iter_rows(deps: Deps, session: str | None, since: float | None, until: float | None
               ) -> Iterator[list[dict[str, Any]]]:
     """Pages of export rows (requests first, then tool calls); never the whole table at once."""
-    where, params = where_clause(since, until, session)
-    where = f"{where} AND" if where else " WHERE"
-    for kind, sql in (("request", _REQUEST_SQL), ("tool_call", _TOOL_SQL)):
-        after = 0
-        while True:
-            with deps.ledger.read() as db:
-                page = db.execute(text(sql.format(where=where)),
-                                  {**params, "after": after, "limit": PAGE}).mappings().all()
-            if not page:
-                break
-            after = page[-1]["id"]
-            yield [_shape(kind, dict(r)) for r in page]
+    after = 0
+    while True:
+        with deps.ledger.read() as db:
+            requests = reads.requests_after(db, after, PAGE, since=since, until=until,
+                                            session_id=session)
+        if not requests:
+            break
+        after = int(requests[-1].id or 0)
+        yield [_request(r) for r in requests]
+    after = 0
+    while True:
+        with deps.ledger.read() as db:
+            calls = reads.tool_calls_after(db, after, PAGE, since=since, until=until,
+                                           session_id=session)
+        if not calls:
+            break
+        after = int(calls[-1].id or 0)
+        yield [_tool_call(c) for c in calls]
 
 
-def _shape(kind: str, row: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {c: None for c in COLUMNS}
-    out.update(row)
-    out["kind"] = kind
-    if kind == "tool_call":
-        out["model"] = None
-        out["status"] = "error" if row["is_error"] else "ok"
-        out.pop("is_error", None)
-        out.pop("family", None)
-    return {c: out[c] for c in COLUMNS}
+def _request(row: RequestRow) -> dict[str, Any]:
+    out: dict[str, Any] = {c: getattr(row, c, None) for c in COLUMNS}
+    out["kind"], out["tool"] = "request", None
+    return out
+
+
+def _tool_call(row: ToolCallRow) -> dict[str, Any]:
+    out: dict[str, Any] = dict.fromkeys(COLUMNS)
+    for c in ("id", "created_at", "session_id", "tool", "latency_ms", "args_tokens",
+              "result_tokens", "error"):
+        out[c] = getattr(row, c)
+    out["kind"], out["status"] = "tool_call", "error" if row.is_error else "ok"
+    return out
 
 
 async def stream_export(deps: Deps, fmt: str, session: str | None, since: float | None,

@@ -12,12 +12,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
-
 from kimi_mcp.catalog import describe
 from kimi_mcp.dashboard import proxystate
-from kimi_mcp.dashboard.rollup import Rollup
 from kimi_mcp.deps import Deps
+from kimi_mcp.ledger import queries, reads
 from kimi_mcp.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -37,14 +35,14 @@ def providers(rt: Runtime) -> list[dict[str, Any]]:
         data["recent"] = stats
         data["breaker"] = state.get("breaker") or ("closed" if live else "unknown")
         data["rate_limit"] = state.get("rate_limit") or state.get("limiter")
-        data["health"] = _health(provider.has_key, stats, data["breaker"])
+        data["health"] = _health(provider.ready, stats, data["breaker"])
         data["live"] = state
         out.append(data)
     return out
 
 
-def _health(has_key: bool, stats: dict[str, Any] | None, breaker: str) -> str:
-    if not has_key:
+def _health(ready: bool, stats: dict[str, Any] | None, breaker: str) -> str:
+    if not ready:  # it needs a key and has none
         return "no key"
     if breaker == "open":
         return "down"
@@ -61,24 +59,16 @@ def _recent_by_provider(deps: Deps) -> dict[str, dict[str, Any]]:
     out = {}
     with deps.ledger.read() as db:
         for name in deps.catalog.providers:
-            r = db.execute(text(
-                f"""SELECT COUNT(*), SUM(status != 'ok'), AVG(latency_ms), AVG(ttft_ms),
-                  SUM(out_tokens), SUM(latency_ms) FROM (
-                    SELECT status, latency_ms, ttft_ms,
-                      COALESCE(completion_tokens, est_completion_tokens, 0) AS out_tokens
-                    FROM request WHERE provider = :p AND created_at >= :since
-                    ORDER BY created_at DESC LIMIT {RECENT_N}) AS recent"""),
-                {"p": name, "since": time.time() - RECENT_S}).one()
-            n, errors, latency, ttft, tokens, total_ms = r
-            if not n:
+            r = reads.recent_provider_stats(db, name, time.time() - RECENT_S, RECENT_N)
+            if r is None:
                 continue
             out[name] = {
-                "requests": int(n), "errors": int(errors or 0),
-                "error_rate": round(int(errors or 0) / n, 4),
-                "avg_latency_ms": None if latency is None else round(float(latency), 1),
-                "avg_ttft_ms": None if ttft is None else round(float(ttft), 1),
-                "tokens_per_s": round(float(tokens) / (float(total_ms) / 1000), 1)
-                if tokens and total_ms else None,
+                "requests": r.requests, "errors": r.errors,
+                "error_rate": round(r.errors / r.requests, 4),
+                "avg_latency_ms": None if r.avg_latency_ms is None else round(r.avg_latency_ms, 1),
+                "avg_ttft_ms": None if r.avg_ttft_ms is None else round(r.avg_ttft_ms, 1),
+                "tokens_per_s": round(r.completion_tokens / (r.latency_sum_ms / 1000), 1)
+                if r.completion_tokens and r.latency_sum_ms else None,
             }
     return out
 
@@ -88,7 +78,7 @@ async def mcp_panel(rt: Runtime) -> dict[str, Any]:
 
     deps = rt.deps
     tools = await _mounted_tools(rt)
-    stats = await anyio.to_thread.run_sync(_tool_stats, rt.rollup)
+    stats = await anyio.to_thread.run_sync(_tool_stats, deps)
     by_name = {s["tool"]: s for s in stats}
     for name, family in tools.items():
         by_name.setdefault(name, {"tool": name, "family": family, "calls": 0, "errors": 0,
@@ -110,16 +100,10 @@ async def mcp_panel(rt: Runtime) -> dict[str, Any]:
     }
 
 
-def _tool_stats(rollup: Rollup) -> list[dict[str, Any]]:
-    rows = rollup.query(
-        """SELECT tool, family, SUM(calls), SUM(errors), SUM(latency_sum), MAX(latency_max),
-        SUM(args_tokens), SUM(result_tokens) FROM tools GROUP BY tool, family
-        ORDER BY SUM(calls) DESC""")
-    return [{"tool": r[0], "family": r[1], "calls": int(r[2]), "errors": int(r[3] or 0),
-             "error_rate": round(int(r[3] or 0) / r[2], 4) if r[2] else 0.0,
-             "avg_latency_ms": round(float(r[4]) / r[2], 3) if r[2] else None,
-             "max_latency_ms": None if r[5] is None else round(float(r[5]), 3),
-             "args_tokens": int(r[6] or 0), "result_tokens": int(r[7] or 0)} for r in rows]
+def _tool_stats(deps: Deps) -> list[dict[str, Any]]:
+    """Calls per tool from the ledger's tool rollups (every process's calls, all time)."""
+    with deps.ledger.read() as db:
+        return queries.tool_stats(db)
 
 
 async def _mounted_tools(rt: Runtime) -> dict[str, str]:

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import desc, or_
-from sqlmodel import col, select
-
 from kimi_mcp.deps import Deps
-from kimi_mcp.ledger.models import Request
+from kimi_mcp.ledger import reads
 
 MAX_ROWS = 20_000
 
@@ -32,14 +29,8 @@ def _add(into: dict[str, dict[str, float]], figures: Any) -> None:
 
 def context_savings(deps: Deps, since: float, until: float, session: str | None = None) -> dict[str, Any]:
     """`{by_transform: {name: {tokens, cost_tokens, cost_usd}}, by_kind: {...}, requests, truncated}`."""
-    query = (select(Request.meta)
-             .where(Request.created_at >= since, Request.created_at < until)
-             .where(or_(col(Request.saved_mask_tokens) > 0, col(Request.saved_compress_tokens) > 0))
-             .order_by(desc(col(Request.created_at))).limit(MAX_ROWS + 1))
-    if session:
-        query = query.where(Request.session_id == session)
     with deps.ledger.read() as db:
-        metas = list(db.exec(query).all())
+        metas = reads.saving_metas(db, since, until, session, MAX_ROWS + 1)
     by_transform: dict[str, dict[str, float]] = {}
     by_kind: dict[str, dict[str, float]] = {}
     counted = 0

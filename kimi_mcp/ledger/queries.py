@@ -225,30 +225,6 @@ def _raw_tool_sums(t: Any) -> list[ColumnElement[Any]]:
 
 # ---- shaped for readers ----------------------------------------------------------------------------
 
-# Transitional, for the dashboard modules that still build SQL text (they move to the typed
-# reads above once the service-graph refactor has landed): the token rule as SQL text.
-PROMPT = "COALESCE(prompt_tokens, est_prompt_tokens, 0)"
-COMPLETION = "COALESCE(completion_tokens, est_completion_tokens, 0)"
-
-
-def where_clause(since: float | None, until: float | None, session_id: str | None
-                 ) -> tuple[str, dict[str, Any]]:
-    """Transitional (see PROMPT): a WHERE clause over `created_at` and `session_id`."""
-    clauses: list[str] = []
-    params: dict[str, Any] = {}
-    if since is not None:
-        clauses.append("created_at >= :since")
-        params["since"] = since
-    if until is not None:
-        clauses.append("created_at < :until")
-        params["until"] = until
-    if session_id is not None:
-        clauses.append("session_id = :session")
-        params["session"] = session_id
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
-
-
-
 def summary(db: DbSession, since: float | None = None, until: float | None = None,
             session_id: str | None = None) -> dict[str, Any]:
     totals = request_totals(db, since, until, session_id).get((), Totals())

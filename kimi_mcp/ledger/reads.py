@@ -40,10 +40,23 @@ def parse_cursor(raw: str) -> Cursor:
     return float(at), int(row_id)
 
 
+LIST_META = ("inbound",)  # the keys of a request's `meta` a list row carries
+
+
 def _list_columns(table: Any) -> list[Any]:
-    """Every column but `meta`, with the error cut to its preview."""
+    """Every column but `meta` (of which only `LIST_META`), the error cut to its preview."""
     cols = [c for c in table.columns if c.name not in ("meta", "error")]
+    if "meta" in table.c:
+        cols += [table.c.meta[key].as_string().label(f"meta_{key}") for key in LIST_META]
     return [*cols, func.substr(table.c.error, 1, ERROR_PREVIEW).label("error")]
+
+
+def _listed(row_type: type[R], mapping: Any) -> R:
+    data = dict(mapping)
+    meta = {k: data.pop(f"meta_{k}") for k in LIST_META if f"meta_{k}" in data}
+    if meta:
+        data["meta"] = {k: v for k, v in meta.items() if v is not None}
+    return row_type.of(data)
 
 
 def _page(db: DbSession, row_type: type[R], table: Any, filters: dict[str, Any],
@@ -57,7 +70,7 @@ def _page(db: DbSession, row_type: type[R], table: Any, filters: dict[str, Any],
         query = query.where((table.c.created_at < at)
                             | ((table.c.created_at == at) & (table.c.id < row_id)))
     query = query.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit + 1)
-    rows = [row_type.of(m) for m in db.execute(query).mappings()]
+    rows = [_listed(row_type, m) for m in db.execute(query).mappings()]
     more = len(rows) > limit
     rows = rows[:limit]
     last = rows[-1] if rows else None
@@ -122,7 +135,7 @@ def latest_requests(db: DbSession, session_id: str, limit: int = 20) -> list[Req
     table = table_of(Request)
     query = (select(*_list_columns(table)).where(table.c.session_id == session_id)
              .order_by(table.c.created_at.desc()).limit(limit))
-    return [RequestRow.of(m) for m in db.execute(query).mappings()]
+    return [_listed(RequestRow, m) for m in db.execute(query).mappings()]
 
 
 @dataclass(frozen=True)
@@ -242,6 +255,20 @@ def latency_percentiles(db: DbSession, providers: Sequence[str], since: float, u
                     values[f"{name}_p{round(p * 100)}"] = round(series[max(rank, 1) - 1], 1)
         out.append(Percentiles(provider, len(latencies), values))
     return sorted(out, key=lambda p: p.provider)
+
+
+def saving_metas(db: DbSession, since: float, until: float, session_id: str | None,
+                 limit: int) -> list[dict[str, Any]]:
+    """The `meta` of the newest `limit` requests in [since, until) that saved tokens (masking
+    or compression), newest first; what the context stages recorded about their savings."""
+    t = table_of(Request)
+    query = (select(t.c.meta)
+             .where(t.c.created_at >= since, t.c.created_at < until)
+             .where((t.c.saved_mask_tokens > 0) | (t.c.saved_compress_tokens > 0))
+             .order_by(t.c.created_at.desc()).limit(limit))
+    if session_id:
+        query = query.where(t.c.session_id == session_id)
+    return [m if isinstance(m, dict) else {} for m in db.execute(query).scalars()]
 
 
 def session_count(db: DbSession) -> int:

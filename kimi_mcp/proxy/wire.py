@@ -81,7 +81,7 @@ def _anthropic(resolved: Resolved, body: dict[str, Any], headers: dict[str, str]
 
 def check_key(provider: Provider) -> None:
     """`UpstreamError` (401, retryable on another provider) when the provider has no key."""
-    if provider.api_key or not provider.key_env:
+    if provider.ready:
         return
     raise UpstreamError(
         f"no API key for provider '{provider.name}': set the environment variable "

@@ -1,4 +1,4 @@
-"""Fixtures for the dashboard's browser tests: Chromium via Playwright, a served app."""
+"""Fixtures for the dashboard's tests: the ledger's backends, Chromium via Playwright, a served app."""
 
 from __future__ import annotations
 
@@ -12,7 +12,15 @@ from urllib.parse import urlsplit
 import pytest
 from dashboard_harness import CHROMIUM, CHROMIUM_ARGS, FakeProvider, Server, write_config
 
+from tests.services import BACKENDS
+
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The API tests run on SQLite and on PostgreSQL (see tests/services.py)."""
+    return str(request.param)
 
 
 def _need(reason: str) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from kimi_mcp.app import create_app
+from kimi_mcp.ledger import RequestRow, ToolCallRow, open_ledger
 from kimi_mcp.ledger.models import Request, ToolCall
 
 pytestmark = pytest.mark.anyio
@@ -123,6 +124,17 @@ async def test_providers_show_key_presence_but_never_the_key(make_deps, serve_ap
     assert fake["recent"]["requests"] == 4 and fake["health"] == "degraded"
 
 
+async def test_a_provider_whose_key_is_none_on_purpose_needs_no_key(make_deps, serve_app) -> None:  # type: ignore[no-untyped-def]
+    deps = make_deps(providers={"local": {"base_url": "http://127.0.0.1:9/v1", "api_key": "none",
+                                          "models": {"m1": {"context_window": 8000}}}})
+    async with serve_app(create_app(deps.settings, deps)) as client:
+        listed = (await client.get("/api/providers")).json()
+    local = next(p for p in listed if p["name"] == "local")
+    groq = next(p for p in listed if p["name"] == "groq")
+    assert (local["has_key"], local["key_required"], local["health"]) == (False, False, "idle")
+    assert (groq["key_required"], groq["health"]) == (True, "no key")
+
+
 async def test_mcp_panel_counts_tools_and_reads_the_task_board(deps, serve_app) -> None:  # type: ignore[no-untyped-def]
     board = Path(deps.roots[0]) / ".taskmaster" / "tasks"
     board.mkdir(parents=True)
@@ -189,18 +201,37 @@ async def test_rollup_follows_new_rows_and_session_deletions(deps, serve_app) ->
     assert [t["calls"] for t in json_family["tools"] if t["tool"] == "json_query"] == [1]
 
 
-async def test_lifespan_builds_the_rollup_in_the_background(deps) -> None:  # type: ignore[no-untyped-def]
-    import anyio
-
-    from kimi_mcp.dashboard import api
-    from kimi_mcp.dashboard.rollup import Rollup
-    from kimi_mcp.runtime import Runtime
-
-    _requests(deps, 3)
-    await deps.ledger.aflush()
-    rt = Runtime(deps, Rollup(deps))
-    async with api.lifespan(rt):
-        rollup = rt.rollup
-        with anyio.fail_after(30):
-            rows = await anyio.to_thread.run_sync(rollup.query, "SELECT SUM(requests) FROM roll WHERE size = 60")
-    assert rows == [(3.0,)]
+async def test_every_panel_counts_what_another_process_wrote_on_every_range(
+        deps, serve_app, database_url, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    other = open_ledger(database_url, tmp_path / "other-process")  # a stdio server, say
+    other.start()
+    try:
+        async with serve_app(create_app(deps.settings, deps)) as client:
+            session = (await client.post("/api/sessions", json={"name": "elsewhere"})).json()["id"]
+            now = time.time()
+            for i in range(25):  # one every minute over the last 25 minutes
+                other.append(ToolCallRow(tool="fs_read_file", family="fs", result_tokens=4,
+                                         created_at=now - 60 * i - 1, session_id=session))
+            other.append(RequestRow(provider="fake", model="m1", prompt_tokens=7,
+                                    created_at=now - 5, session_id=session))
+            other.flush()
+            cards = {}
+            for name in ("1h", "6h", "24h", "7d", "30d"):
+                data = (await client.get(f"/api/stats/timeseries?range={name}")).json()
+                mcp = next((s for s in data["by_source"] if s["key"] == "mcp"), {"requests": 0})
+                cards[name] = (mcp["requests"], sum(p["requests"] for p in data["points"]))
+            quarter = (await client.get("/api/stats/timeseries?range=15m")).json()
+            stats = (await client.get(f"/api/stats?since={now - 86_400}")).json()["totals"]
+            panel = (await client.get("/api/mcp")).json()
+            listed = (await client.get("/api/sessions")).json()
+            feed = (await client.get("/api/tool-calls?limit=100")).json()["items"]
+    finally:
+        other.close()
+    assert cards == {name: (25, 1) for name in ("1h", "6h", "24h", "7d", "30d")}
+    assert next(s for s in quarter["by_source"] if s["key"] == "mcp")["requests"] == 15
+    assert (stats["tool_calls"], stats["requests"]) == (25, 1)
+    fs = next(f for f in panel["families"] if f["name"] == "fs")
+    assert fs["calls"] == 25
+    totals = next(s for s in listed if s["id"] == session)["totals"]
+    assert (totals["tool_calls"], totals["requests"]) == (25, 1)
+    assert len(feed) == 25

@@ -54,6 +54,18 @@ def test_init_continue_lists_every_model_of_a_provider_with_a_key(
     assert all("gsk-test" not in json.dumps(m) for m in models)
 
 
+def test_init_continue_lists_a_local_provider_whose_key_is_none_on_purpose(
+    project: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "kimi-mcp.toml").write_text(
+        '[providers.local]\nbase_url = "http://127.0.0.1:9000/v1"\napi_key = "${LOCAL_KEY:-none}"\n'
+        '[providers.local.models."my-model"]\ncontext_window = 32768\n')
+    assert init("continue", "--workspace", str(project)) == 0
+    models = yaml.safe_load((project / ".continue/models/kimi-mcp.yaml").read_text())["models"]
+    local = next(m for m in models if m["model"] == "local/my-model")
+    assert local["defaultCompletionOptions"] == {"contextLength": 32768}
+
+
 def test_init_continue_keeps_other_servers_in_an_existing_block_and_a_backup(project: Path) -> None:
     path = project / ".continue/mcpServers/kimi-mcp.yaml"
     path.parent.mkdir(parents=True)

@@ -22,7 +22,7 @@ export function renderProviders() {
     const r = p.recent || {};
     return el("tr", { class: "border-t border-slate-200 dark:border-slate-700", dataset: { provider: p.name } },
       el("td", { class: "px-2 py-1 font-medium", text: p.name }),
-      el("td", { class: "px-2 py-1" }, badge(p.has_key ? "key set" : "no key", p.has_key ? "ok" : "muted")),
+      el("td", { class: "px-2 py-1" }, badge(p.has_key ? "key set" : p.key_required ? "no key" : "no key needed", p.has_key || !p.key_required ? "ok" : "muted")),
       el("td", { class: "px-2 py-1" }, badge(p.health, HEALTH[p.health] || "muted")),
       el("td", { class: "px-2 py-1 hidden md:table-cell", text: p.breaker }),
       el("td", { class: "px-2 py-1 hidden lg:table-cell text-xs", text: headroom(p.rate_limit) }),

@@ -125,7 +125,7 @@ function fillModels() {
 export function fillProviders() {
   const current = $("#new-provider").value;
   clear($("#new-provider"), el("option", { value: "", text: "any provider" }),
-    state.providers.map((p) => el("option", { value: p.name, text: `${p.name}${p.has_key ? "" : " (no key)"}` })));
+    state.providers.map((p) => el("option", { value: p.name, text: `${p.name}${p.has_key || !p.key_required ? "" : " (no key)"}` })));
   $("#new-provider").value = current;
   fillModels();
 }
