@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import logging
+import os
 import socket
 import sys
+import threading
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from kimi_mcp.config import Settings, redacted
@@ -14,6 +18,7 @@ from kimi_mcp.deps import Deps, Lazy, build_deps
 from kimi_mcp.errors import ConfigError, KimiError
 
 if TYPE_CHECKING:
+    from kimi_mcp.catalog import Provider
     from kimi_mcp.llm import Completions
     from kimi_mcp.proxy.pipeline import Proxy
 
@@ -68,7 +73,7 @@ def stdio(args: argparse.Namespace, settings: Settings) -> int:
     """MCP over stdio: stdout carries only JSON-RPC; every log line goes to stderr."""
     import anyio
 
-    from kimi_mcp.server import build_mcp
+    from kimi_mcp.server import build_mcp, drain_tool_calls
     from kimi_mcp.stdio import serve
 
     deps = build_deps(settings, lazy=True)
@@ -87,19 +92,56 @@ def stdio(args: argparse.Namespace, settings: Settings) -> int:
 
     deps.completions = Lazy(completions)
     server = build_mcp(deps, warm_up=True)
+    closed = threading.Event()
+
+    def shutdown() -> None:
+        """Every answered call gets its complete row and the ledger commits what is queued
+        (bounded: what is left stays in the spool for the next start)."""
+        if not closed.is_set():
+            closed.set()
+            drain_tool_calls(server, STDIO_DRAIN_S)
+            deps.close()
+
+    async def close_proxies() -> None:
+        for proxy in proxies:
+            await proxy.aclose()
 
     async def run() -> None:
-        try:
-            await serve(server)
-        finally:
-            for proxy in proxies:
-                await proxy.aclose()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_exit_on_signal, close_proxies, shutdown)
+            try:
+                await serve(server)  # returns at EOF on stdin
+            finally:
+                await close_proxies()
+            tg.cancel_scope.cancel()
 
     try:
         anyio.run(run)
     finally:
-        deps.close()
+        shutdown()
     return 0
+
+
+STDIO_DRAIN_S = 5.0
+
+
+async def _exit_on_signal(close_proxies: Callable[[], Awaitable[None]],
+                          shutdown: Callable[[], None]) -> None:
+    """On SIGTERM or SIGINT (how editors stop a server, stdin often left open): store what was
+    answered, then exit. The stdin reader is a thread blocked in read(), which no cancellation
+    interrupts, so the process ends with os._exit once the ledger is closed."""
+    import signal
+
+    import anyio
+
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            logging.getLogger("kimi_mcp").info("signal %d: storing the ledger, then exiting", signum)
+            with anyio.move_on_after(STDIO_DRAIN_S):
+                await close_proxies()
+            await anyio.to_thread.run_sync(shutdown)
+            sys.stderr.flush()
+            os._exit(0)
 
 
 def status(args: argparse.Namespace, settings: Settings) -> int:
@@ -171,6 +213,13 @@ def export(args: argparse.Namespace, settings: Settings) -> int:
     deps = _started_deps(settings)
     target = None
     try:
+        session = None
+        if args.session:  # an id or a name; an unknown one is refused, not exported as nothing
+            session = deps.sessions.resolve(args.session)
+            if session is None:
+                sys.stderr.write(f"kimi-mcp: no session with id or name {args.session!r}; "
+                                 "`kimi-mcp sessions list` shows them\n")
+                return 2
         if args.output:
             try:
                 target = args.output.open("wb")
@@ -179,7 +228,7 @@ def export(args: argparse.Namespace, settings: Settings) -> int:
         sink = target or sys.stdout.buffer
 
         async def run() -> None:
-            async for chunk in stream_export(deps, args.format, args.session, since, until):
+            async for chunk in stream_export(deps, args.format, session, since, until):
                 sink.write(chunk)
 
         anyio.run(run)  # a RequestError (a KimiError) prints one line and exits 1
@@ -203,12 +252,15 @@ def _time(raw: str | None, name: str) -> float | None:
 
 
 def config(args: argparse.Namespace, settings: Settings) -> int:
+    from kimi_mcp.catalog import Catalog
+
     if args.action == "show":
         data: dict[str, Any] = redacted(settings)
+        # the providers as they take effect: each built-in preset with what the file changes
+        data["providers"] = {p.name: _effective(p) for p in Catalog(settings).providers.values()}
         data["_config_file"] = str(settings.config_file) if settings.config_file else None
         _out(json.dumps(data, indent=2, default=str))
         return 0
-    from kimi_mcp.catalog import Catalog
 
     catalog = Catalog(settings)  # raises ConfigError for a provider without base_url
     for ref in [settings.routing.default_model] + [
@@ -222,6 +274,25 @@ def config(args: argparse.Namespace, settings: Settings) -> int:
     _out(f"ok: {settings.config_file or 'built-in defaults'}; providers with a key: "
          f"{', '.join(keys) or 'none (set e.g. MOONSHOT_API_KEY)'}")
     return 0
+
+
+def _effective(provider: Provider) -> dict[str, Any]:
+    """A provider in the shape of its TOML section, never with its key or a secret header."""
+    from kimi_mcp.ledger.rows import redact_headers
+
+    key = "set" if provider.has_key else "missing" if provider.key_required else "not needed"
+    return {
+        "base_url": provider.base_url, "api_key": key, "api_key_env": provider.key_env,
+        "format": provider.format, "timeout_s": provider.timeout_s,
+        "max_retries": provider.max_retries, "rpm": provider.rpm, "tpm": provider.tpm,
+        "queue_timeout_s": provider.queue_timeout_s, "drop_params": list(provider.drop_params),
+        "headers": redact_headers(provider.headers),
+        "models": {m.id: {"context_window": m.context_window,
+                          "max_output_tokens": m.max_output_tokens,
+                          "input_per_mtok": m.prices.input if m.prices else None,
+                          "output_per_mtok": m.prices.output if m.prices else None}
+                   for m in provider.models.values()},
+    }
 
 
 def memory(args: argparse.Namespace, settings: Settings) -> int:

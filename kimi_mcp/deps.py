@@ -4,10 +4,10 @@
     deps = build_deps(settings, lazy=True)            # `stdio`: heavy services open on first use
     Deps(settings, ledger=ledger, memory=engine)      # tests: instances (or fakes) directly
 
-A service that is slow to import or to open (the ledger: SQLAlchemy; memory: numpy and ONNX)
-may be given as `Lazy(factory)`: it is built on first use, once, under a lock. That is the one
-mechanism that keeps `kimi-mcp stdio`'s handshake fast; faces never see the difference —
-`deps.ledger` is a `Ledger`. The composition roots (`app.create_app`, `commands.stdio`) add what
+A service that is slow to import or to open (memory: numpy and ONNX) may be given as
+`Lazy(factory)`: it is built on first use, once, under a lock. That is the one mechanism that
+keeps `kimi-mcp stdio`'s handshake fast; faces never see the difference. The ledger needs none:
+a `Ledger` is cheap to build, takes rows at once, and opens its database on first use. The composition roots (`app.create_app`, `commands.stdio`) add what
 only they can build, such as `completions` (the product's own model calls, served by the proxy).
 """
 
@@ -155,25 +155,23 @@ def _given(service: T | Lazy[T] | None) -> Lazy[T] | None:
 
 
 def build_deps(settings: Settings, lazy: bool = False) -> Deps:
-    """The real services: the ledger in the data dir (opened now unless `lazy`) and the memory
+    """The real services: the ledger in the data dir (started now unless `lazy`) and the memory
     engine (built on first use: `serve` warms it in the background; stdio answers `initialize`
-    before SQLAlchemy, numpy or ONNX are even imported)."""
+    before SQLAlchemy, numpy or ONNX are even imported).
 
-    def open_ledger() -> Ledger:
-        from kimi_mcp.ledger import open_ledger as ledger_of
+    The ledger object itself is cheap (no database library is imported until it starts), so it
+    exists from the start: a tool call records its row in the spool at once, even when the
+    client closes stdio before the database was ever opened."""
+    from kimi_mcp.ledger.store import open_ledger
 
-        ledger = ledger_of(settings.database_url(), settings.data_dir)
-        ledger.start()
-        return ledger
-
-    ledger: Lazy[Ledger] = Lazy(open_ledger)
+    ledger = open_ledger(settings.database_url(), settings.data_dir)
 
     def open_memory() -> Memory:
         from kimi_mcp.memory.engine import MemoryEngine
 
-        return MemoryEngine(settings, ledger.get())
+        return MemoryEngine(settings, ledger)
 
     memory: Lazy[Memory] = Lazy(open_memory)
     if not lazy:
-        ledger.get()
+        ledger.start()
     return Deps(settings, ledger=ledger, memory=memory)

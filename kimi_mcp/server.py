@@ -164,6 +164,13 @@ class LedgerMiddleware(Middleware):
             log.exception("could not count the tokens of a call of %s", pending.row.tool)
 
 
+def drain_tool_calls(server: FastMCP, timeout: float = 5.0) -> bool:
+    """Wait until every tool call `server` answered has its complete row queued in the ledger
+    (stdio calls this before closing the ledger). False when `timeout` passed first: the calls
+    still counting keep their reserved rows."""
+    return all(m.drain(timeout) for m in server.middleware if isinstance(m, LedgerMiddleware))
+
+
 class ClientRootsMiddleware(Middleware):
     """Under stdio there is one client: the MCP roots it offers replace the workspace roots.
 

@@ -47,6 +47,11 @@ def test_sessions_create_list_delete_and_export(tmp_path: Path) -> None:
     assert sid in listed.stdout and "refactor" in listed.stdout
     exported = run(tmp_path, "export", "--format", "json", "--session", sid)
     assert exported.returncode == 0 and json.loads(exported.stdout) == []
+    by_name = run(tmp_path, "export", "--format", "json", "--session", "refactor")
+    assert by_name.returncode == 0 and json.loads(by_name.stdout) == []
+    unknown = run(tmp_path, "export", "--session", "no-such-session")
+    assert unknown.returncode == 2 and unknown.stdout == ""
+    assert "no session with id or name 'no-such-session'" in unknown.stderr
     out = tmp_path / "out.csv"
     assert run(tmp_path, "export", "-o", str(out)).returncode == 0
     assert out.read_text().startswith("kind,id,created_at")
@@ -67,8 +72,18 @@ def test_bad_config_exits_2_with_one_line_naming_key_and_file(tmp_path: Path) ->
 
 def test_config_show_redacts_keys_and_check_reports_providers(tmp_path: Path) -> None:
     (tmp_path / "kimi-mcp.toml").write_text('[providers.kimi]\napi_key = "${MOONSHOT_API_KEY}"\n')
+    (tmp_path / "kimi-mcp.toml").write_text(
+        '[providers.kimi]\napi_key = "${MOONSHOT_API_KEY}"\n'
+        '[providers.local]\nbase_url = "http://127.0.0.1:9000/v1"\napi_key = "${LOCAL_KEY:-none}"\n'
+        '[providers.local.models."my-model"]\ncontext_window = 32768\n')
     shown = run(tmp_path, "config", "show", MOONSHOT_API_KEY="sk-live-123")
     assert shown.returncode == 0 and "sk-live-123" not in shown.stdout
+    providers = json.loads(shown.stdout)["providers"]
+    assert providers["kimi"]["base_url"].startswith("https://")  # the preset, as it takes effect
+    assert providers["kimi"]["api_key"] == "set" and providers["groq"]["api_key"] == "missing"
+    assert providers["groq"]["api_key_env"] == "GROQ_API_KEY"
+    assert providers["local"]["api_key"] == "not needed"
+    assert providers["local"]["models"]["my-model"]["context_window"] == 32768
     checked = run(tmp_path, "config", "check", MOONSHOT_API_KEY="sk-live-123")
     assert "providers with a key: kimi" in checked.stdout
 
