@@ -9,7 +9,10 @@ their own processes, then measures with a small raw keep-alive HTTP client (like
 - added latency p50/p99 of non-streamed calls with a ~2,000-token prompt;
 - added time to the first streamed event;
 - throughput at 32 concurrent clients, as a ratio of direct;
-- the proxy's RSS after 1k, 5k and 10,000 calls.
+- the proxy's RSS after 1k, 5k and 10,000 calls;
+- the inbound formats: the same call as Anthropic Messages (`/v1/messages`) and as OpenAI
+  Responses (`/v1/responses`) against the OpenAI-format fake, so translated both ways, beside
+  the chat-completions path (passthrough), interleaved in rounds: the translation's added p50.
 
 `--litellm` runs the same measurements against LiteLLM's proxy when a `litellm` command is on
 PATH (or given with `--litellm-bin`); it is never installed into this project's environment.
@@ -228,9 +231,15 @@ class Conn:
 
 
 def request_bytes(path: str, model: str, stream: bool) -> bytes:
-    body = {"model": model, "messages": [{"role": "system", "content": "You are terse."},
-                                         {"role": "user", "content": PROMPT}],
-            "max_tokens": 64, "stream": stream}
+    body: dict[str, object] = {"model": model, "messages": [{"role": "system", "content": "You are terse."},
+                                                            {"role": "user", "content": PROMPT}],
+                               "max_tokens": 64, "stream": stream}
+    if path.endswith("/messages"):  # Anthropic Messages: the same call
+        body = {"model": model, "system": "You are terse.", "max_tokens": 64, "stream": stream,
+                "messages": [{"role": "user", "content": PROMPT}]}
+    elif path.endswith("/responses"):  # OpenAI Responses: the same call
+        body = {"model": model, "instructions": "You are terse.", "input": PROMPT,
+                "max_output_tokens": 64, "stream": stream, "store": False}
     data = json.dumps(body).encode()
     return (f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
             f"authorization: Bearer sk-client\r\n{CONTEXT_HEADER}"
@@ -372,6 +381,75 @@ async def measure(target: int, direct: int, pid: int, model: str, n: int, tput_s
     }
 
 
+FORMATS = (("chat completions (passthrough)", "/v1/chat/completions"),
+           ("Messages in -> chat out", "/v1/messages"), ("Responses in -> chat out", "/v1/responses"))
+
+
+async def measure_formats(target: int, model: str, n: int, rounds: int = 4) -> None:
+    """Each inbound format against the same OpenAI-format fake, interleaved in rounds."""
+    plain = {path: request_bytes(path, model, False) for _, path in FORMATS}
+    stream = {path: request_bytes(path, model, True) for _, path in FORMATS}
+    for path in plain:  # warm-up
+        await sequential(target, plain[path], 100, False)
+        await sequential(target, stream[path], 50, False)
+    lat: dict[str, list[float]] = {path: [] for _, path in FORMATS}
+    full: dict[str, list[float]] = {path: [] for _, path in FORMATS}
+    for _ in range(rounds):
+        for _, path in FORMATS:
+            lat[path] += await sequential(target, plain[path], n // rounds, False)
+            full[path] += await sequential(target, stream[path], n // rounds // 2, False)
+    base, base_s = pct(lat[FORMATS[0][1]], 0.5), pct(full[FORMATS[0][1]], 0.5)
+    print(f"\n== inbound formats, same proxy, same OpenAI-format upstream ==  (load average "
+          f"{os.getloadavg()[0]:.1f})")
+    for name, path in FORMATS:
+        print(f"{name:32s} non-streamed p50 {pct(lat[path], 0.5):.2f} ms / p99 {pct(lat[path], 0.99):.2f} ms "
+              f"({pct(lat[path], 0.5) - base:+.2f} ms p50 vs chat); streamed, whole answer "
+              f"({CHUNKS} chunks) p50 {pct(full[path], 0.5):.2f} ms ({pct(full[path], 0.5) - base_s:+.2f} ms)")
+
+
+def translation_costs(n: int = 2000) -> None:
+    """The translation alone, in process: what a call in each format costs on top of chat's
+    passthrough (request in, answer out; a streamed answer of CHUNKS chunks), medians of n."""
+    from kimi_mcp.proxy.formats import openai_chat
+    from kimi_mcp.proxy.formats.inbound import Inbounds
+
+    inbounds = Inbounds()
+    answer = json.loads(_answer(False, True).split(b"\r\n\r\n", 1)[1])
+    chunks = [json.loads(line[6:]) for line in _answer(True, True).split(b"\r\n")
+              if line.startswith(b"data: {")]
+    adapters = (("chat completions (passthrough)", "/v1/chat/completions", inbounds.openai_chat),
+                ("Messages in -> chat out", "/v1/messages", inbounds.anthropic_messages),
+                ("Responses in -> chat out", "/v1/responses", inbounds.openai_responses))
+    print(f"\n== translation CPU per call, in process (median of {n}) ==")
+    base: list[float] = []
+    for name, path, adapter in adapters:
+        raw = request_bytes(path, "bench/m", True).split(b"\r\n\r\n", 1)[1]
+        times: list[list[float]] = [[], [], []]
+        for _ in range(n):
+            t0 = time.perf_counter()
+            body, call = adapter.parse(json.loads(raw))
+            json.dumps(openai_chat.request_body(body), ensure_ascii=False).encode()
+            t1 = time.perf_counter()
+            if path.endswith("/completions"):
+                json.dumps(answer).encode()
+            else:
+                adapter.answer(answer, call, "bench/m")
+            t2 = time.perf_counter()
+            encoder = adapter.encoder(call, "bench/m")
+            for chunk in chunks:
+                encoder.feed(chunk)
+            encoder.close()
+            t3 = time.perf_counter()
+            times[0].append(t1 - t0)
+            times[1].append(t2 - t1)
+            times[2].append(t3 - t2)
+        meds = [pct(t, 0.5) for t in times]
+        base = base or meds
+        print(f"{name:32s} request {meds[0]:.3f} ms ({meds[0] - base[0]:+.3f}), answer {meds[1]:.3f} ms "
+              f"({meds[1] - base[1]:+.3f}), stream of {len(chunks)} chunks {meds[2]:.3f} ms "
+              f"({meds[2] - base[2]:+.3f})")
+
+
 def report(name: str, m: dict[str, float], rss: list[tuple[int, float]]) -> None:
     print(f"\n== {name} ==  (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
     print(f"non-streamed, ~2,000-token prompt: direct p50 {m['direct_p50_ms']:.2f} ms / p99 "
@@ -452,6 +530,8 @@ def run_kimi(python: str, name: str, fake_port: int, n: int, tput_s: float, tmp:
         marks = [1000, 5000, 10_000] if not args.quick else [calls, calls + 1000]
         rss = [(0, start_rss), *asyncio.run(run_rss(proxy_port, proxy.pid, plain, calls, marks))]
         report(name, m, rss)
+        asyncio.run(measure_formats(proxy_port, "bench/m", n))
+        translation_costs()
     return m
 
 
