@@ -43,6 +43,7 @@ from kimi_mcp.proxy.completions import ProxyCompletions
 from kimi_mcp.proxy.pipeline import Proxy
 from kimi_mcp.runtime import Runtime
 from kimi_mcp.server import build_mcp
+from kimi_mcp.server import http_app as mcp_http_app
 from kimi_mcp.upstream import Upstream
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def create_app(settings: Settings, deps: Deps | None = None, *,
     loopback = is_loopback(settings.server.host)
     # LocalOriginGuard checks Host and Origin for every route, /mcp included (only the MCP
     # app's routes are mounted here, so FastMCP's own guard would not run)
-    mcp_app = mcp.http_app(path="/mcp", host_origin_protection=False)
+    mcp_app = mcp_http_app(mcp)
 
     async def health(request: Request) -> Response:
         # the writer of this process: rows waiting, rows refused for good, rows in the spool

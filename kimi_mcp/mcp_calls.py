@@ -14,7 +14,7 @@ from fastmcp.tools.base import ToolResult
 from mcp import MCPError
 from pydantic import ValidationError as PydanticValidationError
 
-from kimi_mcp.errors import KimiError, LedgerError
+from kimi_mcp.errors import KimiError, LedgerError, describe
 from kimi_mcp.mcp_arguments import explain, needs_normalizing, normalize
 
 log = logging.getLogger(__name__)
@@ -72,12 +72,12 @@ def _invalid(name: str, schema: Mapping[str, Any], exc: ValidationError) -> str:
 
 
 def _unexpected(name: str, exc: BaseException) -> str:
-    if isinstance(exc, LedgerError):
+    if isinstance(exc, LedgerError):  # its text may quote a statement: never shown
         log.warning("%s: the ledger failed: %s", name, exc)
         return (f"{name} could not use the ledger database (closed, locked or not writable). "
                 "Retry in a moment; if it persists, check `kimi-mcp status` and the server log.")
     if isinstance(exc, KimiError):  # our own errors are written for the caller
-        return f"{name}: {exc}"
+        return f"{name}: {describe(exc).message}"
     log.error("%s failed unexpectedly", name, exc_info=exc)
     return (f"{name} failed with an internal error (logged by the server). Check the arguments "
             "against the tool's description and retry; if it fails again, try another approach.")

@@ -10,9 +10,12 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import anyio
+import mcp_types
 from fastmcp import FastMCP
+from fastmcp.server.completions import MAX_COMPLETION_VALUES, CompletionReference
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools.base import ToolResult
 
@@ -21,6 +24,10 @@ from kimi_mcp.deps import Deps
 from kimi_mcp.ledger.rows import ToolCallRow
 from kimi_mcp.ledger.store import Pending
 from kimi_mcp.mcp_calls import ToolCallGuard
+from kimi_mcp.mcp_watch import ResourceWatch
+
+if TYPE_CHECKING:
+    from fastmcp.server.http import StarletteWithLifespan
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +54,18 @@ def build_mcp(deps: Deps, warm_up: bool = False) -> FastMCP:
     if warm_up and deps.settings.mcp.use_client_roots:
         middleware.append(ClientRootsMiddleware(deps))
     middleware.append(ToolCallGuard())  # innermost: the ledger records what the caller saw
+    watch = ResourceWatch(deps)
     root = FastMCP(
         "kimi-mcp",
         instructions=INSTRUCTIONS,
         version=__version__,
         middleware=middleware,
+        lifespan=watch.lifespan,
     )
+    watch.install(root)
+    completers: dict[tuple[str, str], Completer] = {
+        ("stats://sessions/{session_id}", "session_id"): lambda typed: _session_ids(deps, typed),
+    }
     for family in deps.settings.mcp.families:
         module_name = FAMILY_MODULES[family]
         try:
@@ -73,8 +86,60 @@ def build_mcp(deps: Deps, warm_up: bool = False) -> FastMCP:
             root.mount(build(deps), tool_names=tool_names)
         else:
             root.mount(build(deps), namespace=family)
+        # a family may complete its resource templates' arguments: {(template, arg): fn}
+        family_completers = getattr(module, "completers", None)
+        if family_completers is not None:
+            completers.update(family_completers(deps))
     _add_stats_resources(root, deps)
+    _add_completions(root, completers)
     return root
+
+
+def http_app(root: FastMCP) -> StarletteWithLifespan:
+    """The streamable HTTP transport of `root` at `/mcp`, for the composition root to mount.
+
+    Every SSE stream starts with a priming event (an id, empty data and `retry`), so a client
+    whose stream drops reconnects after `retry` ms with `Last-Event-ID` and gets what it missed
+    (SEP-1699; clients of 2025-11-25 and later). Missed events are kept in memory, bounded in
+    count and age. Host and Origin are checked by the app's own guard on every route.
+    """
+    from fastmcp.server.event_store import EventStore
+    from key_value.aio.stores.memory import MemoryStore
+
+    events = EventStore(storage=MemoryStore(max_entries_per_collection=SSE_KEPT_EVENTS),
+                        max_events_per_stream=100, ttl=SSE_KEPT_SECONDS)
+    return root.http_app(path="/mcp", host_origin_protection=False, event_store=events,
+                         retry_interval=SSE_RETRY_MS)
+
+
+SSE_RETRY_MS = 1000
+SSE_KEPT_EVENTS = 5000
+SSE_KEPT_SECONDS = 300
+
+Completer = Callable[[str], list[str]]
+
+
+def _add_completions(root: FastMCP, completers: dict[tuple[str, str], Completer]) -> None:
+    """`completion/complete` for resource-template arguments: session ids by prefix (or by a
+    session's name); any other reference gets no candidates, not an error."""
+
+    @root.completion
+    async def complete(ref: CompletionReference, argument: mcp_types.CompletionArgument,
+                       context: mcp_types.CompletionContext | None) -> mcp_types.Completion | None:
+        if not isinstance(ref, mcp_types.ResourceTemplateReference):
+            return None
+        completer = completers.get((ref.uri, argument.name))
+        if completer is None:
+            return None
+        values = await anyio.to_thread.run_sync(completer, argument.value)
+        return mcp_types.Completion(values=values[:MAX_COMPLETION_VALUES], total=len(values),
+                                    has_more=len(values) > MAX_COMPLETION_VALUES)
+
+
+def _session_ids(deps: Deps, typed: str) -> list[str]:
+    wanted = typed.strip().lower()
+    return [str(s["id"]) for s in deps.sessions.list()
+            if str(s["id"]).lower().startswith(wanted) or wanted in str(s.get("name", "")).lower()]
 
 
 class LedgerMiddleware(Middleware):

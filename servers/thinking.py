@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -229,6 +230,16 @@ class ThoughtResult(BaseModel):
     next_thought_needed: bool
     branches: list[str] = Field(description="Branch ids recorded in this session, oldest first")
     thought_history_length: int = Field(description="Thoughts recorded in this session so far")
+
+
+def completers(deps: Deps) -> dict[tuple[str, str], Callable[[str], list[str]]]:
+    """Completions of `thinking://sessions/{id}`: the project's recent session ids by prefix."""
+
+    def session_ids(typed: str) -> list[str]:
+        found = ThoughtLog(deps.ledger, deps.project).sessions(limit=200)
+        return [s["session_id"] for s in found if s["session_id"].startswith(typed.strip())]
+
+    return {("thinking://sessions/{id}", "id"): session_ids}
 
 
 def build_server(deps: Deps) -> FastMCP:
