@@ -13,6 +13,7 @@ import os
 import secrets
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -67,6 +68,16 @@ def postgres_schema() -> Iterator[str]:
     finally:
         with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+
+
+@contextlib.contextmanager
+def database(backend: str, data_dir: Path) -> Iterator[str]:
+    """The ledger's URL for `backend`: a file in `data_dir`, or a PostgreSQL schema of its own."""
+    if backend == "sqlite":
+        yield f"sqlite:///{data_dir / 'kimi-mcp.db'}"
+        return
+    with postgres_schema() as url:
+        yield url
 
 
 def redis_url() -> str:

@@ -1,14 +1,17 @@
-"""The ledger row of each proxied call, built off the request's critical path.
+"""The ledger row of each proxied call: durable on the request path, completed off it.
 
-The request path only hands a `CallRecord` (timings, the body sent, the raw answer or the raw
-stream events) to the `Accountant`'s thread. There the answer is parsed, tokens are estimated
-with tiktoken beside what the provider reported, cost is priced, the `Request` row is queued in
-the ledger, the router's moving averages are updated, and the session's context usage is compared
-with `[context] alert_thresholds`.
+When a call finishes, before its answer completes, `Accountant.submit` reserves the call's row in
+the ledger (`Ledger.reserve`: what is known without parsing — status, timings, route, savings,
+headers without secrets — written to the spool, a few microseconds), so a crash right after the
+answer loses nothing. The `Accountant`'s thread then parses the answer, estimates tokens with
+tiktoken beside what the provider reported, prices the call, and queues the complete row in place
+of the reserved one; it also updates the router's moving averages and compares the session's
+context usage with `[context] alert_thresholds`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -18,11 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import text
-
 from kimi_mcp.catalog import Resolved
 from kimi_mcp.deps import Deps
-from kimi_mcp.ledger.models import Alert, Request
+from kimi_mcp.ledger import reads
+from kimi_mcp.ledger.rows import AlertRow, RequestRow
+from kimi_mcp.ledger.store import Pending
 from kimi_mcp.proxy.formats import anthropic_answer, anthropic_stream
 from kimi_mcp.tokens import count_chat, count_text
 
@@ -54,6 +57,7 @@ class CallRecord:
     saved_compress_tokens: int = 0
     memory_tokens: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
+    pending: Pending[RequestRow] | None = None  # the row reserved when the call finished
 
 
 @dataclass
@@ -92,6 +96,12 @@ class Accountant:
             self._thread = None
 
     def submit(self, record: CallRecord) -> None:
+        """Make the call's row durable now (the answer has not completed yet), then hand the
+        record to the accounting thread."""
+        try:
+            record.pending = self.deps.ledger.reserve(self._row(record))
+        except Exception:  # the thread still appends the complete row
+            log.exception("could not reserve the ledger row of a proxied call")
         self._pending.append(record)
         self.submitted += 1
         if len(self._pending) >= self.wake_at:
@@ -143,25 +153,40 @@ class Accountant:
         if rec.resolved is not None and (eff_prompt or eff_completion):
             cost = self.deps.catalog.cost(rec.resolved, eff_prompt, eff_completion,
                                           cached or 0, reasoning or 0)
-        ttft = _ms(rec.first_at, rec.started)
-        latency = _ms(rec.ended_at, rec.started)
-        window = rec.resolved.model.context_window if rec.resolved else None
-        self.deps.ledger.insert(
-            Request, session_id=rec.session_id, created_at=rec.created_at, provider=rec.provider,
-            model=rec.model, stream=rec.stream, status=rec.status, http_status=rec.http_status,
-            error=rec.error, prompt_tokens=prompt, completion_tokens=completion,
-            cached_tokens=cached, reasoning_tokens=reasoning, est_prompt_tokens=est_prompt,
+        reserved = rec.pending.row if rec.pending is not None else self._row(rec)
+        row = dataclasses.replace(
+            reserved, prompt_tokens=prompt, completion_tokens=completion, cached_tokens=cached,
+            reasoning_tokens=reasoning, est_prompt_tokens=est_prompt,
             est_completion_tokens=est_completion,
-            usage_source="provider" if reported else "estimate", cost_usd=cost, ttft_ms=ttft,
-            latency_ms=latency, saved_mask_tokens=rec.saved_mask_tokens,
-            saved_compress_tokens=rec.saved_compress_tokens, memory_tokens=rec.memory_tokens,
-            context_window=window, route=rec.route, meta=rec.meta,
-        )
+            usage_source="provider" if reported else "estimate", cost_usd=cost)
+        if rec.pending is not None:
+            self.deps.ledger.complete(rec.pending, row)
+        else:
+            self.deps.ledger.append(row)
+        window = rec.resolved.model.context_window if rec.resolved else None
         if rec.status == "ok" and rec.resolved is not None:
             self._observe(rec, eff_completion)
         if rec.session_id and window and rec.body is not None and rec.status == "ok":
             used = eff_prompt + rec.saved_mask_tokens + rec.saved_compress_tokens
             self.check_alert(rec.session_id, used, window, rec.resolved.ref if rec.resolved else "")
+
+    @staticmethod
+    def _row(rec: CallRecord) -> RequestRow:
+        """The call's row as far as it is known without parsing the answer."""
+        usage = rec.usage
+        reported = usage is not None and usage.get("prompt_tokens") is not None
+        return RequestRow(
+            session_id=rec.session_id, created_at=rec.created_at, provider=rec.provider,
+            model=rec.model, stream=rec.stream, status=rec.status, http_status=rec.http_status,
+            error=rec.error, prompt_tokens=_int(usage, "prompt_tokens") if reported else None,
+            completion_tokens=_int(usage, "completion_tokens") if reported else None,
+            usage_source="provider" if reported else "estimate",
+            ttft_ms=_ms(rec.first_at, rec.started), latency_ms=_ms(rec.ended_at, rec.started),
+            saved_mask_tokens=rec.saved_mask_tokens,
+            saved_compress_tokens=rec.saved_compress_tokens, memory_tokens=rec.memory_tokens,
+            context_window=rec.resolved.model.context_window if rec.resolved else None,
+            route=rec.route, meta=rec.meta,
+        )
 
     def _observe(self, rec: CallRecord, completion: int) -> None:
         if self.observe is None or rec.resolved is None or rec.ended_at is None:
@@ -194,16 +219,15 @@ class Accountant:
             previous = self._last_alerted(session_id)
         self._levels[session_id] = level
         if level > previous:
-            self.deps.ledger.insert(
-                Alert, session_id=session_id, threshold=level, usage=round(usage, 4),
+            self.deps.ledger.append(AlertRow(
+                session_id=session_id, threshold=level, usage=round(usage, 4),
                 prompt_tokens=prompt_tokens, context_window=window, model=model,
                 message=f"context at {usage:.0%} of {window} tokens (threshold {level:.0%})",
-            )
+            ))
 
     def _last_alerted(self, session_id: str) -> float:
-        found = self.deps.ledger.scalar(
-            "SELECT MAX(threshold) FROM alert WHERE session_id = :s", s=session_id)
-        return float(found or 0.0)
+        with self.deps.ledger.read() as db:
+            return reads.highest_alert(db, session_id)
 
 
 def _int(usage: dict[str, Any] | None, key: str) -> int | None:
@@ -286,13 +310,8 @@ def now() -> float:
 
 def seed_stats(deps: Deps, observe: Callable[[str, float | None, float | None], None]) -> None:
     """Start the router's moving averages from the last day of successful calls."""
-    since = time.time() - 86_400
     with deps.ledger.read() as db:
-        rows = db.execute(text(
-            """SELECT provider, model, AVG(ttft_ms),
-            SUM(COALESCE(completion_tokens, est_completion_tokens, 0)), SUM(latency_ms - COALESCE(ttft_ms, 0))
-            FROM request WHERE source = 'proxy' AND status = 'ok' AND created_at >= :since
-            GROUP BY provider, model"""), {"since": since}).all()
-    for provider, model, ttft_ms, tokens, gen_ms in rows:
-        tps = tokens / (gen_ms / 1000) if tokens and gen_ms else None
-        observe(f"{provider}/{model}", ttft_ms / 1000 if ttft_ms else None, tps)
+        history = reads.routing_history(db, time.time() - 86_400)
+    for h in history:
+        tps = h.completion_tokens / (h.generation_ms / 1000) if h.completion_tokens and h.generation_ms else None
+        observe(f"{h.provider}/{h.model}", h.avg_ttft_ms / 1000 if h.avg_ttft_ms else None, tps)

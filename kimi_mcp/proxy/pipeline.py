@@ -29,6 +29,7 @@ from kimi_mcp.deps import Deps
 from kimi_mcp.errors import KimiError, RequestError, UpstreamError, describe
 from kimi_mcp.httputil import read_json
 from kimi_mcp.ledger import Event
+from kimi_mcp.ledger.rows import redact_headers
 from kimi_mcp.proxy.accounting import Accountant, CallRecord
 from kimi_mcp.proxy.formats import anthropic_answer, gemini, openai_chat
 from kimi_mcp.proxy.formats.canonical import without_origin
@@ -101,6 +102,7 @@ class Proxy:
         """Answer one call made in `inbound`'s format (see the module docstring)."""
         rec = CallRecord(created_at=time.time(), started=time.perf_counter(), stream=False)
         rec.meta["inbound"] = inbound.name
+        rec.meta["headers"] = redact_headers(request.headers)  # no credential is ever stored
         try:
             limit = int(self.deps.settings.server.max_body_mb * 1_000_000)
             raw = await read_json(request, limit)

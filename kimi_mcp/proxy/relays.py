@@ -7,7 +7,8 @@ a Messages client in front of an Anthropic-format provider gets the provider's b
 come (cut only at event boundaries, the key scrubbed), so event types kimi-mcp does not know
 still arrive. Either way a failure ends the client's stream with its format's own error event,
 a stream that stops before it finished is an error, and `finish(record)` runs exactly once,
-after the upstream is closed.
+after the upstream is closed and before the last event goes out (the call's row is durable
+before the client has the whole answer).
 """
 
 from __future__ import annotations
@@ -80,15 +81,17 @@ async def relay_translated(response: httpx.Response, provider: Provider, rec: Ca
                         rec.first_at = time.perf_counter()
                     yield out
         except httpx.HTTPError as exc:
-            yield _fail(rec, encoder, to_upstream_error(provider, exc=exc))
-            return
+            last = _fail(rec, encoder, to_upstream_error(provider, exc=exc))
         except UpstreamError as exc:
-            yield _fail(rec, encoder, exc)
-            return
-        if not encoder.finished:
-            yield _fail(rec, encoder, UpstreamError(f"{provider.name} ended the stream before it finished"))
-            return
-        yield encoder.close()
+            last = _fail(rec, encoder, exc)
+        else:
+            if not encoder.finished:
+                last = _fail(rec, encoder,
+                             UpstreamError(f"{provider.name} ended the stream before it finished"))
+            else:
+                last = encoder.close()
+        await _close(response, rec, finish)  # recorded before the client has the last event
+        yield last
     except (GeneratorExit, anyio.get_cancelled_exc_class()):
         rec.status, rec.error = "cancelled", "the client disconnected"
         raise
@@ -123,20 +126,29 @@ async def relay_anthropic(response: httpx.Response, provider: Provider, rec: Cal
                 stopped = stopped or b"message_stop" in block
                 if rec.first_at is None:
                     rec.first_at = time.perf_counter()
+                if stopped:  # the last event: the call is recorded before the client has it
+                    await _close(response, rec, finish)
+                    yield block
+                    return
                 yield block
         except httpx.HTTPError as exc:
             failure = to_upstream_error(provider, exc=exc)
             rec.status, rec.error = "error", f"mid-stream: {failure}"
+            await _close(response, rec, finish)
             yield error(describe(failure))
             return
+        tail = b""
         if buf.strip():
             events.append(buf)
-            yield buf
+            tail = buf
         if b'"type":"error"' in b"".join(events[-2:]).replace(b" ", b""):
             rec.status, rec.error = "error", f"{provider.name} sent an error event mid-stream"
         elif not stopped:
             rec.status, rec.error = "error", f"{provider.name} ended the stream before it finished"
-            yield error(ErrorInfo(502, "upstream_error", rec.error))
+            tail += error(ErrorInfo(502, "upstream_error", rec.error))
+        await _close(response, rec, finish)
+        if tail:
+            yield tail
     except (GeneratorExit, anyio.get_cancelled_exc_class()):
         rec.status, rec.error = "cancelled", "the client disconnected"
         raise

@@ -4,7 +4,8 @@ OpenAI-format streams pass through byte for byte, cut only at event boundaries; 
 exception is the usage chunk we asked for on the client's behalf, which is removed. Streams in
 another format than the client's are translated event by event in `relays.py`. A failure mid-stream ends the client's stream with an
 OpenAI-style error event and `data: [DONE]`; a client that goes away closes the upstream at once.
-In every case `finish(record)` runs exactly once, after the upstream is closed.
+In every case `finish(record)` runs exactly once, after the upstream is closed, and before the
+last event goes to the client: the call's ledger row is durable before the answer is complete.
 """
 
 from __future__ import annotations
@@ -65,18 +66,28 @@ async def relay_openai(response: httpx.Response, provider: Provider, rec: CallRe
                 if block:
                     if rec.first_at is None:
                         rec.first_at = time.perf_counter()
+                    if done:  # the last event: the call is recorded before the client has it
+                        await _close(response, rec, finish)
+                        yield block
+                        return
                     yield block
         except httpx.HTTPError as exc:
-            yield _fail(rec, provider, exc)
+            failed = _fail(rec, provider, exc)
+            await _close(response, rec, finish)
+            yield failed
             return
+        tail = b""
         if buf.strip():
             if key and key in buf:
                 buf = buf.replace(key, b"***")
             events.append(buf)
-            yield buf
+            tail = buf
         if not done and not finished:
             rec.status, rec.error = "error", f"{provider.name} ended the stream before it finished"
-            yield error_event(rec.error) + DONE
+            tail += error_event(rec.error) + DONE
+        await _close(response, rec, finish)
+        if tail:
+            yield tail
     except (GeneratorExit, anyio.get_cancelled_exc_class()):
         rec.status, rec.error = "cancelled", "the client disconnected"
         raise

@@ -22,10 +22,11 @@ from sqlmodel import select
 from kimi_mcp.app import create_app
 from kimi_mcp.config import load_settings
 from kimi_mcp.deps import Deps
-from kimi_mcp.ledger import Ledger
+from kimi_mcp.ledger import open_ledger
 from kimi_mcp.ledger.models import Request
 from kimi_mcp.ledger.models import Session as SessionRow
 from kimi_mcp.proxy.pipeline import Proxy
+from tests.services import BACKENDS, database
 
 PROVIDERS = ["oa", "ge", "an"]
 WEATHER = {"name": "get_weather", "description": "Weather of a city",
@@ -70,19 +71,21 @@ class Running:
         return list(found)
 
 
-@pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def running(request: pytest.FixtureRequest,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     script = Script()
     tmp = tmp_path_factory.mktemp("formats")
-    with serve(scripted_provider(script)) as base, pytest.MonkeyPatch.context() as mp:
+    with serve(scripted_provider(script)) as base, pytest.MonkeyPatch.context() as mp, \
+            database(request.param, tmp / "data") as url:
         for name in list(os.environ):
             if name.startswith("KIMI_MCP_") or name.endswith("_API_KEY"):
                 mp.delenv(name)
         settings = load_settings(overrides={
             "data_dir": str(tmp / "data"), "providers": scripted_settings(base),
             "logwatch": {"enabled": False}, "memory": {"embedder": "hash"},
-            "mcp": {"workspace": str(tmp)}}, launch_dir=tmp)
-        ledger = Ledger(settings.database_url())
+            "mcp": {"workspace": str(tmp)}, "database": {"url": url}}, launch_dir=tmp)
+        ledger = open_ledger(settings.database_url(), settings.data_dir)
         ledger.start()
         deps = Deps(settings, ledger=ledger)
         app = create_app(settings, deps)

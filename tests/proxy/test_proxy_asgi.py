@@ -86,6 +86,56 @@ async def test_client_authorization_is_never_forwarded_and_unknown_fields_pass(b
     assert KEY not in json.dumps(row.model_dump(mode="json"))
 
 
+def spooled(deps: Deps) -> list[dict[str, Any]]:
+    """The rows written to this process's spool so far (what survives a crash right now)."""
+    out = []
+    for path in (deps.settings.data_dir / "spool").glob("*.spool"):
+        for line in path.read_bytes().splitlines():
+            out.append(json.loads(line)["v"])
+    return out
+
+
+async def test_the_clients_headers_are_recorded_with_every_credential_redacted(build) -> None:  # type: ignore[no-untyped-def]
+    served, deps, proxy = build(Upstream())
+    secrets = ("Bearer client-token-123", "sk-client-key-456", "session=cookie-789")
+    async with served as client:
+        await client.post("/v1/chat/completions", json={"model": "a/small", "messages": MESSAGES},
+                          headers={"authorization": secrets[0], "x-api-key": secrets[1],
+                                   "cookie": secrets[2], "user-agent": "my-agent/1.0"})
+        [row] = await rows(deps, proxy, 1)
+    headers = row.meta["headers"]
+    assert headers["user-agent"] == "my-agent/1.0"
+    assert headers["authorization"] == headers["x-api-key"] == headers["cookie"] == "[redacted]"
+    stored = json.dumps(row.model_dump(mode="json")) + json.dumps(spooled(deps))
+    assert not any(secret in stored for secret in secrets)
+
+
+async def test_an_answer_is_not_complete_before_its_row_is_durable(build) -> None:  # type: ignore[no-untyped-def]
+    def streamed(request: httpx.Request) -> httpx.Response:
+        if not json.loads(request.content).get("stream"):
+            return httpx.Response(200, json=ANSWER)
+        chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                 "choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": "stop"}]}
+        body = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode()
+        return httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
+
+    served, deps, proxy = build(Upstream(answer=streamed))
+    async with served as client:
+        await client.post("/v1/chat/completions", json={"model": "a/small", "messages": MESSAGES})
+        after_whole = [r["uid"] for r in spooled(deps)]
+        async with client.stream("POST", "/v1/chat/completions",
+                                 json={"model": "a/small", "messages": MESSAGES, "stream": True}) as reply:
+            at_done = None
+            async for line in reply.aiter_lines():
+                if line == "data: [DONE]":  # the client has everything: the row must be durable
+                    at_done = [r["uid"] for r in spooled(deps)]
+        stored = await rows(deps, proxy, 2)
+    assert len(after_whole) == 1 and at_done is not None and len(set(at_done)) == 2
+    assert {r.uid for r in stored} == set(at_done)
+    # the complete rows replaced the reserved ones: their tokens were counted off the path
+    assert [r.stream for r in stored] == [False, True] and stored[1].est_completion_tokens == 1
+
+
 async def test_metadata_session_names_the_session_and_is_not_forwarded(build) -> None:  # type: ignore[no-untyped-def]
     up = Upstream()
     served, deps, proxy = build(up)
