@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import IO, BinaryIO
 
 from kimi_mcp.errors import WorkspaceError
+from kimi_mcp.workspace_errors import kernel_errors, os_error
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
@@ -196,10 +197,12 @@ class Workspace:
         """The allowed roots as real, absolute paths (re-read, so client roots take effect)."""
         return [root.real for root in self._all_roots()]
 
+    @kernel_errors
     def is_inside(self, path: str) -> bool:
         """Lexical test: `path` (absolute, normalised) is under a root in either form."""
         return any(inside(path, form) for root in self._all_roots() for form in root.forms)
 
+    @kernel_errors
     def display(self, path: str) -> str:
         """A path as a tool shows it: relative to the first root when inside it, else absolute."""
         first = self.roots[0]
@@ -240,6 +243,7 @@ class Workspace:
 
     # ---- the walk --------------------------------------------------------------------------
 
+    @kernel_errors
     def locate(
         self, path: str, *, follow: bool = True, make_dirs: bool = False, missing_ok: bool = False
     ) -> Located:
@@ -338,6 +342,7 @@ class Workspace:
         raise _Redirect(os.path.normpath(onward))
 
     @contextmanager
+    @kernel_errors
     def at(self, path: str, *, follow: bool = True, make_dirs: bool = False) -> Iterator[Located]:
         """`locate`, closing the parent descriptor afterwards."""
         loc = self.locate(path, follow=follow, make_dirs=make_dirs)
@@ -349,6 +354,7 @@ class Workspace:
 
     # ---- names and metadata ----------------------------------------------------------------
 
+    @kernel_errors
     def resolve(self, path: str) -> str:
         """The canonical path (links inside resolved) of `path`; refuses anything outside.
 
@@ -359,6 +365,7 @@ class Workspace:
             os.close(loc.dir_fd)
         return loc.path
 
+    @kernel_errors
     def resolve_entry(self, path: str) -> str:
         """The canonical path of a directory entry itself: a final symlink is not followed."""
         loc = self.locate(path, follow=False, missing_ok=True)
@@ -366,11 +373,13 @@ class Workspace:
             os.close(loc.dir_fd)
         return loc.path
 
+    @kernel_errors
     def stat(self, path: str, *, follow: bool = True) -> os.stat_result:
         """stat (or lstat with follow=False) through the walk; raises WorkspaceError."""
         with self.at(path, follow=follow) as loc:
             return _stat_at(loc, self.display(loc.path))
 
+    @kernel_errors
     def lstat_or_none(self, path: str) -> os.stat_result | None:
         """lstat of the entry itself, None when it does not exist."""
         try:
@@ -390,12 +399,14 @@ class Workspace:
             if loc.dir_fd is not None:
                 os.close(loc.dir_fd)
 
+    @kernel_errors
     def is_dir(self, path: str) -> bool:
         try:
             return stat.S_ISDIR(self.stat(path).st_mode)
         except WorkspaceError:
             return False
 
+    @kernel_errors
     def readlink(self, path: str) -> str:
         with self.at(path, follow=False) as loc:
             if not loc.name or loc.dir_fd is None:
@@ -419,6 +430,7 @@ class Workspace:
 
     # ---- reading ---------------------------------------------------------------------------
 
+    @kernel_errors
     def open_read(self, path: str) -> BinaryIO:
         """Open a regular file for reading (rules 3-5); the caller caps what it reads."""
         for _ in range(3):
@@ -432,6 +444,7 @@ class Workspace:
                     return got
         raise WorkspaceError(f"Refused: {path} kept changing into a symlink; try again")
 
+    @kernel_errors
     def read_capped(self, path: str, limit: int) -> bytes:
         """At most `limit` bytes of a regular file; longer files are refused, not cut."""
         with self.open_read(path) as handle:
@@ -441,6 +454,7 @@ class Workspace:
         return data
 
     @contextmanager
+    @kernel_errors
     def open_dir(self, path: str) -> Iterator[int]:
         """A descriptor of the directory at `path` (a final link inside is followed)."""
         with self.at(path) as loc:
@@ -456,6 +470,7 @@ class Workspace:
 
     # ---- writing ---------------------------------------------------------------------------
 
+    @kernel_errors
     def create_exclusive(self, path: str, data: bytes) -> None:
         """Create a new file with O_EXCL; refuse if anything (even a dangling link) is there."""
         with self.at(path, follow=False) as loc:
@@ -472,6 +487,7 @@ class Workspace:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
 
+    @kernel_errors
     def write_atomic(self, path: str, data: bytes, *, durable: bool = False) -> None:
         """Replace (or create) a file through a temp file in its verified directory;
         `durable` fsyncs it before the rename."""
@@ -479,6 +495,7 @@ class Workspace:
             handle.write(data)
 
     @contextmanager
+    @kernel_errors
     def write_stream(
         self, path: str, *, exclusive: bool = False, make_dirs: bool = False,
         follow: bool = True, mtime_ns: tuple[int, int] | None = None, durable: bool = False,
@@ -496,6 +513,7 @@ class Workspace:
                             exclusive=exclusive, mtime_ns=mtime_ns, durable=durable) as handle:
                 yield handle
 
+    @kernel_errors
     def append(self, path: str, data: bytes) -> None:
         """Append to an existing regular file (never through a symlink), or create it."""
         with self.at(path) as loc:
@@ -510,6 +528,7 @@ class Workspace:
                 handle.write(data)
 
     @contextmanager
+    @kernel_errors
     def open_update(self, path: str) -> Iterator[BinaryIO]:
         """A regular file opened read-write in place, created if missing (lock files)."""
         with self.at(path, make_dirs=True) as loc:
@@ -526,6 +545,7 @@ class Workspace:
         finally:
             handle.close()
 
+    @kernel_errors
     def makedirs(self, path: str) -> bool:
         """Create a directory and its parents (never through a link out); True if created."""
         with self.at(path, make_dirs=True) as loc:
@@ -714,20 +734,3 @@ def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
-
-
-def os_error(exc: OSError | None, shown: str) -> WorkspaceError:
-    if exc is None:
-        return WorkspaceError(f"Refused: {shown} changed during the call; try again")
-    if isinstance(exc, FileNotFoundError):
-        return WorkspaceError(f"Not found: {shown}")
-    if exc.errno == errno.ELOOP:
-        return WorkspaceError(
-            f"Access denied: {shown} is a symlink where a real file or directory was expected; "
-            "refusing to follow it"
-        )
-    if exc.errno == errno.ENOTDIR:
-        return WorkspaceError(f"Not a directory: {shown}")
-    if isinstance(exc, PermissionError):
-        return WorkspaceError(f"Permission denied by the operating system: {shown}")
-    return WorkspaceError(f"{exc.strerror or type(exc).__name__}: {shown}")

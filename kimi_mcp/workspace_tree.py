@@ -21,11 +21,11 @@ from kimi_mcp.workspace import (
     copy_stream,
     inside,
     listdir,
-    os_error,
     read_at,
     replace_at,
     subdir,
 )
+from kimi_mcp.workspace_errors import kernel_errors, os_error
 
 
 @dataclass
@@ -38,6 +38,7 @@ class CopyReport:
 # ---- delete ----------------------------------------------------------------------------------
 
 
+@kernel_errors
 def remove(ws: Workspace, path: str, *, recursive: bool) -> int:
     """Delete a file, a symlink (not its target) or a directory; returns entries removed."""
     with ws.at(path, follow=False) as loc:
@@ -95,6 +96,7 @@ def _lstat_or_none(dir_fd: int, name: str) -> os.stat_result | None:
 # ---- links -----------------------------------------------------------------------------------
 
 
+@kernel_errors
 def repoint(ws: Workspace, link_path: str, target: str, new_path: str) -> str | None:
     """The target for a copy (or move) of the link at `link_path` placed at `new_path`
     (rule 7): the same text when it still points inside from there (links inside a copied
@@ -141,6 +143,7 @@ def _outward_links(ws: Workspace, fd: int, old: str, new: str) -> str | None:
 # ---- move ------------------------------------------------------------------------------------
 
 
+@kernel_errors
 def move(ws: Workspace, src: str, dst: str, *, overwrite: bool) -> tuple[str, str]:
     """Rename the entry `src` (a link stays a link) to `dst`; returns both canonical paths."""
     with ws.at(src, follow=False) as s, ws.at(dst) as d:
@@ -232,6 +235,7 @@ def _rename(
 # ---- copy ------------------------------------------------------------------------------------
 
 
+@kernel_errors
 def copy(ws: Workspace, src: str, dst: str, *, overwrite: bool) -> CopyReport:
     """Copy a file or a directory tree (rule 7); links are re-pointed or skipped."""
     report = CopyReport()

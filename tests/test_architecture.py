@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = {"config", "tokens", "catalog", "ledger", "memory", "errors", "deps", "llm", "upstream",
-        "workspace", "workspace_tree"}
+        "workspace", "workspace_tree", "workspace_errors"}
 FACES = {"proxy", "context", "dashboard", "logwatch", "server", "app", "cli", "commands",
          "mcp_arguments", "mcp_calls",
          "daemon", "clients", "runtime", "auth", "metrics", "httputil", "stats"}

@@ -10,6 +10,7 @@ printed at the end of the module (run with -s to see them).
 
 from __future__ import annotations
 
+import inspect
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -205,3 +206,65 @@ def test_no_primitive_operation_follows_a_link_swapped_in_mid_call(
         COUNTS["primitive swaps"] += swaps[0]
         assert not [s for s in seen if MARK in s]
         assert world.untouched(), (operations, path, file, targets)
+
+
+# ---- what a lost race looks like to the caller ------------------------------------------------
+
+
+def _public_operations() -> list[tuple[str, Callable[..., object]]]:
+    """Workspace methods whose first parameter is `path`, and workspace_tree functions whose
+    first parameter is the workspace: everything a tool family calls with a path."""
+
+    def first(fn: object, skip: int) -> str:
+        names = list(inspect.signature(fn).parameters)  # type: ignore[arg-type]
+        return names[skip] if len(names) > skip else ""
+
+    methods = [
+        (f"Workspace.{name}", fn)
+        for name, fn in vars(Workspace).items()
+        if not name.startswith("_") and inspect.isfunction(fn) and first(fn, 1) == "path"
+    ]
+    tree = [
+        (f"workspace_tree.{name}", fn)
+        for name, fn in vars(workspace_tree).items()
+        if not name.startswith("_")
+        and inspect.isfunction(fn)
+        and fn.__module__ == workspace_tree.__name__
+        and first(fn, 0) == "ws"
+    ]
+    return methods + tree
+
+
+def test_every_path_taking_workspace_operation_maps_kernel_errors() -> None:
+    operations = _public_operations()
+    assert {"Workspace.makedirs", "Workspace.open_read", "workspace_tree.move"} <= {
+        name for name, _ in operations
+    }
+    unmapped = [name for name, fn in operations if not getattr(fn, "kernel_errors", False)]
+    assert unmapped == []
+
+
+def test_an_entry_removed_between_the_walk_and_the_operation_is_a_clear_refusal(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "link").symlink_to("a.txt")
+    space = Workspace(lambda: [tmp_path])
+
+    def vanished(*args: object, **kwargs: object) -> str:
+        raise FileNotFoundError(2, "No such file or directory", "link")
+
+    monkeypatch.setattr(workspace_tree.os, "readlink", vanished)
+    with pytest.raises(WorkspaceError, match="Not found: sub/link"):
+        workspace_tree.move(space, "sub/link", "moved", overwrite=True)
+
+    monkeypatch.undo()
+    real_mkdir = workspace_tree.os.mkdir
+
+    def parent_gone(name: str, *args: object, **kwargs: object) -> None:
+        raise FileNotFoundError(2, "No such file or directory", name)
+
+    monkeypatch.setattr(workspace_tree.os, "mkdir", parent_gone)
+    with pytest.raises(WorkspaceError, match="Not found: new/x/y"):
+        space.makedirs("new/x/y")
+    assert real_mkdir is not parent_gone
