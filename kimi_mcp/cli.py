@@ -90,10 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_init(sub: Any) -> None:
-    try:
-        from kimi_mcp import clients
-    except ImportError:
-        return
+    from kimi_mcp import clients  # imported here: `kimi-mcp stdio` starts without it
+
     clients.add_parser(sub)
 
 

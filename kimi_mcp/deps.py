@@ -24,7 +24,8 @@ from kimi_mcp.errors import LedgerError
 
 if TYPE_CHECKING:
     from kimi_mcp.catalog import Catalog
-    from kimi_mcp.ledger import Event, Ledger, Sessions
+    from kimi_mcp.ledger import Event, Ledger
+    from kimi_mcp.ledger.sessions import Sessions
     from kimi_mcp.llm import Completions
     from kimi_mcp.memory import Memory
 
@@ -109,7 +110,7 @@ class Deps:
 
     @cached_property
     def sessions(self) -> Sessions:
-        from kimi_mcp.ledger import Sessions
+        from kimi_mcp.ledger.sessions import Sessions
 
         self.ledger.bus.on_event(self._on_event)
         return Sessions(self.ledger)

@@ -67,18 +67,8 @@ def build_mcp(deps: Deps, warm_up: bool = False) -> FastMCP:
         ("stats://sessions/{session_id}", "session_id"): lambda typed: _session_ids(deps, typed),
     }
     for family in deps.settings.mcp.families:
-        module_name = FAMILY_MODULES[family]
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            log.warning("tool family %s is not installed; skipped", family)
-            continue
-        build: Callable[[Deps], FastMCP] | None = getattr(module, "build_server", None)
-        if build is None:
-            log.warning("tool family %s has no build_server; skipped", family)
-            continue
+        module = importlib.import_module(FAMILY_MODULES[family])  # only enabled families load
+        build: Callable[[Deps], FastMCP] = module.build_server
         # a family may name its tools itself, so its resources keep their own URI scheme
         # (thinking://sessions/{id} rather than thinking://thinking/sessions/{id})
         tool_names = getattr(module, "MOUNT_TOOL_NAMES", None)

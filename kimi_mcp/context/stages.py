@@ -36,7 +36,8 @@ from kimi_mcp.errors import KimiError
 if TYPE_CHECKING:
     from kimi_mcp.catalog import Catalog
     from kimi_mcp.config import Settings
-    from kimi_mcp.ledger import Event, Ledger, Sessions
+    from kimi_mcp.ledger import Event, Ledger
+    from kimi_mcp.ledger.sessions import Sessions
     from kimi_mcp.llm import Completions
     from kimi_mcp.memory import Memory
 

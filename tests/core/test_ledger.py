@@ -11,9 +11,10 @@ import anyio
 import pytest
 
 from kimi_mcp.errors import LedgerError
-from kimi_mcp.ledger import Event, Ledger, RequestRow, Sessions, ToolCallRow, open_ledger, queries
+from kimi_mcp.ledger import Event, Ledger, RequestRow, ToolCallRow, open_ledger, queries
 from kimi_mcp.ledger.models import SCHEMA_VERSION, Request, ToolCall
 from kimi_mcp.ledger.models import Session as SessionModel
+from kimi_mcp.ledger.sessions import Sessions
 from tests.services import BACKENDS
 
 

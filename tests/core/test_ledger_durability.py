@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from kimi_mcp.ledger import Event, Ledger, RequestRow, Sessions, ToolCallRow, open_ledger
+from kimi_mcp.ledger import Event, Ledger, RequestRow, ToolCallRow, open_ledger
+from kimi_mcp.ledger.sessions import Sessions
 from tests.services import BACKENDS
 
 ROOT = Path(__file__).resolve().parents[2]
