@@ -19,10 +19,9 @@ import anyio
 from fastmcp import FastMCP
 from fastmcp.exceptions import ResourceError, ToolError
 from pydantic import BaseModel, Field
-from sqlalchemy import func
-from sqlmodel import col, select
 
 from kimi_mcp.errors import LedgerError, ToolInputError
+from kimi_mcp.ledger import thoughts
 from kimi_mcp.ledger.models import Thought, new_id
 
 if TYPE_CHECKING:
@@ -133,46 +132,26 @@ class ThoughtLog:
             )
         )
         tx.db.flush()
-        mine = (col(Thought.project) == self.project, col(Thought.session_id) == sid)
-        count = tx.db.exec(select(func.count()).select_from(Thought).where(*mine)).one()
-        branches = tx.db.exec(
-            select(Thought.branch_id)
-            .where(
-                *mine,
-                col(Thought.branch_id).is_not(None),
-                col(Thought.branch_from_thought).is_not(None),
-            )
-            .group_by(Thought.branch_id)
-            .order_by(func.min(Thought.id))
-        ).all()
+        count = thoughts.count(tx.db, self.project, sid)
+        branches = thoughts.branch_ids(tx.db, self.project, sid)
         return Recorded(
             sid,
             step.thought_number,
             total,
             step.next_thought_needed,
-            [b for b in branches if b],
+            branches,
             count,
         )
 
     def _current(self, tx: Tx, step: Step) -> str:
         if step.thought_number == 1:
             return new_id()
-        latest = tx.db.exec(
-            select(Thought.session_id)
-            .where(Thought.project == self.project)
-            .order_by(col(Thought.id).desc())
-            .limit(1)
-        ).first()
+        latest = thoughts.latest_session(tx.db, self.project)
         return latest or new_id()
 
     def history(self, session_id: str) -> dict[str, Any] | None:
         with self.ledger.read() as db:
-            rows = db.exec(
-                select(Thought)
-                .where(Thought.project == self.project, Thought.session_id == session_id)
-                .order_by(col(Thought.id).desc())
-                .limit(MAX_HISTORY + 1)
-            ).all()
+            rows = thoughts.newest_first(db, self.project, session_id, MAX_HISTORY + 1)
         if not rows:
             return None
         kept = list(reversed(rows[:MAX_HISTORY]))
@@ -202,21 +181,11 @@ class ThoughtLog:
 
     def sessions(self, limit: int = 50) -> list[dict[str, Any]]:
         with self.ledger.read() as db:
-            rows = db.exec(
-                select(
-                    Thought.session_id,
-                    func.count(),
-                    func.min(Thought.created_at),
-                    func.max(Thought.created_at),
-                )
-                .where(Thought.project == self.project)
-                .group_by(Thought.session_id)
-                .order_by(func.max(Thought.id).desc())
-                .limit(limit)
-            ).all()
+            rows = thoughts.sessions(db, self.project, limit)
         return [
-            {"session_id": sid, "thoughts": n, "started_at": first, "updated_at": last}
-            for sid, n, first, last in rows
+            {"session_id": r.session_id, "thoughts": r.thoughts, "started_at": r.started_at,
+             "updated_at": r.updated_at}
+            for r in rows
         ]
 
 

@@ -242,3 +242,22 @@ def test_every_exception_is_in_the_one_tree_drawn_in_errors() -> None:
     for module, name, _ in _exception_classes():
         cls = getattr(__import__(module, fromlist=[name]), name)
         assert issubclass(cls, errors.KimiError), f"{module}.{name} is outside KimiError"
+
+
+# ---- SQL lives with the ledger ----------------------------------------------------------------
+
+DATABASE_LIBRARIES = ("sqlalchemy", "sqlmodel", "sqlite3", "psycopg")
+# The memory store keeps its own tables (memories, vectors) in the ledger's database and writes
+# them through the ledger's transactions; its data access stays beside the types it returns.
+MEMORY_TABLES = {"kimi_mcp.memory.records", "kimi_mcp.memory.vecrows",
+                 "kimi_mcp.memory.consolidate", "kimi_mcp.memory.failures"}
+
+
+@pytest.mark.parametrize("module,path", _sources(), ids=lambda v: str(v) if isinstance(v, str) else "")
+def test_sql_is_written_only_in_the_ledger(module: str, path: Path) -> None:
+    if module.startswith("kimi_mcp.ledger") or module in MEMORY_TABLES:
+        return
+    for target in _imports(path):
+        assert not target.startswith(DATABASE_LIBRARIES), (
+            f"{module} imports {target}: put the query in kimi_mcp/ledger/ as a named query "
+            "returning typed rows, and call it")
