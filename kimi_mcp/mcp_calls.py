@@ -45,9 +45,11 @@ class ToolCallGuard(Middleware):
         except ValidationError as exc:
             raise ToolError(_invalid(name, schema or {}, exc)) from None
         except ToolError as exc:
-            if exc.__cause__ is None or not str(exc).startswith(_WRAPPED_PREFIX):
+            if exc.__cause__ is not None and str(exc).startswith(_WRAPPED_PREFIX):
+                raise ToolError(_unexpected(name, exc.__cause__)) from None
+            if name in str(exc):
                 raise
-            raise ToolError(_unexpected(name, exc.__cause__)) from None
+            raise ToolError(f"{name}: {exc}") from None  # every refusal names the public tool
         except (NotFoundError, DisabledError, MCPError):
             raise
         except Exception as exc:  # noqa: BLE001 - the last resort: a clear message, logged cause

@@ -201,3 +201,20 @@ async def test_resources_and_templates_have_unique_names(client) -> None:  # typ
     names = [r.name for r in await connected.list_resources()]
     names += [t.name for t in await connected.list_resource_templates()]
     assert len(names) == len(set(names)), sorted(names)
+
+
+@pytest.mark.parametrize("tool,arguments", [
+    ("thinking_sequential", {"thought": " ", "thought_number": 1, "total_thoughts": 1,
+                             "next_thought_needed": False}),
+    ("tasks_expand", {"id": "999"}),
+    ("memory_update", {"id": "m-does-not-exist", "content": "x"}),
+    ("json_query", {"path": "missing.json", "query": "$.a"}),
+    ("fs_read_file", {"path": "../outside.txt"}),
+])
+async def test_every_refusal_names_the_public_tool(client, tool: str, arguments: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+    connected, _ = client
+    result = await connected.call_tool(tool, arguments, raise_on_error=False)
+    text = _text(result)
+    assert result.is_error, text
+    assert tool in text
+    _assert_clean(text)
