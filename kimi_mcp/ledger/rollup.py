@@ -8,6 +8,7 @@ take whole hours, then whole minutes, then raw rows for the seconds at a range's
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -136,19 +137,27 @@ def upsert(db: DbSession | Connection, model: type[Any], values: list[dict[str, 
     """Add `values` to the rollup rows with the same key (insert the missing ones)."""
     if not values:
         return
-    table = model.__table__
-    key = REQUEST_KEY if model is RequestRollup else TOOL_KEY
-    sums = REQUEST_SUMS if model is RequestRollup else TOOL_SUMS
-    maxes = MAXES if model is RequestRollup else TOOL_MAXES
     bind = db.get_bind() if isinstance(db, DbSession) else db
-    if bind.dialect.name == "postgresql":
+    db.execute(_upsert_statement(model is RequestRollup, bind.dialect.name), values)
+
+
+@functools.lru_cache(maxsize=8)
+def _upsert_statement(requests: bool, dialect_name: str) -> Any:
+    """The INSERT … ON CONFLICT DO UPDATE for one rollup table, built once per dialect (the
+    writer runs it on every batch; building its expressions each time cost more than the SQL)."""
+    model: Any = RequestRollup if requests else ToolRollup
+    table = model.__table__
+    key = REQUEST_KEY if requests else TOOL_KEY
+    sums = REQUEST_SUMS if requests else TOOL_SUMS
+    maxes = MAXES if requests else TOOL_MAXES
+    if dialect_name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
     stmt = dialect_insert(table)
     changes: dict[str, ColumnElement[Any]] = {n: table.c[n] + stmt.excluded[n] for n in sums}
     changes |= {n: dialect.greatest(table.c[n], stmt.excluded[n]) for n in maxes}
-    db.execute(stmt.on_conflict_do_update(index_elements=list(key), set_=changes), values)
+    return stmt.on_conflict_do_update(index_elements=list(key), set_=changes)
 
 
 def delete_session(db: DbSession, session_id: str) -> None:
