@@ -48,10 +48,8 @@ class Preset:
     format: Format = "openai"
     timeout_s: float = 120
     prices_id: str | None = None
-    drop_params: tuple[str, ...] = ()
     prefixes: tuple[str, ...] = ()
     models: tuple[ModelInfo, ...] = ()
-    usage_in_stream: bool = True  # accepts stream_options.include_usage
     anthropic_url: str | None = None  # the provider's Anthropic-compatible endpoint, if it has one
 
 
@@ -85,7 +83,6 @@ PRESETS: dict[str, Preset] = {
     ),
     "nvidia": Preset(
         "https://integrate.api.nvidia.com/v1", "NVIDIA_API_KEY", timeout_s=150,
-        drop_params=("metadata", "store", "service_tier", "parallel_tool_calls"),
         models=(
             _m("moonshotai/kimi-k2-instruct", 131_072), _m("meta/llama-3.3-70b-instruct", 131_072),
             _m("deepseek-ai/deepseek-r1", 131_072), _m("qwen/qwen3-coder-480b-a35b-instruct", 262_144),
@@ -93,7 +90,6 @@ PRESETS: dict[str, Preset] = {
     ),
     "mistral": Preset(
         "https://api.mistral.ai/v1", "MISTRAL_API_KEY", timeout_s=120, prices_id="mistral",
-        drop_params=("stream_options", "metadata", "store", "service_tier"), usage_in_stream=False,
         prefixes=("mistral-", "codestral-", "devstral-", "magistral-", "ministral-", "open-mistral-"),
         models=(
             _m("mistral-large-latest", 131_072), _m("mistral-small-latest", 131_072),
@@ -116,7 +112,6 @@ PRESETS: dict[str, Preset] = {
     ),
     "groq": Preset(
         "https://api.groq.com/openai/v1", "GROQ_API_KEY", timeout_s=60, prices_id="groq",
-        drop_params=("store", "service_tier", "metadata"),
         models=(
             _m("moonshotai/kimi-k2-instruct", 131_072), _m("llama-3.3-70b-versatile", 131_072),
             _m("openai/gpt-oss-120b", 131_072),
@@ -124,7 +119,6 @@ PRESETS: dict[str, Preset] = {
     ),
     "cerebras": Preset(
         "https://api.cerebras.ai/v1", "CEREBRAS_API_KEY", timeout_s=60, prices_id="cerebras",
-        drop_params=("store", "service_tier", "metadata", "frequency_penalty", "presence_penalty"),
         prefixes=("qwen-3-",),
         models=(
             _m("llama-3.3-70b", 65_536), _m("gpt-oss-120b", 131_072),
@@ -162,12 +156,14 @@ class Provider:
     rpm: int
     tpm: int
     queue_timeout_s: float
-    drop_params: tuple[str, ...]
+    drop_params: tuple[str, ...] | None  # None: the profile's (proxy/profiles)
     headers: dict[str, str]
     models: dict[str, ModelInfo]
     prices_id: str | None = None
     prefixes: tuple[str, ...] = ()
-    usage_in_stream: bool = True
+    # whose wire quirks it has (kimi_mcp/proxy/profiles): `providers.<name>.profile`, else the
+    # preset's name when it speaks the preset's format, else its format
+    profile: str = "openai"
     # False when the provider takes no key: its key was set to "none" on purpose, or it has
     # neither a key nor a key variable (a local server)
     key_required: bool = True
@@ -267,7 +263,11 @@ def _build(name: str, preset: Preset | None, user: ProviderSettings, settings: S
     for model_id, override in user.models.items():
         models[model_id] = _merge_model(name, prices_id, models.get(model_id), model_id, override)
     timeout = user.timeout_s or (preset.timeout_s if preset else 60)
-    fmt = user.format or (preset.format if preset else "openai")
+    wire = _PROFILE_WIRES.get(user.profile or "", "openai")
+    fmt = user.format or (preset.format if preset else wire)
+    if user.profile and wire != fmt:
+        raise ConfigError(f"providers.{name}.profile: the {user.profile} profile is for the "
+                          f"{wire} format, and this provider speaks {fmt}")
     base_url = user.base_url or (preset.base_url if preset else "")
     if preset is not None and not user.base_url and fmt != preset.format:
         if fmt != "anthropic" or not preset.anthropic_url:
@@ -287,13 +287,16 @@ def _build(name: str, preset: Preset | None, user: ProviderSettings, settings: S
         rpm=user.rpm or 0,
         tpm=user.tpm or 0,
         queue_timeout_s=10.0 if user.queue_timeout_s is None else user.queue_timeout_s,
-        drop_params=tuple(user.drop_params if user.drop_params is not None else (preset.drop_params if preset else ())),
+        drop_params=tuple(user.drop_params) if user.drop_params is not None else None,
         headers=dict(user.headers),
         models=models,
         prices_id=prices_id,
         prefixes=preset.prefixes if preset else (),
-        usage_in_stream=preset.usage_in_stream if preset else True,
+        profile=user.profile or (name if preset is not None and fmt == preset.format else fmt),
     )
+
+
+_PROFILE_WIRES: dict[str, Format] = {"gemini": "gemini", "anthropic": "anthropic"}
 
 
 def _with_prices(provider: str, prices_id: str | None, model: ModelInfo) -> ModelInfo:

@@ -279,13 +279,15 @@ def config(args: argparse.Namespace, settings: Settings) -> int:
 def _effective(provider: Provider) -> dict[str, Any]:
     """A provider in the shape of its TOML section, never with its key or a secret header."""
     from kimi_mcp.ledger.rows import redact_headers
+    from kimi_mcp.proxy.wire import drop_params
 
     key = "set" if provider.has_key else "missing" if provider.key_required else "not needed"
     return {
         "base_url": provider.base_url, "api_key": key, "api_key_env": provider.key_env,
         "format": provider.format, "timeout_s": provider.timeout_s,
         "max_retries": provider.max_retries, "rpm": provider.rpm, "tpm": provider.tpm,
-        "queue_timeout_s": provider.queue_timeout_s, "drop_params": list(provider.drop_params),
+        "queue_timeout_s": provider.queue_timeout_s, "drop_params": list(drop_params(provider)),
+        "profile": provider.profile,
         "headers": redact_headers(provider.headers),
         "models": {m.id: {"context_window": m.context_window,
                           "max_output_tokens": m.max_output_tokens,

@@ -36,6 +36,9 @@ ENV_PREFIX = "KIMI_MCP_"
 CONFIG_NAMES = ("kimi-mcp.toml",)
 Family = Literal["memory", "tasks", "thinking", "fs", "json"]
 FAMILIES: tuple[Family, ...] = ("memory", "tasks", "thinking", "fs", "json")
+# the provider profiles a provider can inherit (kimi_mcp/proxy/profiles/presets.py has each one)
+ProfileName = Literal["openai", "kimi", "nvidia", "mistral", "openrouter", "siliconflow", "groq",
+                      "cerebras", "gemini", "anthropic"]
 
 
 class Section(BaseModel):
@@ -75,6 +78,7 @@ class ProviderSettings(Section):
     api_key: SecretStr | None = None
     api_key_env: str | None = None
     format: Literal["openai", "gemini", "anthropic"] | None = None
+    profile: ProfileName | None = None  # whose wire quirks it shares; None: its preset's or format's
     timeout_s: float | None = Field(default=None, gt=0)
     max_retries: int | None = Field(default=None, ge=0, le=10)
     rpm: int | None = Field(default=None, ge=0)

@@ -1,7 +1,9 @@
 """The request a provider receives: its format, its model id, its key, without what it rejects.
 
 `build` dispatches on `provider.format` to the outbound wire in `proxy/formats/`: `openai`
-(chat completions), `gemini` (`generateContent`) or `anthropic` (Messages).
+(chat completions), `gemini` (`generateContent`) or `anthropic` (Messages). An OpenAI-format
+body is first made what the provider's profile accepts (`Profile.prepare`: renamed fields,
+history, tool-call ids), then loses `drop_params` (the profile's unless the settings name them).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from kimi_mcp.catalog import Provider, Resolved
 from kimi_mcp.errors import UpstreamError
+from kimi_mcp.proxy import profiles
 from kimi_mcp.proxy.formats import anthropic_request, gemini, openai_chat
 from kimi_mcp.proxy.formats.canonical import without_origin
 
@@ -43,16 +46,17 @@ def build(resolved: Resolved, body: dict[str, Any], stream: bool,
         return Outgoing(url, headers, json.dumps(payload).encode(), False)
     if provider.format == "anthropic":
         return _anthropic(resolved, body, headers, client_headers or {})
-    payload = dict(openai_chat.request_body(body))
+    profile = profiles.of(provider)
+    payload = profile.prepare(dict(openai_chat.request_body(body)))
     payload["model"] = resolved.model.id
     strip = False
-    if stream and provider.usage_in_stream:
+    if stream and profile.stream_usage_option:
         options = payload.get("stream_options")
         if not (isinstance(options, dict) and options.get("include_usage")):
             payload["stream_options"] = {**(options if isinstance(options, dict) else {}),
                                          "include_usage": True}
             strip = True
-    for name in provider.drop_params:
+    for name in drop_params(provider):
         payload.pop(name, None)
     if "stream_options" not in payload:
         strip = False
@@ -67,7 +71,7 @@ def _anthropic(resolved: Resolved, body: dict[str, Any], headers: dict[str, str]
     provider = resolved.provider
     payload = anthropic_request.from_canonical(body, resolved.model.id,
                                                resolved.model.max_output_tokens)
-    for name in provider.drop_params:
+    for name in drop_params(provider):
         payload.pop(name, None)
     headers["anthropic-version"] = ANTHROPIC_VERSION
     for name in ANTHROPIC_FORWARDED:
@@ -77,6 +81,13 @@ def _anthropic(resolved: Resolved, body: dict[str, Any], headers: dict[str, str]
         headers["x-api-key"] = provider.api_key
     return Outgoing(f"{provider.base_url}/messages", headers,
                     json.dumps(payload, ensure_ascii=False).encode(), False)
+
+
+def drop_params(provider: Provider) -> tuple[str, ...]:
+    """`providers.<name>.drop_params` when set, else the fields its profile rejects."""
+    if provider.drop_params is not None:
+        return provider.drop_params
+    return profiles.of(provider).drop_params
 
 
 def check_key(provider: Provider) -> None:
