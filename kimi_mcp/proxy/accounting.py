@@ -27,6 +27,7 @@ from kimi_mcp.ledger import reads
 from kimi_mcp.ledger.rows import AlertRow, RequestRow
 from kimi_mcp.ledger.store import Pending
 from kimi_mcp.proxy.formats import anthropic_answer, anthropic_stream
+from kimi_mcp.proxy.profiles import PROFILES, Profile
 from kimi_mcp.tokens import count_chat, count_text
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class CallRecord:
     memory_tokens: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
     pending: Pending[RequestRow] | None = None  # the row reserved when the call finished
+    profile: Profile = PROFILES["openai"]  # the provider's wire quirks: where usage lives
 
 
 @dataclass
@@ -140,7 +142,7 @@ class Accountant:
 
     def record(self, rec: CallRecord) -> None:
         usage, completion_text = self._answer(rec)
-        est_prompt = count_chat(rec.body) if rec.body else None
+        est_prompt = count_chat(rec.body, rec.profile.image_tokens) if rec.body else None
         est_completion = count_text(completion_text) if completion_text or rec.body else None
         reported = usage is not None and usage.get("prompt_tokens") is not None
         prompt = _int(usage, "prompt_tokens") if reported else None
@@ -155,7 +157,7 @@ class Accountant:
                                           cached or 0, reasoning or 0)
         reserved = rec.pending.row if rec.pending is not None else self._row(rec)
         row = dataclasses.replace(
-            reserved, prompt_tokens=prompt, completion_tokens=completion, cached_tokens=cached,
+            reserved, status=rec.status, error=rec.error, prompt_tokens=prompt, completion_tokens=completion, cached_tokens=cached,
             reasoning_tokens=reasoning, est_prompt_tokens=est_prompt,
             est_completion_tokens=est_completion,
             usage_source="provider" if reported else "estimate", cost_usd=cost)
@@ -203,9 +205,9 @@ class Accountant:
             if rec.events is not None:
                 return anthropic_stream.usage_and_text(rec.events)
         if rec.raw_answer is not None:
-            return _parse_answer(rec.raw_answer, rec.usage)
+            return _parse_answer(rec, rec.raw_answer)
         if rec.events is not None:
-            return _parse_events(rec.events, rec.usage)
+            return _parse_events(rec.events, rec.usage, rec.profile)
         return rec.usage, "".join(rec.text or ())
 
     # ---- alerts -------------------------------------------------------------------------------
@@ -268,22 +270,30 @@ def _message_text(message: dict[str, Any]) -> list[str]:
     return parts
 
 
-def _parse_answer(raw: bytes, usage: dict[str, Any] | None) -> tuple[dict[str, Any] | None, str]:
+def _parse_answer(rec: CallRecord, raw: bytes) -> tuple[dict[str, Any] | None, str]:
+    """Usage and text of a whole OpenAI-format answer; an in-band error in a 200 answer
+    (OpenRouter's `finish_reason: "error"`) makes the call an error."""
     try:
         data = json.loads(raw)
     except ValueError:
-        return usage, ""
+        return rec.usage, ""
     if not isinstance(data, dict):
-        return usage, ""
+        return rec.usage, ""
     texts = []
     for choice in data.get("choices") or ():
         texts += _message_text(choice.get("message") or {})
-    found = data.get("usage") if isinstance(data.get("usage"), dict) else usage
-    return found, "".join(texts)
+    if rec.status == "ok" and (message := rec.profile.stream_error(data)) is not None:
+        rec.status, rec.error = "error", f"{rec.provider}: {message}"
+    found = rec.profile.usage(data)
+    return found if found is not None else rec.usage, "".join(texts)
 
 
-def _parse_events(events: list[bytes], usage: dict[str, Any] | None) -> tuple[dict[str, Any] | None, str]:
+def _parse_events(events: list[bytes], usage: dict[str, Any] | None,
+                  profile: Profile = PROFILES["openai"]) -> tuple[dict[str, Any] | None, str]:
+    """Usage and text of a streamed OpenAI-format answer. The last usage reported wins (some
+    providers repeat a running total in every chunk); it is read where the profile says."""
     texts: list[str] = []
+    found = None
     for event in events:
         for line in event.splitlines():
             if not line.startswith(b"data:"):
@@ -297,11 +307,11 @@ def _parse_events(events: list[bytes], usage: dict[str, Any] | None) -> tuple[di
                 continue
             if not isinstance(data, dict):
                 continue
-            if usage is None and isinstance(data.get("usage"), dict):
-                usage = data["usage"]
+            if b'"usage"' in payload:
+                found = profile.usage(data) or found
             for choice in data.get("choices") or ():
                 texts += _message_text(choice.get("delta") or {})
-    return usage, "".join(texts)
+    return found if found is not None else usage, "".join(texts)
 
 
 def now() -> float:

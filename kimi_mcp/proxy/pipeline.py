@@ -30,16 +30,18 @@ from kimi_mcp.errors import KimiError, RequestError, UpstreamError, describe
 from kimi_mcp.httputil import read_json
 from kimi_mcp.ledger import Event
 from kimi_mcp.ledger.rows import redact_headers
+from kimi_mcp.proxy import profiles
 from kimi_mcp.proxy.accounting import Accountant, CallRecord
 from kimi_mcp.proxy.formats import anthropic_answer, gemini, openai_chat
 from kimi_mcp.proxy.formats.canonical import without_origin
 from kimi_mcp.proxy.formats.inbound import Inbound, Inbounds, validate_chat
 from kimi_mcp.proxy.limits import Limiter
+from kimi_mcp.proxy.profiles import Profile
 from kimi_mcp.proxy.relays import anthropic_chunks, relay_anthropic, relay_translated
 from kimi_mcp.proxy.resolve import Plan, Router
 from kimi_mcp.proxy.streaming import Relay, relay_openai
 from kimi_mcp.proxy.wire import build, check_key
-from kimi_mcp.tokens import count_chat
+from kimi_mcp.tokens import count_chat, rough_prompt
 from kimi_mcp.upstream import Upstream, to_upstream_error
 
 log = logging.getLogger(__name__)
@@ -129,7 +131,7 @@ class Proxy:
                      call: _Call) -> Response:
         model = body.get("model") or self.deps.settings.routing.default_model
         max_tokens = int(body.get("max_completion_tokens") or body.get("max_tokens") or 0)
-        estimate = int(request.headers.get("content-length") or 0) // 4
+        estimate = rough_prompt(body, int(request.headers.get("content-length") or 0))
         plan = self.router.plan(model, estimate, max_tokens)
         first = plan.candidates[0]
         rec.provider, rec.model, rec.resolved = first.provider.name, first.model.id, first
@@ -220,6 +222,7 @@ class Proxy:
         for index, cand in enumerate(plan.candidates):
             last = index == len(plan.candidates) - 1
             rec.provider, rec.model, rec.resolved = cand.provider.name, cand.model.id, cand
+            rec.profile = profiles.of(cand.provider)
             rec.route = _route(cand, plan, tried, rec.meta.get("purpose"))
             try:
                 check_key(cand.provider)
@@ -249,7 +252,7 @@ class Proxy:
         inbound = call.inbound
         gen: Any
         if provider.format == "openai" and inbound.native == "openai":
-            gen = relay_openai(response, provider, rec, strip_usage, self.finish)
+            gen = relay_openai(response, provider, rec, strip_usage, self.finish, rec.profile)
         elif provider.format == "anthropic" and inbound.native == "anthropic":
             rec.answer_format = "anthropic"
             encoder = inbound.encoder(call.call, shown)
@@ -260,7 +263,7 @@ class Proxy:
             elif provider.format == "anthropic":
                 chunks = anthropic_chunks(response, shown)
             else:
-                chunks = openai_chat.chunks(response, provider.name)
+                chunks = openai_chat.chunks(response, provider.name, rec.profile)
             gen = relay_translated(response, provider, rec, chunks, inbound.encoder(call.call, shown),
                                    self.finish)
         return Relay(gen, response, rec, self.finish, headers=headers)
@@ -276,11 +279,13 @@ class Proxy:
             await response.aclose()
         rec.ended_at = time.perf_counter()
         fmt = cand.provider.format
+        if fmt == "openai" and rec.profile.finish_reasons:
+            raw = rec.profile.rewrite_finish(raw)
         if fmt == call.inbound.native:
             rec.raw_answer, rec.answer_format = raw, fmt
             self.finish(rec)
             return raw
-        completion = _completion(raw, fmt, cand.provider.name, shown)
+        completion = _completion(raw, fmt, cand.provider.name, shown, rec.profile)
         if fmt == "openai":
             rec.raw_answer = raw
         else:
@@ -336,7 +341,8 @@ class _Call:
     session: str | None = None
 
 
-def _completion(raw: bytes, fmt: str, provider: str, model: str) -> dict[str, Any]:
+def _completion(raw: bytes, fmt: str, provider: str, model: str,
+                profile: Profile) -> dict[str, Any]:
     """A provider's whole answer as a canonical chat.completion."""
     try:
         data = json.loads(raw)
@@ -348,8 +354,14 @@ def _completion(raw: bytes, fmt: str, provider: str, model: str) -> dict[str, An
         return gemini.from_gemini(data, model)
     if fmt == "anthropic":
         return anthropic_answer.to_canonical_answer(data, model)
+    message = profile.stream_error(data)
+    if message is not None:
+        raise UpstreamError(f"{provider} reported an error: {message}")
     if not isinstance(data.get("choices"), list):
         raise UpstreamError(f"{provider} sent an answer without choices")
+    usage = profile.usage(data)
+    if usage is not None and usage is not data.get("usage"):
+        data["usage"] = usage  # the translated answer carries it where clients look
     return data
 
 

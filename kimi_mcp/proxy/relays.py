@@ -50,6 +50,16 @@ async def anthropic_chunks(response: httpx.Response, model: str) -> AsyncIterato
                 yield chunk
 
 
+def _has_content(chunk: dict[str, Any]) -> bool:
+    """Whether a canonical chunk carries text, reasoning or a tool call (the first token)."""
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if isinstance(delta, dict) and (delta.get("content") or delta.get("reasoning_content")
+                                        or delta.get("tool_calls")):
+            return True
+    return False
+
+
 def _note(rec: CallRecord, texts: list[str], chunk: dict[str, Any]) -> None:
     usage = chunk_usage(chunk)
     if usage is not None:
@@ -75,10 +85,10 @@ async def relay_translated(response: httpx.Response, provider: Provider, rec: Ca
         try:
             async for chunk in chunks:
                 _note(rec, texts, chunk)
+                if rec.first_at is None and _has_content(chunk):
+                    rec.first_at = time.perf_counter()
                 out = encoder.feed(chunk)
                 if out:
-                    if rec.first_at is None:
-                        rec.first_at = time.perf_counter()
                     yield out
         except httpx.HTTPError as exc:
             last = _fail(rec, encoder, to_upstream_error(provider, exc=exc))
@@ -124,8 +134,8 @@ async def relay_anthropic(response: httpx.Response, provider: Provider, rec: Cal
                     block = block.replace(key, b"***")
                 events.append(block)
                 stopped = stopped or b"message_stop" in block
-                if rec.first_at is None:
-                    rec.first_at = time.perf_counter()
+                if rec.first_at is None and b"content_block_delta" in block:
+                    rec.first_at = time.perf_counter()  # the first content, not message_start
                 if stopped:  # the last event: the call is recorded before the client has it
                     await _close(response, rec, finish)
                     yield block

@@ -1,9 +1,15 @@
 """Server-sent events from the provider to the client, as they arrive.
 
 OpenAI-format streams pass through byte for byte, cut only at event boundaries; the one
-exception is the usage chunk we asked for on the client's behalf, which is removed. Streams in
+exception is the usage chunk we asked for on the client's behalf, which is removed (its figures
+read where the provider's profile says), and a provider's own finish reasons, written as
+OpenAI's. Streams in
 another format than the client's are translated event by event in `relays.py`. A failure mid-stream ends the client's stream with an
-OpenAI-style error event and `data: [DONE]`; a client that goes away closes the upstream at once.
+OpenAI-style error event and `data: [DONE]`; so does a stream that ends (`[DONE]` or not) with no
+finish reason. An in-band error chunk (OpenRouter's `finish_reason: "error"`) reaches the client
+as sent and makes the call an error row. The time to first token is taken at the first event
+with content (`has_content`), never at a comment, keep-alive or role-only chunk. A client that
+goes away closes the upstream at once.
 In every case `finish(record)` runs exactly once, after the upstream is closed, and before the
 last event goes to the client: the call's ledger row is durable before the answer is complete.
 """
@@ -22,7 +28,9 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from kimi_mcp.catalog import Provider
+from kimi_mcp.proxy import profiles
 from kimi_mcp.proxy.accounting import CallRecord
+from kimi_mcp.proxy.profiles import Profile
 from kimi_mcp.upstream import to_upstream_error
 
 log = logging.getLogger(__name__)
@@ -37,7 +45,9 @@ def error_event(message: str, code: str = "upstream_stream_error") -> bytes:
 
 
 async def relay_openai(response: httpx.Response, provider: Provider, rec: CallRecord,
-                       strip_usage: bool, finish: Finish) -> AsyncIterator[bytes]:
+                       strip_usage: bool, finish: Finish,
+                       profile: Profile | None = None) -> AsyncIterator[bytes]:
+    profile = profile or profiles.of(provider)
     events: list[bytes] = []
     rec.events = events
     key = (provider.api_key or "").encode()
@@ -56,17 +66,23 @@ async def relay_openai(response: httpx.Response, provider: Provider, rec: CallRe
                     else:
                         continue
                 block, buf = buf[: cut + len(sep)], buf[cut + len(sep):]
-                if b'"usage"' in block and strip_usage:
-                    block = _strip_usage(block, sep, rec)
+                if strip_usage and b'"usage"' in block:
+                    block = _strip_usage(block, sep, rec, profile)
+                if b'"error"' in block:  # an in-band error (OpenRouter) is an error row
+                    _note_error(block, sep, rec, provider, profile)
+                if profile.finish_reasons:
+                    block = profile.rewrite_finish(block)
                 if key and key in block:  # a provider that echoes the key in an error event
                     block = block.replace(key, b"***")
                 events.append(block)
                 done = done or b"[DONE]" in block
                 finished = finished or b'"finish_reason":"' in block or b'"finish_reason": "' in block
                 if block:
-                    if rec.first_at is None:
+                    if rec.first_at is None and has_content(block):
                         rec.first_at = time.perf_counter()
                     if done:  # the last event: the call is recorded before the client has it
+                        if not finished and rec.status == "ok":
+                            block = _cut(block, rec, provider)
                         await _close(response, rec, finish)
                         yield block
                         return
@@ -95,6 +111,52 @@ async def relay_openai(response: httpx.Response, provider: Provider, rec: CallRe
         await _close(response, rec, finish)
 
 
+# what a chunk with something for the client starts with: text, reasoning or a tool call
+_CONTENT_KEYS = (b'"content":', b'"reasoning_content":', b'"reasoning":', b'"tool_calls":')
+
+
+def has_content(block: bytes) -> bool:
+    """Whether SSE events carry content: a non-empty string after `content`, `reasoning_content`
+    or `reasoning`, or `tool_calls`. Comments, keep-alives and role-only chunks do not count,
+    so the time to first token is the time to the first content (a byte scan, no JSON)."""
+    for needle in _CONTENT_KEYS:
+        start = 0
+        while (at := block.find(needle, start)) >= 0:
+            start = at + len(needle)
+            rest = block[start: start + 3].lstrip()
+            if needle == b'"tool_calls":':
+                if rest[:1] == b"[" and rest[1:2] != b"]":
+                    return True
+            elif rest[:1] == b'"' and rest[1:2] != b'"':
+                return True
+    return False
+
+
+def _cut(block: bytes, rec: CallRecord, provider: Provider) -> bytes:
+    """`[DONE]` with no finish reason before it: the stream was cut; the client gets an error
+    event before the end."""
+    rec.status, rec.error = "error", f"{provider.name} ended the stream before it finished"
+    at = block.find(b"data: [DONE]")
+    if at < 0:
+        at = block.find(b"data:[DONE]")
+    return block[:at] + error_event(rec.error) + block[at:]
+
+
+def _note_error(block: bytes, sep: bytes, rec: CallRecord, provider: Provider,
+                profile: Profile) -> None:
+    for event in block.split(sep):
+        if b'"error"' not in event or not event.startswith(b"data:"):
+            continue
+        try:
+            data: Any = json.loads(event[5:])
+        except ValueError:
+            continue
+        message = profile.stream_error(data)
+        if message is not None:
+            rec.status, rec.error = "error", f"mid-stream: {provider.name}: {message}"
+            return
+
+
 def _fail(rec: CallRecord, provider: Provider, exc: BaseException) -> bytes:
     error = to_upstream_error(provider, exc=exc)
     rec.status, rec.error = "error", f"mid-stream: {error}"
@@ -111,8 +173,10 @@ async def _close(response: httpx.Response, rec: CallRecord, finish: Finish) -> N
     finish(rec)
 
 
-def _strip_usage(block: bytes, sep: bytes, rec: CallRecord) -> bytes:
-    """Drop the usage-only chunk the client did not ask for; keep its numbers for the ledger."""
+def _strip_usage(block: bytes, sep: bytes, rec: CallRecord,
+                 profile: Profile = profiles.PROFILES["openai"]) -> bytes:
+    """Drop the usage-only chunk the client did not ask for; keep its numbers for the ledger
+    (read where the profile says: top level, inside the choice, `x_groq`)."""
     kept = []
     for event in block.split(sep):
         if not event:
@@ -122,8 +186,10 @@ def _strip_usage(block: bytes, sep: bytes, rec: CallRecord) -> bytes:
                 data: Any = json.loads(event[5:])
             except ValueError:
                 data = None
+            usage = profile.usage(data)
+            if usage is not None:
+                rec.usage = usage
             if isinstance(data, dict) and isinstance(data.get("usage"), dict):
-                rec.usage = data["usage"]
                 if not data.get("choices"):
                     continue
                 del data["usage"]

@@ -18,6 +18,7 @@ from httpx_sse import EventSource
 
 from kimi_mcp.errors import ErrorInfo, UpstreamError
 from kimi_mcp.proxy.formats.canonical import ORIGIN, Body, dumps, without_origin
+from kimi_mcp.proxy.profiles import PROFILES, Profile
 
 DONE = b"data: [DONE]\n\n"
 # content-part types every OpenAI-format provider accepts
@@ -93,8 +94,10 @@ def _chat_part(part: dict[str, Any]) -> dict[str, Any]:
     return {"type": "text", "text": f"[{part.get('type', 'content')} omitted: this provider does not take it]"}
 
 
-async def chunks(response: httpx.Response, provider_name: str) -> AsyncIterator[dict[str, Any]]:
-    """An OpenAI-format stream's chunks as dicts; an in-band error raises `UpstreamError`."""
+async def chunks(response: httpx.Response, provider_name: str,
+                 profile: Profile = PROFILES["openai"]) -> AsyncIterator[dict[str, Any]]:
+    """An OpenAI-format stream's chunks as dicts, usage at the top level wherever the provider
+    put it and finish reasons as OpenAI's; an in-band error raises `UpstreamError`."""
     async for event in EventSource(response).aiter_sse():
         data = event.data
         if not data or data.startswith("[DONE]"):
@@ -105,7 +108,16 @@ async def chunks(response: httpx.Response, provider_name: str) -> AsyncIterator[
             continue
         if not isinstance(chunk, dict):
             continue
-        if isinstance(chunk.get("error"), dict):
-            message = chunk["error"].get("message") or "unknown error"
+        message = profile.stream_error(chunk)
+        if message is not None:
             raise UpstreamError(f"{provider_name} reported an error mid-stream: {message}")
+        if "usage" in data or "x_groq" in data:
+            usage = profile.usage(chunk)
+            if usage is not None:
+                chunk["usage"] = usage
+        if profile.finish_reasons:
+            for choice in chunk.get("choices") or ():
+                reason = choice.get("finish_reason") if isinstance(choice, dict) else None
+                if isinstance(reason, str):
+                    choice["finish_reason"] = profile.finish(reason) or reason
         yield chunk

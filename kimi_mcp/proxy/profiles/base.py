@@ -47,11 +47,6 @@ class Profile:
     image_tokens: ImageRule = openai_image_tokens
     retry_after: str = "Retry-After in seconds"  # the form of its rate-limit wait, for the docs
     normalises: str = ""  # the README's "what kimi-mcp normalises" column
-    usage_marker: bytes = field(init=False)  # a byte every block carrying usage contains
-
-    def __post_init__(self) -> None:
-        marker = b'"x_groq"' if self.usage_at == ("x_groq",) else b'"usage"'
-        object.__setattr__(self, "usage_marker", marker)
 
     @property
     def rewrites_request(self) -> bool:
@@ -118,6 +113,32 @@ class Profile:
         if reason in self.error_finish:
             return None
         return self.finish_reasons.get(reason, reason)
+
+    def rewrite_finish(self, raw: bytes) -> bytes:
+        """Raw JSON (an answer, or SSE events) with this provider's own finish reasons written
+        as OpenAI's, by byte replacement (no parse on the relay's path)."""
+        for theirs, ours in self.finish_reasons.items():
+            needle = b'"' + theirs.encode() + b'"'
+            if needle in raw:
+                target = b'"' + ours.encode() + b'"'
+                for colon in (b'"finish_reason":', b'"finish_reason": '):
+                    raw = raw.replace(colon + needle, colon + target)
+        return raw
+
+    def stream_error(self, data: Any) -> str | None:
+        """The message of an in-band error a chunk (or an answer) carries: an `error` object,
+        or a finish reason that means one (OpenRouter's `"error"`); None when there is none."""
+        if not isinstance(data, dict):
+            return None
+        error = data.get("error")
+        if isinstance(error, dict):
+            return str(error.get("message") or error.get("code") or "unknown error")
+        if isinstance(error, str) and error:
+            return error
+        for choice in data.get("choices") or ():
+            if isinstance(choice, dict) and choice.get("finish_reason") in self.error_finish:
+                return f"finish_reason {choice['finish_reason']!r}"
+        return None
 
 
 def _usage_at(data: dict[str, Any], place: UsageAt) -> dict[str, Any] | None:
