@@ -24,7 +24,7 @@ import httpx
 from kimi_mcp.catalog import Provider
 from kimi_mcp.config import UpstreamSettings
 from kimi_mcp.errors import UpstreamError
-from kimi_mcp.upstream.errors import parse_retry_after, to_upstream_error
+from kimi_mcp.upstream.errors import retry_after_of, to_upstream_error
 from kimi_mcp.upstream.transport import PooledTransport
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -120,7 +120,7 @@ class Upstream:
         if response.status_code < 400:
             return response
         if response.status_code in RETRY_STATUSES and not last:
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            retry_after = retry_after_of(response.headers)
             await response.aclose()
             raise _Again(UpstreamError(f"{provider.name} answered HTTP {response.status_code}",
                                        status=response.status_code, retry_after=retry_after,

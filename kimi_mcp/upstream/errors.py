@@ -12,6 +12,7 @@ import email.utils
 import json
 import re
 import time
+from collections.abc import Mapping
 
 import httpx
 
@@ -45,6 +46,39 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?"
+                       r"(?:(\d+(?:\.\d+)?)ms)?")
+
+
+def retry_after_of(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait, in the forms providers send: `retry-after-ms` (OpenAI-style),
+    `Retry-After` (seconds or an HTTP-date: Groq, Mistral, Moonshot...), else the token
+    window's reset, `x-ratelimit-reset-tokens` as seconds or a duration like `7.66s`, `1m2s`
+    (Groq, OpenAI) or `x-ratelimit-reset-tokens-minute` in seconds (Cerebras)."""
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
+    found = parse_retry_after(headers.get("retry-after"))
+    if found is not None:
+        return found
+    reset = (headers.get("x-ratelimit-reset-tokens")
+             or headers.get("x-ratelimit-reset-tokens-minute") or "").strip()
+    if not reset:
+        return None
+    try:
+        return max(0.0, float(reset))
+    except ValueError:
+        pass
+    match = _DURATION.fullmatch(reset)
+    if match is None or not any(match.groups()):
+        return None
+    h, m, sec, ms = (float(g) if g else 0.0 for g in match.groups())
+    return h * 3600 + m * 60 + sec + ms / 1000
+
+
 def to_upstream_error(provider: Provider, *, exc: BaseException | None = None,
                       response: httpx.Response | None = None) -> UpstreamError:
     """What the client is told about a failed call to `provider` (an answer read, or an error)."""
@@ -52,7 +86,7 @@ def to_upstream_error(provider: Provider, *, exc: BaseException | None = None,
     if response is not None:
         status = response.status_code
         message = scrub(provider, provider_message(response))
-        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        retry_after = retry_after_of(response.headers)
         if status == 429:
             return UpstreamError(f"{name}: {message}", status=429, code="rate_limit_exceeded",
                                  retry_after=retry_after, retryable=True)

@@ -48,7 +48,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
     # openrouter.ai/docs/api-reference/streaming and /errors: an error after the first byte is
     # a chunk with `error` and `finish_reason: "error"`; `: OPENROUTER PROCESSING` comments
     Profile(
-        "openrouter",
+        "openrouter", retry_after="Retry-After in seconds, when sent",
         normalises="in-band error chunks (`finish_reason: \"error\"`) recorded as errors; "
                    "keep-alive comments not taken for the first token",
     ),
@@ -62,6 +62,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
     # assistant `reasoning_content`/`reasoning` in history is a 400; usage also in `x_groq.usage`
     Profile(
         "groq", usage_at=("usage", "x_groq"),
+        retry_after="Retry-After in seconds; x-ratelimit-reset-tokens as a duration (7.66s)",
         drop_params=(*_OPENAI_ONLY, "logprobs", "top_logprobs", "logit_bias"),
         drop_history_fields=_REASONING_ECHO, name_on_tool_only=True,
         normalises="usage read from `x_groq.usage`; `reasoning_content`/`reasoning` dropped "
@@ -70,7 +71,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
     ),
     # inference-docs.cerebras.ai/resources/openai: unsupported OpenAI fields
     Profile(
-        "cerebras",
+        "cerebras", retry_after="x-ratelimit-reset-tokens-minute in seconds",
         drop_params=(*_OPENAI_ONLY, "frequency_penalty", "presence_penalty", "logit_bias",
                      "parallel_tool_calls"),
         drop_history_fields=_REASONING_ECHO,
