@@ -37,8 +37,8 @@ CONFIG_NAMES = ("kimi-mcp.toml",)
 Family = Literal["memory", "tasks", "thinking", "fs", "json"]
 FAMILIES: tuple[Family, ...] = ("memory", "tasks", "thinking", "fs", "json")
 # the provider profiles a provider can inherit (kimi_mcp/proxy/profiles/presets.py has each one)
-ProfileName = Literal["openai", "kimi", "nvidia", "mistral", "openrouter", "siliconflow", "groq",
-                      "cerebras", "gemini", "anthropic"]
+ProfileName = Literal["openai", "local", "kimi", "nvidia", "mistral", "openrouter",
+                      "siliconflow", "groq", "cerebras", "gemini", "anthropic"]
 
 
 class Section(BaseModel):

@@ -8,7 +8,7 @@ import base64
 import json
 import struct
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import anyio
 import httpx
@@ -17,7 +17,7 @@ from proxy_support import proxy_app
 from sqlmodel import select
 
 from kimi_mcp.catalog import Catalog
-from kimi_mcp.config import load_settings
+from kimi_mcp.config import ProfileName, load_settings
 from kimi_mcp.errors import ConfigError
 from kimi_mcp.ledger.models import Request
 from kimi_mcp.proxy.profiles import PROFILES, of
@@ -172,6 +172,20 @@ def test_a_profile_of_another_format_or_an_unknown_profile_is_a_config_error(tmp
                                  "profile": "mistral"})
     with pytest.raises(ConfigError, match="profile"):
         _catalog(tmp_path, mine={"base_url": "http://m.test/v1", "profile": "mistrall"})
+
+
+def test_the_profile_setting_accepts_exactly_the_profiles_there_are() -> None:
+    assert set(get_args(ProfileName)) == set(PROFILES)
+
+
+def test_a_local_server_profile_sends_empty_content_beside_tool_calls(tmp_path: Path) -> None:
+    cat = _catalog(tmp_path, llama={"base_url": "http://127.0.0.1:9/v1", "profile": "local"})
+    body = {"model": "x", "messages": [
+        {"role": "assistant", "content": None,
+         "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "done"}]}
+    sent = json.loads(build(cat.resolve("llama/x"), body, stream=False).content)
+    assert sent["messages"][0]["content"] == "" and sent["messages"][0]["tool_calls"][0]["id"] == "c1"
 
 
 def test_a_preset_switched_to_another_format_takes_that_formats_profile(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -210,3 +211,21 @@ def test_ttft_is_the_first_content_not_a_keep_alive_or_the_role_chunk(replay: Re
     row = replay.row()
     # the fake sends a keep-alive comment and a role-only chunk at once, then pauses 0.3 s
     assert row.ttft_ms is not None and row.ttft_ms >= replay.fake.pause_s * 1000
+
+
+@pytest.mark.parametrize("provider", ["kimi", "groq", "mistral", "siliconflow"])
+def test_a_messages_client_is_billed_from_the_providers_own_figures(replay: Replay,
+                                                                     provider: str) -> None:
+    transcript = TRANSCRIPTS[provider]
+    replay.mark()
+    client = anthropic.Anthropic(base_url=replay.url, api_key="client-key", max_retries=0)
+    with client.messages.stream(model=f"{provider}/{transcript.model}", max_tokens=64,
+                                messages=[{"role": "user", "content": "hi"}]) as stream:
+        final = stream.get_final_message()
+    row = replay.row()
+    expect = transcript.expect
+    assert "".join(b.text for b in final.content if b.type == "text") == "Hello"
+    assert final.usage.output_tokens == expect.completion
+    assert (row.status, row.usage_source) == ("ok", "provider")
+    assert (row.prompt_tokens, row.completion_tokens) == (expect.prompt, expect.completion)
+    assert row.cached_tokens == expect.cached and row.ttft_ms is not None

@@ -18,6 +18,13 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
         "openai",
         normalises="nothing: the body passes as the client sent it",
     ),
+    # a local OpenAI-compatible server (llama.cpp's `llama-server`, llama-cpp-python): an
+    # assistant turn with `content: null` beside its tool calls is a 500 there; no usage in streams
+    Profile(
+        "local",
+        empty_tool_call_content=True,
+        normalises="`content: null` beside tool calls sent as `\"\"`",
+    ),
     # platform.moonshot.ai/docs (chat API): streamed usage rides in `choices[0].usage` of the
     # last chunk, with the cache hits as a top-level `cached_tokens`
     Profile(
