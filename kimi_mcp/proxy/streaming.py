@@ -136,9 +136,10 @@ def _cut(block: bytes, rec: CallRecord, provider: Provider) -> bytes:
     """`[DONE]` with no finish reason before it: the stream was cut; the client gets an error
     event before the end."""
     rec.status, rec.error = "error", f"{provider.name} ended the stream before it finished"
-    at = block.find(b"data: [DONE]")
+    done = block.rfind(b"[DONE]")
+    at = block.rfind(b"data:", 0, done) if done >= 0 else -1
     if at < 0:
-        at = block.find(b"data:[DONE]")
+        return block + error_event(rec.error) + DONE
     return block[:at] + error_event(rec.error) + block[at:]
 
 
