@@ -23,14 +23,6 @@ from kimi_mcp.ledger.models import Request
 from kimi_mcp.proxy.profiles import PROFILES, of
 from kimi_mcp.proxy.streaming import has_content
 from kimi_mcp.proxy.wire import build
-from kimi_mcp.tokens import (
-    anthropic_image_tokens,
-    count_chat,
-    gemini_image_tokens,
-    image_size,
-    openai_image_tokens,
-    rough_prompt,
-)
 from kimi_mcp.upstream import retry_after_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,23 +39,6 @@ def _png(width: int, height: int, padding: int = 0) -> str:
     return "data:image/png;base64," + base64.b64encode(head + b"\x17" * padding).decode()
 
 
-def _jpeg(width: int, height: int) -> str:
-    app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\0" + b"\0" * 9
-    sof = b"\xff\xc0" + struct.pack(">HBHH", 17, 8, height, width) + b"\0" * 10
-    return "data:image/jpeg;base64," + base64.b64encode(b"\xff\xd8" + app0 + sof + b"\0" * 64).decode()
-
-
-def _gif(width: int, height: int) -> str:
-    return "data:image/gif;base64," + base64.b64encode(
-        b"GIF89a" + struct.pack("<HH", width, height) + b"\0" * 16).decode()
-
-
-def _webp(width: int, height: int) -> str:
-    vp8x = (b"RIFF" + b"\0" * 4 + b"WEBPVP8X" + struct.pack("<I", 10) + b"\0" * 4
-            + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little"))
-    return "data:image/webp;base64," + base64.b64encode(vp8x + b"\0" * 16).decode()
-
-
 def _image_message(url: str, text: str = "What is on this screen?") -> dict[str, Any]:
     return {"role": "user", "content": [{"type": "text", "text": text},
                                         {"type": "image_url", "image_url": {"url": url}}]}
@@ -75,39 +50,6 @@ def _catalog(tmp_path: Path, **providers: Any) -> Catalog:
 
 
 # ---- images ------------------------------------------------------------------------------------
-
-
-def test_image_rules_give_the_providers_published_figures() -> None:
-    # OpenAI's worked examples: 1024x1024 high is 765, 2048x4096 is 1105, low is always 85
-    assert openai_image_tokens(1024, 1024) == 765
-    assert openai_image_tokens(2048, 4096) == 1105
-    assert openai_image_tokens(4096, 8192, "low") == 85
-    assert openai_image_tokens(None, None) == 765
-    # Gemini: 258 up to 384 px a side, else 258 per 768 px tile
-    assert gemini_image_tokens(384, 300) == 258
-    assert gemini_image_tokens(1000, 1000) == 4 * 258
-    assert gemini_image_tokens(None, None) == 258
-    # Anthropic: width * height / 750, the long edge at most 1568 px
-    assert anthropic_image_tokens(1000, 1000) == 1334
-    assert anthropic_image_tokens(3136, 3136) == anthropic_image_tokens(1568, 1568)
-
-
-def test_image_sizes_are_read_from_the_headers_of_inline_images() -> None:
-    assert image_size(_png(1920, 1080)) == (1920, 1080)
-    assert image_size(_jpeg(800, 600)) == (800, 600)
-    assert image_size(_gif(64, 32)) == (64, 32)
-    assert image_size(_webp(1200, 900)) == (1200, 900)
-    assert image_size("https://example.com/cat.png") is None
-    assert image_size("data:image/png;base64,not-an-image") is None
-
-
-def test_a_base64_screenshot_counts_its_tiles_not_its_bytes() -> None:
-    shot = _png(1920, 1080, padding=600_000)  # ~800 KB of base64
-    body = {"messages": [_image_message(shot)]}
-    size = len(json.dumps(body))
-    assert count_chat(body) < 1200
-    assert rough_prompt(body, size) < 1200
-    assert count_chat(body, gemini_image_tokens) - count_chat(body) == 6 * 258 - 1105
 
 
 @pytest.mark.anyio
