@@ -146,16 +146,19 @@ def _cut(block: bytes, rec: CallRecord, provider: Provider) -> bytes:
 def _note_error(block: bytes, sep: bytes, rec: CallRecord, provider: Provider,
                 profile: Profile) -> None:
     for event in block.split(sep):
-        if b'"error"' not in event or not event.startswith(b"data:"):
+        if b'"error"' not in event:
             continue
-        try:
-            data: Any = json.loads(event[5:])
-        except ValueError:
-            continue
-        message = profile.stream_error(data)
-        if message is not None:
-            rec.status, rec.error = "error", f"mid-stream: {provider.name}: {message}"
-            return
+        for line in event.splitlines():  # `event: error` may come before the data line
+            if not line.startswith(b"data:"):
+                continue
+            try:
+                data: Any = json.loads(line[5:])
+            except ValueError:
+                continue
+            message = profile.stream_error(data)
+            if message is not None:
+                rec.status, rec.error = "error", f"mid-stream: {provider.name}: {message}"
+                return
 
 
 def _fail(rec: CallRecord, provider: Provider, exc: BaseException) -> bytes:

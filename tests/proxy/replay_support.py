@@ -6,7 +6,8 @@ request fields it refuses (the fake answers those requests the way the provider 
 its message), so a test sees what a client of the real provider would see.
 
 The fake serves `/<provider>/v1/chat/completions`. The model id picks a variant: `<model>` plays
-the provider's normal answer, `error` an in-band error chunk (OpenRouter), `cut` a stream that
+the provider's normal answer, `error` an in-band error chunk (OpenRouter), `error-event` an
+`event: error` whose data is an error object, `cut` a stream that
 says `[DONE]` without a finish reason, `slow` pauses `FakeReplay.pause_s` after a keep-alive
 and a role-only chunk before the first content.
 """
@@ -230,6 +231,12 @@ def _error_stream(model: str) -> list[bytes]:
     return [*_text(model)[:-1], b"data: " + json.dumps(error).encode() + b"\n\n", DONE]
 
 
+def _error_event_stream(model: str) -> list[bytes]:
+    error = {"error": {"message": "Service Unavailable", "type": "internal_server_error"}}
+    return [*_text(model)[:-1], b"event: error\ndata: " + json.dumps(error).encode() + b"\n\n",
+            DONE]
+
+
 def _cut_stream(model: str) -> list[bytes]:
     return [*_text(model)[:-1], DONE]
 
@@ -257,6 +264,8 @@ def replay_app(state: FakeReplay) -> Starlette:
             events = _error_stream(model)
         elif model == "cut":
             events = _cut_stream(model)
+        elif model == "error-event":
+            events = _error_event_stream(model)
         else:
             events = transcript.stream(model)
         return StreamingResponse(_play(events, state.pause_s if model == "slow" else 0),

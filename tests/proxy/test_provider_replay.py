@@ -104,7 +104,8 @@ def replay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replay]:
         providers = {
             t.provider: {"base_url": f"{base}/{t.provider}/v1", "api_key": f"key-{t.provider}",
                          "timeout_s": 5, "max_retries": 0,
-                         "models": {m: PRICES for m in (t.model, "error", "cut", "slow")}}
+                         "models": {m: PRICES for m in (t.model, "error", "error-event", "cut",
+                                                        "slow")}}
             for t in TRANSCRIPTS.values()}
         settings = load_settings(overrides={
             "data_dir": str(tmp / "data"), "providers": providers,
@@ -185,6 +186,14 @@ def test_an_in_band_error_chunk_reaches_the_client_and_is_an_error_row(replay: R
     assert row.status == "error" and "Provider disconnected" in (row.error or "")
     stats = httpx.get(f"{replay.url}/api/stats", params={"since": since}).json()
     assert stats["totals"]["errors"] >= 1
+
+
+def test_an_error_event_mid_stream_is_an_error_row(replay: Replay) -> None:
+    replay.mark()
+    with pytest.raises(openai.APIError, match="Service Unavailable"):
+        replay.call(TRANSCRIPTS["groq"], stream=True, model="error-event")
+    row = replay.row()
+    assert row.status == "error" and "Service Unavailable" in (row.error or "")
 
 
 def test_a_whole_answer_with_an_error_finish_is_an_error_row(replay: Replay) -> None:
