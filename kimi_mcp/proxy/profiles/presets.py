@@ -32,7 +32,8 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
         normalises="usage read from `choices[0].usage` of the last chunk; "
                    "top-level `cached_tokens` as `prompt_tokens_details.cached_tokens`",
     ),
-    # docs.api.nvidia.com (NIM LLM API): `max_tokens`, no OpenAI platform fields
+    # docs.api.nvidia.com (NIM LLM API): `max_tokens`, no OpenAI platform fields (the rename as
+    # LiteLLM's nvidia_nim transformation does it; not every NIM model refuses the new name)
     Profile(
         "nvidia", drop_params=(*_OPENAI_ONLY, "parallel_tool_calls"),
         rename_params=_frozen(max_completion_tokens="max_tokens"),
@@ -59,14 +60,16 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
         normalises="in-band error chunks (`finish_reason: \"error\"`) recorded as errors; "
                    "keep-alive comments not taken for the first token",
     ),
-    # docs.siliconflow.com (chat completions): `max_tokens`; DeepSeek-style cache figures
+    # docs.siliconflow.com (chat completions): documents `max_tokens` (the rename is a precaution,
+    # `max_completion_tokens` is not documented there); DeepSeek-style cache figures
     Profile(
         "siliconflow", rename_params=_frozen(max_completion_tokens="max_tokens"),
         normalises="`max_completion_tokens` sent as `max_tokens`; `prompt_cache_hit_tokens` "
                    "as cached tokens",
     ),
     # console.groq.com/docs/openai: no `logprobs`, `logit_bias`, `top_logprobs`, `messages[].name`;
-    # assistant `reasoning_content`/`reasoning` in history is a 400; usage also in `x_groq.usage`
+    # assistant `reasoning_content`/`reasoning` in history is a 400 (users' reports, 2025-2026);
+    # usage also in `x_groq.usage`
     Profile(
         "groq", usage_at=("usage", "x_groq"),
         retry_after="Retry-After in seconds; x-ratelimit-reset-tokens as a duration (7.66s)",
@@ -76,7 +79,8 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
                    "from history; `name` kept on tool results only; drops `logprobs`, "
                    "`top_logprobs`, `logit_bias`",
     ),
-    # inference-docs.cerebras.ai/resources/openai: unsupported OpenAI fields
+    # inference-docs.cerebras.ai/resources/openai: unsupported OpenAI fields (the list as last
+    # published; dropping echoed reasoning from history is a precaution like Groq's)
     Profile(
         "cerebras", retry_after="x-ratelimit-reset-tokens-minute in seconds",
         drop_params=(*_OPENAI_ONLY, "frequency_penalty", "presence_penalty", "logit_bias",
