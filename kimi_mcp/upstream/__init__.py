@@ -1,7 +1,7 @@
 """The one HTTP client to providers: a bounded pool, retries before the first byte, and one
 mapping from every failure to `UpstreamError` with secrets scrubbed.
 
-    client.py      `Upstream` (owns the `httpx.AsyncClient`), `Backoff`
+    client.py      `Upstream` (owns the one pool; sends through its transport), `Backoff`
     transport.py   aiohttp's pool under httpx's API, every wire failure mapped to httpx errors
     errors.py      `to_upstream_error`, `scrub`, `parse_retry_after`, `retry_after_of`
 
