@@ -4,8 +4,9 @@ It builds every service once, as typed objects, and hands each to what needs it:
 
     deps (settings, ledger, memory, catalog, sessions)      the core, shared with the MCP face
     upstream  = Upstream(settings.upstream)                 the one HTTP client to providers
+    cluster   = cluster.connect(settings.cluster)           the one Redis client ([cluster]), or None
     stages    = ContextStages.from_deps(deps)               memory tags, masking, compression
-    proxy     = Proxy(deps, upstream, stages)               /v1/*, and deps.completions
+    proxy     = Proxy(deps, upstream, stages, cluster)      /v1/*, and deps.completions
     mcp       = build_mcp(deps)                             /mcp
     runtime   = Runtime(deps, mcp, providers=proxy)        /api/*, /ws, the page
 
@@ -38,6 +39,7 @@ from kimi_mcp.deps import Deps, build_deps
 from kimi_mcp.errors import ConfigError, KimiError, describe
 from kimi_mcp.httpguard import LocalOriginGuard
 from kimi_mcp.httputil import error_response
+from kimi_mcp.proxy import cluster
 from kimi_mcp.proxy import routes as proxy_routes
 from kimi_mcp.proxy.completions import ProxyCompletions
 from kimi_mcp.proxy.pipeline import Proxy
@@ -93,7 +95,7 @@ def create_app(settings: Settings, deps: Deps | None = None, *,
     if deps.completions is None:  # before the stages: a summary model asks through the proxy
         deps.completions = ProxyCompletions(lambda: proxy)
     proxy = Proxy(deps, Upstream(settings.upstream, transport=upstream_transport),
-                  stages=ContextStages.from_deps(deps))
+                  stages=ContextStages.from_deps(deps), cluster=cluster.connect(settings.cluster))
     mcp = build_mcp(deps)
     rt = Runtime(deps, mcp=mcp, providers=proxy)
     watcher = logwatch.Watcher(deps) if settings.logwatch.enabled else None
@@ -103,10 +105,12 @@ def create_app(settings: Settings, deps: Deps | None = None, *,
     mcp_app = mcp_http_app(mcp)
 
     async def health(request: Request) -> Response:
-        # the writer of this process: rows waiting, rows refused for good, rows in the spool
+        # the writer of this process: rows waiting, rows refused for good, rows in the spool;
+        # whether this worker shares limits and breakers through Redis right now
         return JSONResponse({"status": "ok", "version": __version__,
                              "uptime_s": round(time.time() - rt.started_at, 3),
-                             "ledger": deps.ledger.stats().as_dict()})
+                             "ledger": deps.ledger.stats().as_dict(),
+                             "cluster": proxy.cluster_state()})
 
     async def prometheus(request: Request) -> Response:
         body = await anyio.to_thread.run_sync(metrics.render, deps)

@@ -151,6 +151,13 @@ class DatabaseSettings(Section):
     url: str = ""
 
 
+class ClusterSettings(Section):
+    """What several `serve` workers share beyond the database: rate limits and breakers."""
+
+    redis_url: str = ""
+    key_prefix: str = Field(default="kimi-mcp:", min_length=1)
+
+
 class UpstreamSettings(Section):
     """The one HTTP client to providers (aiohttp's connection pool under httpx's API)."""
 
@@ -181,6 +188,7 @@ class Settings(BaseSettings):
     tasks: TasksSettings = Field(default_factory=TasksSettings)
     logwatch: LogwatchSettings = Field(default_factory=LogwatchSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)
 
     _config_file: Path | None = PrivateAttr(default=None)
@@ -347,6 +355,14 @@ def _describe(exc: ValidationError, path: Path | None) -> str:
     return "; ".join(lines)
 
 
+_USERINFO = re.compile(r"^([a-z][a-z0-9+.-]*://[^:/@]*):[^@/]*@", re.I)
+
+
+def without_password(url: str) -> str:
+    """`url` with the password of its user info (`scheme://user:secret@host`) shown as `***`."""
+    return _USERINFO.sub(r"\1:***@", url)
+
+
 def redacted(settings: Settings) -> dict[str, Any]:
     """The settings as plain data with every secret replaced by `***`."""
     data = settings.model_dump(mode="json")
@@ -358,6 +374,8 @@ def redacted(settings: Settings) -> dict[str, Any]:
             return [scrub(v, key) for v in node]
         if key in {"api_key", "auth_tokens", "qdrant_api_key"} and node:
             return "***"
+        if key in {"redis_url", "url"} and isinstance(node, str):
+            return without_password(node)
         return node
 
     result = scrub(data)

@@ -46,3 +46,12 @@ async def test_the_resources_keep_their_public_uris(deps) -> None:  # type: igno
             "thinking://sessions"} <= uris
     assert "stats://sessions/{session_id}" in templates
     assert any(t.startswith("thinking://sessions/{") for t in templates)
+
+
+def test_the_settings_keep_their_public_sections_and_cluster_keys() -> None:
+    from kimi_mcp.config import ClusterSettings, Settings
+
+    assert sorted(Settings.model_fields) == [
+        "cluster", "context", "data_dir", "database", "logwatch", "mcp", "memory", "providers",
+        "routing", "server", "tasks", "upstream"]
+    assert sorted(ClusterSettings.model_fields) == ["key_prefix", "redis_url"]

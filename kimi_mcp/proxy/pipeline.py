@@ -32,6 +32,7 @@ from kimi_mcp.ledger import Event
 from kimi_mcp.ledger.rows import redact_headers
 from kimi_mcp.proxy import profiles
 from kimi_mcp.proxy.accounting import Accountant, CallRecord
+from kimi_mcp.proxy.cluster import Cluster, SharedBreakers, SharedLimiter
 from kimi_mcp.proxy.formats import anthropic_answer, gemini, openai_chat
 from kimi_mcp.proxy.formats.canonical import without_origin
 from kimi_mcp.proxy.formats.inbound import Inbound, Inbounds, validate_chat
@@ -66,14 +67,24 @@ class Proxy:
     stages: ContextStages | None = None
     limiter: Limiter = field(default_factory=Limiter)
     inbounds: Inbounds = field(default_factory=Inbounds)
+    cluster: Cluster | None = None  # [cluster] redis_url: limits and breakers shared by workers
+    breakers: SharedBreakers | None = field(init=False, default=None)
     router: Router = field(init=False)
     accountant: Accountant = field(init=False)
     _sessions: dict[str, str] = field(default_factory=dict)
     _started: bool = False
 
     def __post_init__(self) -> None:
-        self.router = Router(self.deps.catalog, self.deps.settings.routing, self.limiter,
-                             on_breaker=self._breaker_event)
+        routing = self.deps.settings.routing
+        if self.cluster is not None:
+            self.limiter = SharedLimiter(cluster=self.cluster)
+            self.breakers = SharedBreakers(self.cluster, routing.breaker_failures,
+                                           routing.breaker_cooldown_s)
+        self.router = Router(self.deps.catalog, routing, self.limiter,
+                             on_breaker=self._breaker_event,
+                             on_outcome=self.breakers.record if self.breakers else None)
+        if self.breakers is not None:
+            self.breakers.target = self.router
         self.accountant = Accountant(self.deps, observe=self.router.observe)
 
     def start(self) -> None:
@@ -87,6 +98,12 @@ class Proxy:
         """Account what is pending, then close the upstream client."""
         await anyio.to_thread.run_sync(self.accountant.close)
         await self.upstream.aclose()
+
+    def cluster_state(self) -> dict[str, Any]:
+        """For `/health`: whether limits and breakers are shared (`cluster.Cluster.state`)."""
+        if self.cluster is None:
+            return {"redis": "off", "shared": False}
+        return self.cluster.state()
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         """Live state per provider for the dashboard: breakers, moving averages, rate limits."""

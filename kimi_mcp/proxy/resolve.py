@@ -64,6 +64,8 @@ class Router:
     limiter: Limiter
     clock: Callable[[], float] = time.monotonic
     on_breaker: Callable[[str, str], None] | None = None
+    # every outcome, for breakers shared across workers (cluster.SharedBreakers.record)
+    on_outcome: Callable[[str, bool], None] | None = None
     breakers: dict[str, Breaker] = field(default_factory=dict)
     stats: dict[str, Stats] = field(default_factory=dict)
 
@@ -143,6 +145,8 @@ class Router:
         return True  # half-open: one trial is let through
 
     def success(self, ref: str) -> None:
+        if self.on_outcome is not None:
+            self.on_outcome(ref, True)
         breaker = self.breakers.get(ref)
         if breaker is None:
             return
@@ -151,6 +155,8 @@ class Router:
             self._set(ref, breaker, "closed")
 
     def failure(self, ref: str) -> None:
+        if self.on_outcome is not None:
+            self.on_outcome(ref, False)
         breaker = self.breakers.setdefault(ref, Breaker())
         breaker.failures += 1
         if breaker.state == "half-open" or (
@@ -158,6 +164,19 @@ class Router:
         ):
             breaker.opened_at = self.clock()
             self._set(ref, breaker, "open")
+
+    def apply(self, ref: str, state: str, failures: int, age_s: float) -> None:
+        """Take a breaker's state as the workers share it (`cluster.SharedBreakers`): `failures`
+        in a row, opened `age_s` seconds ago when `state` is open. An open breaker whose cooldown
+        has passed stays half-open here: this worker's trial decides."""
+        breaker = self.breakers.setdefault(ref, Breaker())
+        breaker.failures = failures
+        if state == "open":
+            breaker.opened_at = self.clock() - age_s
+            if breaker.state == "half-open" and age_s >= self.settings.breaker_cooldown_s:
+                return
+        if state in _SEVERITY and breaker.state != state:
+            self._set(ref, breaker, state)
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         """Per provider: the worst breaker state, the models not closed, moving averages."""

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from kimi_mcp import tokens
+from kimi_mcp.proxy import cluster
 from kimi_mcp.proxy.accounting import seed_stats
 from kimi_mcp.proxy.pipeline import Proxy
 
@@ -71,13 +72,15 @@ def _warm_up(proxy: Proxy) -> None:
 
 @asynccontextmanager
 async def lifespan(proxy: Proxy) -> AsyncIterator[None]:
-    """Runs the accountant while the app serves; closes the upstream client at the end."""
+    """Runs the accountant (and the shared breakers) while the app serves; closes the upstream
+    and Redis clients at the end."""
     proxy.start()
     try:
         await anyio.to_thread.run_sync(_warm_up, proxy)
     except Exception:  # the router starts without history rather than not at all
         log.exception("could not read the routing history from the ledger")
     try:
-        yield
+        async with cluster.running(proxy.cluster, proxy.breakers):
+            yield
     finally:
         await proxy.aclose()

@@ -96,7 +96,10 @@ def test_relative_workspace_resolves_against_the_launch_dir(tmp_path: Path) -> N
 
 def test_redacted_settings_hide_every_secret(tmp_path: Path) -> None:
     _write(tmp_path / "kimi-mcp.toml", '[server]\nauth_tokens = ["tok-secret"]\n'
-           '[providers.kimi]\napi_key = "sk-secret"\n')
-    shown = str(redacted(load_settings(launch_dir=tmp_path)))
-    assert "sk-secret" not in shown and "tok-secret" not in shown
-    assert "***" in shown
+           '[providers.kimi]\napi_key = "sk-secret"\n'
+           '[database]\nurl = "postgresql+psycopg://team:pg-secret@db:5432/kimi"\n'
+           '[cluster]\nredis_url = "redis://:redis-secret@cache:6379/0"\n')
+    shown = redacted(load_settings(launch_dir=tmp_path))
+    assert "secret" not in str(shown)
+    assert shown["cluster"]["redis_url"] == "redis://:***@cache:6379/0"
+    assert shown["database"]["url"] == "postgresql+psycopg://team:***@db:5432/kimi"

@@ -1,0 +1,157 @@
+"""`[cluster] redis_url`: two workers (two apps in one process here, over one ledger) share rpm/tpm
+limits and circuit breakers through the real Redis on the loopback; without it, or while Redis is
+unreachable, each worker keeps its own. tests/core/test_serve_workers.py runs real processes."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from kimi_mcp.app import create_app
+from kimi_mcp.deps import Deps
+from kimi_mcp.ledger import Event
+from tests.services import redis_url
+
+pytestmark = pytest.mark.anyio
+
+KEY = "sk-mock-secret-abcdef"
+ANSWER = {"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
+          "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
+                       "finish_reason": "stop"}],
+          "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}}
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+def providers(**limits: Any) -> dict[str, Any]:
+    return {"b": {"base_url": "http://b.test/v1", "api_key": KEY, "max_retries": 0,
+                  "queue_timeout_s": 0, **limits,
+                  "models": {"cheap": {"context_window": 100_000, "input_per_mtok": 0.1,
+                                       "output_per_mtok": 0.1}}}}
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A key prefix of the test's own on the shared Redis, removed afterwards."""
+    import redis
+
+    url = redis_url()
+    prefix = f"kimi-test-{secrets.token_hex(6)}:"
+    yield prefix
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*"))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+Answer = Callable[[httpx.Request], httpx.Response]
+
+
+@pytest.fixture
+def workers(make_deps: Callable[..., Deps]) -> Callable[..., Any]:
+    """`async with workers(n, answer, **settings) as (clients, deps)`: n apps over one ledger."""
+
+    @contextlib.asynccontextmanager
+    async def run(count: int, answer: Answer | None = None,
+                  **overrides: Any) -> AsyncIterator[tuple[list[httpx.AsyncClient], list[Deps]]]:
+        overrides.setdefault("providers", providers())
+        reply = answer or (lambda request: httpx.Response(200, json=ANSWER))
+        all_deps = [make_deps(**overrides) for _ in range(count)]
+        apps = [create_app(d.settings, d, upstream_transport=httpx.MockTransport(reply))
+                for d in all_deps]
+        async with contextlib.AsyncExitStack() as stack:
+            clients = []
+            for app in apps:
+                await stack.enter_async_context(app.router.lifespan_context(app))
+                clients.append(await stack.enter_async_context(httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8765")))
+            yield clients, all_deps
+
+    return run
+
+
+async def chat(client: httpx.AsyncClient, **extra: Any) -> httpx.Response:
+    return await client.post("/v1/chat/completions",
+                             json={"model": "b/cheap", "messages": MESSAGES, **extra})
+
+
+async def test_two_workers_on_one_redis_share_a_providers_rpm(workers, redis_prefix: str) -> None:  # type: ignore[no-untyped-def]
+    cluster = {"redis_url": redis_url(), "key_prefix": redis_prefix}
+    async with workers(2, cluster=cluster, providers=providers(rpm=3)) as ((a, b), _):
+        codes = [(await chat(client)).status_code for client in (a, b, a)]
+        refused = await chat(b)
+        again = await chat(a)
+        shown = (await b.get("/api/providers")).json()
+        health = (await a.get("/health")).json()
+    assert codes == [200, 200, 200]
+    assert refused.status_code == 429 and again.status_code == 429
+    assert "rpm" in refused.json()["error"]["message"]
+    assert int(refused.headers["retry-after"]) >= 19  # a third of a minute refills one request
+    provider = next(p for p in shown if p["name"] == "b")
+    assert provider["rate_limit"]["rpm_left"] == 0  # the other worker's use is mirrored here
+    assert health["cluster"] == {"redis": "ok", "shared": True}
+
+
+async def test_two_workers_on_one_redis_share_a_providers_tpm(workers, redis_prefix: str) -> None:  # type: ignore[no-untyped-def]
+    cluster = {"redis_url": redis_url(), "key_prefix": redis_prefix}
+    async with workers(2, cluster=cluster, providers=providers(tpm=1000)) as ((a, b), _):
+        first = await chat(a, max_tokens=600)
+        second = await chat(b, max_tokens=600)
+    assert first.status_code == 200
+    assert second.status_code == 429 and "tpm" in second.json()["error"]["message"]
+
+
+async def test_without_redis_each_worker_keeps_its_own_limits(workers) -> None:  # type: ignore[no-untyped-def]
+    async with workers(2, providers=providers(rpm=1)) as ((a, b), _):
+        codes = [(await chat(client)).status_code for client in (a, b, a, b)]
+        health = (await a.get("/health")).json()
+    assert codes == [200, 200, 429, 429]
+    assert health["cluster"] == {"redis": "off", "shared": False}
+
+
+async def test_an_unreachable_redis_degrades_to_per_worker_limits_with_one_warning(
+        workers, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level(logging.WARNING, logger="kimi_mcp.proxy.cluster")
+    cluster = {"redis_url": "redis://:hunter2@127.0.0.1:1/0"}  # nothing listens on port 1
+    async with workers(1, cluster=cluster, providers=providers(rpm=2)) as ((a,), _):
+        codes = [(await chat(a)).status_code for _ in range(3)]
+        health = (await a.get("/health")).json()
+    assert codes == [200, 200, 429]  # served, and still limited: by this worker alone
+    assert health["cluster"] == {"redis": "unreachable", "shared": False}
+    warnings = [r.getMessage() for r in caplog.records if "unreachable" in r.getMessage()]
+    assert len(warnings) == 1 and "per worker" in warnings[0]
+    assert "hunter2" not in caplog.text and "127.0.0.1:1" in warnings[0]
+
+
+async def test_a_breaker_opened_through_one_worker_is_open_on_the_other(
+        workers, redis_prefix: str) -> None:  # type: ignore[no-untyped-def]
+    def failing(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503, json={"error": {"message": "overloaded"}})
+
+    cluster = {"redis_url": redis_url(), "key_prefix": redis_prefix}
+    routing = {"breaker_failures": 2, "aliases": {"x": {"models": ["b/cheap"]}}}
+    async with workers(2, failing, cluster=cluster, routing=routing) as ((a, b), (_, deps_b)):
+        opened = anyio.Event()
+
+        def on_event(event: Event) -> None:
+            if event.type == "provider" and event.data.get("breaker") == "open":
+                opened.set()
+
+        deps_b.ledger.bus.on_event(on_event)
+        codes = [(await a.post("/v1/chat/completions",
+                               json={"model": "x", "messages": MESSAGES})).status_code
+                 for _ in range(2)]
+        with anyio.fail_after(10):
+            await opened.wait()
+        on_b = await b.post("/v1/chat/completions", json={"model": "x", "messages": MESSAGES})
+    assert codes == [503, 503]  # the provider's own 503, passed on
+    assert on_b.status_code == 503 and "circuit open" in on_b.json()["error"]["message"]
