@@ -98,3 +98,26 @@ def test_binding_beyond_loopback_without_tokens_is_refused(tmp_path) -> None:  #
                              launch_dir=tmp_path)
     with pytest.raises(ConfigError, match="auth_tokens"):
         create_app(settings)
+
+
+async def test_health_and_metrics_export_the_writers_queue_and_a_row_the_database_refused(
+        deps, serve_app) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    from kimi_mcp.ledger import ToolCallRow
+
+    path = deps.settings.database_url().split("///", 1)[1]
+    with sqlite3.connect(path) as db:  # a database that refuses one row for good
+        db.execute("CREATE TRIGGER refuse BEFORE INSERT ON tool_call WHEN NEW.tool = 'refused' "
+                   "BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END")
+    async with serve_app(create_app(deps.settings, deps)) as client:
+        deps.ledger.append(ToolCallRow(tool="refused", family="fs"))
+        deps.ledger.append(ToolCallRow(tool="kept", family="fs"))
+        await deps.ledger.aflush()
+        health = (await client.get("/health")).json()
+        metrics = (await client.get("/metrics")).text
+    assert health["ledger"]["dropped_rows"] == 1 and health["ledger"]["queue_depth"] == 0
+    assert health["ledger"]["spool_pending"] == 0  # a refused row is never replayed
+    assert "kimi_ledger_dropped_rows_total 1.0" in metrics
+    assert "kimi_ledger_queue_depth 0.0" in metrics
+    assert 'kimi_tool_calls_total{family="fs",outcome="ok",tool="kept"} 1.0' in metrics
