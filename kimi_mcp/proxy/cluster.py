@@ -258,6 +258,8 @@ class SharedBreakers:
             self._send.send_nowait(Outcome(ref, ok))
         except anyio.WouldBlock:
             log.debug("breaker outcomes are queued faster than Redis counts them")
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            pass  # the app is shutting down: the router has counted it locally
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -305,7 +307,7 @@ class SharedBreakers:
                             self._changed(message)
             except UNREACHABLE as exc:
                 self.cluster.failed(exc)
-            await anyio.sleep(RETRY_S)
+            await anyio.sleep(max(RETRY_S, FOLLOW_POLL_S))
 
     def _changed(self, message: dict[str, Any]) -> None:
         try:

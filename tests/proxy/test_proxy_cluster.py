@@ -155,3 +155,76 @@ async def test_a_breaker_opened_through_one_worker_is_open_on_the_other(
         on_b = await b.post("/v1/chat/completions", json={"model": "x", "messages": MESSAGES})
     assert codes == [503, 503]  # the provider's own 503, passed on
     assert on_b.status_code == 503 and "circuit open" in on_b.json()["error"]["message"]
+
+
+class Gate:
+    """A TCP relay to the real Redis that can be cut (every connection closed, new ones refused
+    at once) and restored, as a Redis restart or a network cut looks to the workers."""
+
+    def __init__(self, target: str) -> None:
+        hostport = target.split("://", 1)[1].split("/", 1)[0]
+        self.host, port = hostport.rsplit(":", 1)
+        self.port = int(port)
+        self.open = True
+        self.streams: list[Any] = []
+
+    async def serve(self, listener: Any) -> None:
+        await listener.serve(self._relay)
+
+    async def _relay(self, client: Any) -> None:
+        if not self.open:
+            await client.aclose()
+            return
+        async with client, await anyio.connect_tcp(self.host, self.port) as server:
+            self.streams += [client, server]
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(self._pipe, client, server)
+                tasks.start_soon(self._pipe, server, client)
+
+    @staticmethod
+    async def _pipe(source: Any, sink: Any) -> None:
+        with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError,
+                                 anyio.ClosedResourceError, OSError):
+            async for chunk in source:
+                await sink.send(chunk)
+        with contextlib.suppress(Exception):
+            await sink.aclose()
+
+    async def cut(self) -> None:
+        self.open = False
+        for stream in self.streams:
+            with contextlib.suppress(Exception):
+                await stream.aclose()
+        self.streams.clear()
+
+
+async def test_limits_are_shared_again_once_redis_answers_after_an_outage(
+        workers, redis_prefix: str, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from kimi_mcp.proxy import cluster as cluster_module
+
+    monkeypatch.setattr(cluster_module, "RETRY_S", 0.0)  # probe Redis on every call
+    caplog.set_level(logging.WARNING, logger="kimi_mcp.proxy.cluster")
+    gate = Gate(redis_url())
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener, \
+            anyio.create_task_group() as relay:
+        relay.start_soon(gate.serve, listener)
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        cluster = {"redis_url": f"redis://127.0.0.1:{port}/0", "key_prefix": redis_prefix}
+        async with workers(2, cluster=cluster, providers=providers(rpm=4)) as ((a, b), _):
+            shared = await chat(a)  # the team's bucket: 3 left
+            await gate.cut()
+            alone = [(await chat(a)).status_code for _ in range(2)]  # A counts alone: 1 left
+            during = (await a.get("/health")).json()["cluster"]
+            gate.open = True
+            after = [(await chat(b)).status_code for _ in range(3)]  # the team's last three
+            refused = await chat(a)  # shared again: the team's bucket is empty, A's was not
+            health = (await a.get("/health")).json()["cluster"]
+        relay.cancel_scope.cancel()
+    assert (shared.status_code, alone, after) == (200, [200, 200], [200, 200, 200])
+    assert refused.status_code == 429
+    assert during == {"redis": "unreachable", "shared": False}
+    assert health == {"redis": "ok", "shared": True}
+    messages = [r.getMessage() for r in caplog.records]
+    assert 1 <= sum("unreachable" in m for m in messages) <= 2  # once per worker, not per call
+    assert 1 <= sum("shared again" in m for m in messages) <= 2
