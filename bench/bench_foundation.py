@@ -9,8 +9,11 @@ Each figure is printed beside a baseline measured in the same run:
   - summary: the rollup-backed aggregate vs loading the rows into Python and summing there
   - tokens: count_chat with its per-string cache (a resent conversation) vs cold encoding
   - cold start: `kimi-mcp stdio` (all families) vs a bare one-tool fastmcp server
+  - rate limits: a provider's rpm/tpm check shared through Redis (`[cluster] redis_url`, one Lua
+    script per call) vs the worker's own buckets (--redis URL; default the loopback server)
 
 Run: python bench/bench_foundation.py [--rows 100000] [--starts 7] [--postgres URL|none]
+     [--redis URL|none]
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from kimi_mcp.ledger import Ledger, RequestRow, open_ledger, queries
 from kimi_mcp.ledger.models import Request
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+REDIS = "redis://127.0.0.1:6379/0"
 
 TRACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "traces"
 
@@ -248,6 +252,50 @@ def bench_cold_start(starts: int, tmp: Path) -> None:
     line("first tools/list after initialize", f"p50 {statistics.median(tl):.1f} ms", "")
 
 
+def bench_limits(redis_url: str, calls: int = 5_000) -> None:
+    """What a proxied call to a provider with rpm/tpm pays for its limit check."""
+    import asyncio
+    import secrets
+
+    from kimi_mcp.catalog import Catalog
+    from kimi_mcp.config import ClusterSettings, load_settings
+    from kimi_mcp.proxy import cluster
+    from kimi_mcp.proxy.limits import Limiter
+
+    print(f"rate-limit check per proxied call ({calls:,} calls each, rounds interleaved)")
+    settings = load_settings(overrides={"providers": {"kimi": {
+        "api_key": "x", "rpm": 10**9, "tpm": 10**12}}})
+    provider = Catalog(settings).providers["kimi"]
+    prefix = f"bench-{secrets.token_hex(4)}:"
+
+    async def run() -> dict[str, list[float]]:
+        shared = cluster.connect(ClusterSettings(redis_url=redis_url, key_prefix=prefix))
+        assert shared is not None
+        limiters = {"local": Limiter(), "redis": cluster.SharedLimiter(cluster=shared)}
+        samples: dict[str, list[float]] = {"local": [], "redis": []}
+        try:
+            await limiters["redis"].acquire(provider, 100)  # connect and load the script
+            for _ in range(10):
+                for name, limiter in limiters.items():
+                    for _ in range(calls // 10):
+                        t = time.perf_counter()
+                        await limiter.acquire(provider, 1000)
+                        samples[name].append((time.perf_counter() - t) * 1e6)
+            assert shared.state()["shared"], "Redis did not answer"
+        finally:
+            keys = [k async for k in shared.client.scan_iter(match=prefix + "*")]
+            if keys:
+                await shared.client.delete(*keys)
+            await shared.aclose()
+        return samples
+
+    samples = asyncio.run(run())
+    for name, label in (("redis", "shared through Redis (one Lua script)"),
+                        ("local", "baseline: this worker's own buckets")):
+        values = samples[name]
+        line(label, f"p50 {statistics.median(values):.1f} us", f"p99 {pct(values, .99):.1f} us")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
@@ -255,6 +303,8 @@ def main() -> None:
     parser.add_argument("--starts", type=int, default=7)
     parser.add_argument("--postgres", default=POSTGRES,
                         help="a PostgreSQL URL (a schema is made and dropped), or 'none'")
+    parser.add_argument("--redis", default=REDIS,
+                        help="a Redis URL for the shared rate-limit figure, or 'none'")
     parser.add_argument("--only", choices=["ledger"], help="only the ledger figures")
     args = parser.parse_args()
     postgres = None if args.postgres == "none" else args.postgres
@@ -266,6 +316,8 @@ def main() -> None:
         finally:
             if postgres:
                 _drop_schemas(postgres)
+        if args.redis != "none":
+            bench_limits(args.redis)
         if args.only == "ledger":
             return
         bench_summary(tmp, args.rows)
