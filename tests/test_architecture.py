@@ -261,3 +261,19 @@ def test_sql_is_written_only_in_the_ledger(module: str, path: Path) -> None:
         assert not target.startswith(DATABASE_LIBRARIES), (
             f"{module} imports {target}: put the query in kimi_mcp/ledger/ as a named query "
             "returning typed rows, and call it")
+
+
+# ---- one Redis client ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("module,path", _sources(), ids=lambda v: str(v) if isinstance(v, str) else "")
+def test_only_the_cluster_module_uses_redis_and_only_the_app_connects_it(module: str,
+                                                                        path: Path) -> None:
+    if module != "kimi_mcp.proxy.cluster":
+        for target in _imports(path):
+            assert not target.startswith("redis"), (
+                f"{module} imports {target}: limits and breakers reach Redis through "
+                "kimi_mcp.proxy.cluster, given the client create_app built")
+    if module != "kimi_mcp.app":
+        for owner, attr, line in _calls(path):
+            assert (owner, attr) != ("cluster", "connect"), (
+                f"{module}:{line} connects to Redis; only create_app builds the one client")
