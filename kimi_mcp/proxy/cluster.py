@@ -300,6 +300,7 @@ class SharedBreakers:
             try:
                 async with self.cluster.client.pubsub(ignore_subscribe_messages=True) as sub:
                     await sub.subscribe(self.channel)
+                    self.cluster.answered()
                     while True:  # not listen(): its blocking read would hit the socket timeout
                         message = await sub.get_message(ignore_subscribe_messages=True,
                                                         timeout=FOLLOW_POLL_S)
