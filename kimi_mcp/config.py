@@ -157,6 +157,14 @@ class ClusterSettings(Section):
     redis_url: str = ""
     key_prefix: str = Field(default="kimi-mcp:", min_length=1)
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, url: str) -> str:
+        if url and not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("write a Redis URL such as redis://127.0.0.1:6379/0 (or rediss://, "
+                             "unix://), or leave it empty for limits and breakers per worker")
+        return url
+
 
 class UpstreamSettings(Section):
     """The one HTTP client to providers (aiohttp's connection pool under httpx's API)."""
@@ -339,7 +347,7 @@ def _dotenv(path: Path) -> dict[str, str]:
     return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
-_SECRETISH = re.compile(r"key|token|secret|password", re.I)
+_SECRETISH = re.compile(r"key|token|secret|password|url", re.I)  # URLs may hold a password
 
 
 def _describe(exc: ValidationError, path: Path | None) -> str:

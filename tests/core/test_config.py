@@ -103,3 +103,9 @@ def test_redacted_settings_hide_every_secret(tmp_path: Path) -> None:
     assert "secret" not in str(shown)
     assert shown["cluster"]["redis_url"] == "redis://:***@cache:6379/0"
     assert shown["database"]["url"] == "postgresql+psycopg://team:***@db:5432/kimi"
+
+
+def test_a_redis_url_without_a_redis_scheme_is_a_config_error_naming_the_key(tmp_path: Path) -> None:
+    _write(tmp_path / "kimi-mcp.toml", '[cluster]\nredis_url = "cache.internal:6379"\n')
+    with pytest.raises(ConfigError, match=r"cluster\.redis_url.*redis://127\.0\.0\.1:6379/0"):
+        load_settings(launch_dir=tmp_path)
