@@ -175,16 +175,14 @@ class SharedLimiter(Limiter):
     """`Limiter` whose buckets live in Redis; its own buckets mirror them and stand in for
     them while Redis is unreachable."""
 
-    cluster: Cluster | None = None
+    cluster: Cluster = field(kw_only=True)
 
     def __post_init__(self) -> None:
-        assert self.cluster is not None, "a SharedLimiter needs the cluster"
         self._script = self.cluster.client.register_script(_BUCKETS)
 
     async def acquire(self, provider: Provider, tokens: int) -> float:
         """As `Limiter.acquire`, counted across every worker (see the module docstring)."""
         cluster = self.cluster
-        assert cluster is not None
         if (not provider.rpm and not provider.tpm) or not cluster.usable():
             return await super().acquire(provider, tokens)
         try:
