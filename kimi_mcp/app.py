@@ -113,7 +113,8 @@ def create_app(settings: Settings, deps: Deps | None = None, *,
                              "cluster": proxy.cluster_state()})
 
     async def prometheus(request: Request) -> Response:
-        body = await anyio.to_thread.run_sync(metrics.render, deps)
+        shared = bool(proxy.cluster_state()["shared"])
+        body = await anyio.to_thread.run_sync(metrics.render, deps, shared)
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @asynccontextmanager

@@ -24,8 +24,9 @@ from kimi_mcp.ledger.models import LATENCY_BUCKETS_MS
 
 
 class LedgerCollector(Collector):
-    def __init__(self, deps: Deps) -> None:
+    def __init__(self, deps: Deps, shared: bool | None = None) -> None:
         self.deps = deps
+        self.shared = shared
 
     def collect(self) -> Iterator[Metric]:
         with self.deps.ledger.read() as db:
@@ -36,6 +37,11 @@ class LedgerCollector(Collector):
         yield from _tools(tools)
         yield GaugeMetricFamily("kimi_sessions", "Sessions in the ledger", value=sessions)
         yield from _writer(self.deps)
+        if self.shared is not None:
+            yield GaugeMetricFamily(
+                "kimi_cluster_shared", "1 while this worker shares rate limits and circuit "
+                "breakers through Redis; 0 without [cluster] redis_url or while Redis is "
+                "unreachable", value=int(self.shared))
 
 
 def _requests(groups: dict[tuple[object, ...], queries.Totals]) -> Iterator[Metric]:
@@ -115,7 +121,9 @@ def _writer(deps: Deps) -> Iterator[Metric]:
                               "Commits retried because the database was busy", value=stats.retries)
 
 
-def render(deps: Deps) -> bytes:
+def render(deps: Deps, shared: bool | None = None) -> bytes:
+    """The scrape; `shared` is whether limits and breakers go through Redis right now (None:
+    a process without a proxy)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(LedgerCollector(deps))
+    registry.register(LedgerCollector(deps, shared))
     return generate_latest(registry)

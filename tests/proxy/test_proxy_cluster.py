@@ -92,6 +92,7 @@ async def test_two_workers_on_one_redis_share_a_providers_rpm(workers, redis_pre
         again = await chat(a)
         shown = (await b.get("/api/providers")).json()
         health = (await a.get("/health")).json()
+        scraped = (await b.get("/metrics")).text
     assert codes == [200, 200, 200]
     assert refused.status_code == 429 and again.status_code == 429
     assert "rpm" in refused.json()["error"]["message"]
@@ -99,6 +100,7 @@ async def test_two_workers_on_one_redis_share_a_providers_rpm(workers, redis_pre
     provider = next(p for p in shown if p["name"] == "b")
     assert provider["rate_limit"]["rpm_left"] == 0  # the other worker's use is mirrored here
     assert health["cluster"] == {"redis": "ok", "shared": True}
+    assert "kimi_cluster_shared 1.0" in scraped
 
 
 async def test_two_workers_on_one_redis_share_a_providers_tpm(workers, redis_prefix: str) -> None:  # type: ignore[no-untyped-def]
@@ -125,8 +127,10 @@ async def test_an_unreachable_redis_degrades_to_per_worker_limits_with_one_warni
     async with workers(1, cluster=cluster, providers=providers(rpm=2)) as ((a,), _):
         codes = [(await chat(a)).status_code for _ in range(3)]
         health = (await a.get("/health")).json()
+        scraped = (await a.get("/metrics")).text
     assert codes == [200, 200, 429]  # served, and still limited: by this worker alone
     assert health["cluster"] == {"redis": "unreachable", "shared": False}
+    assert "kimi_cluster_shared 0.0" in scraped
     warnings = [r.getMessage() for r in caplog.records if "unreachable" in r.getMessage()]
     assert len(warnings) == 1 and "per worker" in warnings[0]
     assert "hunter2" not in caplog.text and "127.0.0.1:1" in warnings[0]
