@@ -232,3 +232,18 @@ async def test_limits_are_shared_again_once_redis_answers_after_an_outage(
     messages = [r.getMessage() for r in caplog.records]
     assert 1 <= sum("unreachable" in m for m in messages) <= 2  # once per worker, not per call
     assert 1 <= sum("shared again" in m for m in messages) <= 2
+
+
+async def test_concurrent_calls_on_two_workers_pass_exactly_the_shared_rpm(
+        workers, redis_prefix: str) -> None:  # type: ignore[no-untyped-def]
+    cluster = {"redis_url": redis_url(), "key_prefix": redis_prefix}
+    codes: list[int] = []
+    async with workers(2, cluster=cluster, providers=providers(rpm=10)) as ((a, b), _):
+
+        async def call(client: httpx.AsyncClient) -> None:
+            codes.append((await chat(client)).status_code)
+
+        async with anyio.create_task_group() as tasks:
+            for i in range(40):
+                tasks.start_soon(call, (a, b)[i % 2])
+    assert sorted(codes) == [200] * 10 + [429] * 30
