@@ -302,7 +302,11 @@ class Proxy:
             rec.raw_answer, rec.answer_format = raw, fmt
             self.finish(rec)
             return raw
-        completion = _completion(raw, fmt, cand.provider.name, shown, rec.profile)
+        notes: dict[str, Any] = {}
+        try:
+            completion = _completion(raw, fmt, cand.provider.name, shown, rec.profile, notes)
+        finally:
+            rec.usage = notes.get("usage", rec.usage)  # a refused answer is billed too
         if fmt == "openai":
             rec.raw_answer = raw
         else:
@@ -359,8 +363,8 @@ class _Call:
 
 
 def _completion(raw: bytes, fmt: str, provider: str, model: str,
-                profile: Profile) -> dict[str, Any]:
-    """A provider's whole answer as a canonical chat.completion."""
+                profile: Profile, notes: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A provider's whole answer as a canonical chat.completion (`notes`: see `from_gemini`)."""
     try:
         data = json.loads(raw)
     except ValueError:
@@ -368,7 +372,7 @@ def _completion(raw: bytes, fmt: str, provider: str, model: str,
     if not isinstance(data, dict):
         raise UpstreamError(f"{provider} sent an answer that is not a JSON object")
     if fmt == "gemini":
-        return gemini.from_gemini(data, model)
+        return gemini.from_gemini(data, model, notes)
     if fmt == "anthropic":
         return anthropic_answer.to_canonical_answer(data, model)
     message = profile.stream_error(data)

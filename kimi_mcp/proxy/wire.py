@@ -38,7 +38,7 @@ def build(resolved: Resolved, body: dict[str, Any], stream: bool,
     provider = resolved.provider
     headers = {"content-type": "application/json", **provider.headers}
     if provider.format == "gemini":
-        payload = gemini.to_gemini(without_origin(body))
+        payload = gemini.to_gemini(without_origin(body), resolved.model.id)
         verb = "streamGenerateContent?alt=sse" if stream else "generateContent"
         url = f"{provider.base_url}/models/{resolved.model.id}:{verb}"
         if provider.api_key:

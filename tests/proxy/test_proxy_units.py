@@ -170,7 +170,8 @@ def test_gemini_request_translation_keeps_turns_tools_and_results() -> None:
     assert results[0] == {"functionResponse": {"name": "weather", "response": {"temp": 3}}}
     assert results[1]["functionResponse"]["response"] == {"content": "plain text"}
     assert results[2] == {"text": "thanks"}
-    assert out["tools"][0]["functionDeclarations"][0]["parameters"] == {"type": "object", "properties": {}}
+    # Gemini refuses an OBJECT with empty properties: a tool without parameters declares none
+    assert out["tools"][0]["functionDeclarations"][0] == {"name": "weather"}
     assert out["toolConfig"] == {"functionCallingConfig": {"mode": "ANY"}}
     assert out["generationConfig"] == {"temperature": 0.1, "maxOutputTokens": 50, "stopSequences": ["END"]}
 

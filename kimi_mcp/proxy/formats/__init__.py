@@ -10,5 +10,8 @@
     responses_request.py  Responses request -> canonical; kept responses for previous_response_id
     responses_answer.py   chat.completion -> Responses `response` object; error object
     responses_stream.py   canonical chunks -> Responses events
-    gemini.py             canonical <-> Gemini generateContent (request, answer, stream)
+    gemini.py             canonical <-> Gemini generateContent (request, answer, stream),
+                          thought signatures, finish and block reasons
+    gemini_schema.py      JSON Schema -> Gemini's OpenAPI-subset Schema (tool parameters)
+    gemini_media.py       image parts -> inlineData / fileData; Gemini's image token rule
 """

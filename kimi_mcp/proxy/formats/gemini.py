@@ -2,13 +2,38 @@
 
 Requests: system/developer messages → `systemInstruction`; turns → `contents` (assistant →
 `model`, consecutive roles merged); tool calls → `functionCall` parts; tool results →
-`functionResponse` parts; `tools` → `functionDeclarations`. Responses: candidates → choices,
-`functionCall` → `tool_calls`, `usageMetadata` → `usage`.
+`functionResponse` parts; `tools` → `functionDeclarations` (schemas converted by
+`gemini_schema`); images → `inlineData` / `fileData` (`gemini_media`). Responses: candidates →
+choices, `functionCall` → `tool_calls`, `usageMetadata` → `usage`.
+
+Thought signatures (Gemini 3 refuses turn 2 of a tool loop without them) travel the way Google's
+own OpenAI-compatible endpoint carries them: `tool_calls[i].extra_content.google.thought_signature`
+on each call that had one (streamed on the tool-call delta), and a text part's signature as
+`extra_content.google.thought_signature` on the message (or delta). An assistant message sent
+back with them gets them back on its `functionCall` / last text part. A Gemini 3 turn whose first
+function call comes back without one (history written elsewhere) gets Google's documented
+`skip_thought_signature_validator` placeholder rather than a 400.
+
+Finishes and blocks (`FINISH` / `FINISH_ERRORS`): `STOP` → `stop` (`tool_calls` when it called
+tools), `MAX_TOKENS` → `length`; the safety-like reasons (`SAFETY`, `RECITATION`, `BLOCKLIST`,
+`PROHIBITED_CONTENT`, `SPII`, `IMAGE_*`, `OTHER`) → `content_filter`, a successful call as with
+OpenAI's own filter. Reasons that mean the answer is broken (`MALFORMED_FUNCTION_CALL`,
+`UNEXPECTED_TOOL_CALL`, `TOO_MANY_TOOL_CALLS`, `MISSING_THOUGHT_SIGNATURE`, `LANGUAGE`,
+`FINISH_REASON_UNSPECIFIED`, `NO_IMAGE`) raise `UpstreamError` naming the reason: the client gets
+an OpenAI-style error (its status, or an error event in a stream) and the ledger row is an error.
+A prompt Gemini blocked (`promptFeedback.blockReason`, no candidates) is a 400 with code
+`content_filter` — what Azure OpenAI answers for a filtered prompt — never a 200 without choices.
+An `error` object in the stream raises `UpstreamError` too.
+
+Usage: `prompt_tokens` = `promptTokenCount` + `toolUsePromptTokenCount`, `completion_tokens` =
+`candidatesTokenCount` + `thoughtsTokenCount` (thinking is billed as output), cached =
+`cachedContentTokenCount`, reasoning = `thoughtsTokenCount`.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -16,36 +41,57 @@ from typing import Any
 
 import httpx
 
+from kimi_mcp.errors import UpstreamError
+from kimi_mcp.proxy.formats.gemini_media import image_part
+from kimi_mcp.proxy.formats.gemini_schema import to_gemini_schema
 from kimi_mcp.tokens import content_text
 
-_FINISH = {"STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter",
-           "RECITATION": "content_filter", "BLOCKLIST": "content_filter",
-           "PROHIBITED_CONTENT": "content_filter", "SPII": "content_filter"}
+_CONTENT_FILTER = ("SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "OTHER",
+                   "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION")
+FINISH = {"STOP": "stop", "MAX_TOKENS": "length", **dict.fromkeys(_CONTENT_FILTER, "content_filter")}
+# reason -> (HTTP status, error code, what it means for the client)
+FINISH_ERRORS = {
+    "MALFORMED_FUNCTION_CALL": (502, "malformed_function_call",
+                                "the model wrote a function call Gemini could not parse; retry"),
+    "UNEXPECTED_TOOL_CALL": (502, "unexpected_tool_call",
+                             "the model called a tool the request did not declare; retry"),
+    "TOO_MANY_TOOL_CALLS": (502, "too_many_tool_calls",
+                            "the model made more tool calls than Gemini allows in one turn"),
+    "MISSING_THOUGHT_SIGNATURE": (400, "missing_thought_signature",
+                                  "send back each tool call's extra_content.google.thought_signature"),
+    "LANGUAGE": (400, "unsupported_language", "the model stopped on a language it does not support"),
+    "NO_IMAGE": (502, "no_image", "the model was asked for an image and made none"),
+    "IMAGE_OTHER": (502, "image_other", "the model could not make the image"),
+    "FINISH_REASON_UNSPECIFIED": (502, "upstream_error", "Gemini ended without saying why"),
+}
+SKIP_SIGNATURE = "skip_thought_signature_validator"  # Google's documented placeholder
+_NO_SIGNATURES = re.compile(r"^(models/)?(gemini-(1|2)[.-]|gemma)")
 _GEN = {"temperature": "temperature", "top_p": "topP", "top_k": "topK", "n": "candidateCount",
         "seed": "seed", "presence_penalty": "presencePenalty",
         "frequency_penalty": "frequencyPenalty"}
-# JSON-schema keys Gemini's function declarations reject
-_SCHEMA_DROP = frozenset({"$schema", "additionalProperties", "strict", "$id", "examples"})
 
 
-def to_gemini(body: dict[str, Any]) -> dict[str, Any]:
+def to_gemini(body: dict[str, Any], model: str = "") -> dict[str, Any]:
+    """The `generateContent` body of a canonical chat request for Gemini model `model`;
+    `RequestError` when a part cannot be sent (an image URL Gemini cannot read)."""
     system: list[dict[str, Any]] = []
     contents: list[dict[str, Any]] = []
     names: dict[str, str] = {}
-    for message in body.get("messages") or ():
+    placeholder = bool(model) and not _NO_SIGNATURES.match(model)
+    for i, message in enumerate(body.get("messages") or ()):
         role = message.get("role")
         if role in ("system", "developer"):
             system.append({"text": content_text(message.get("content"))})
             continue
         if role == "assistant":
-            parts = _assistant_parts(message, names)
+            parts = _assistant_parts(message, names, placeholder)
             _append(contents, "model", parts)
         elif role in ("tool", "function"):
             name = message.get("name") or names.get(message.get("tool_call_id", ""), "tool")
             _append(contents, "user", [{"functionResponse": {
                 "name": name, "response": _response_object(message.get("content"))}}])
         else:
-            _append(contents, "user", _user_parts(message.get("content")))
+            _append(contents, "user", _user_parts(message.get("content"), f"messages[{i}]"))
     out: dict[str, Any] = {"contents": contents}
     if system:
         out["systemInstruction"] = {"parts": system}
@@ -70,39 +116,60 @@ def _append(contents: list[dict[str, Any]], role: str, parts: list[dict[str, Any
         contents.append({"role": role, "parts": parts})
 
 
-def _user_parts(content: Any) -> list[dict[str, Any]]:
+def _user_parts(content: Any, where: str) -> list[dict[str, Any]]:
     if isinstance(content, list):
         parts: list[dict[str, Any]] = []
-        for part in content:
+        for j, part in enumerate(content):
             if not isinstance(part, dict):
                 continue
             if part.get("type") == "image_url":
-                url = (part.get("image_url") or {}).get("url", "")
-                if url.startswith("data:") and ";base64," in url:
-                    mime, data = url[5:].split(";base64,", 1)
-                    parts.append({"inlineData": {"mimeType": mime, "data": data}})
-                continue
-            if isinstance(part.get("text"), str):
+                image = part.get("image_url")
+                url = image.get("url") if isinstance(image, dict) else image
+                parts.append(image_part(url, f"{where}.content[{j}]"))
+            elif isinstance(part.get("text"), str):
                 parts.append({"text": part["text"]})
         return parts
     text = content_text(content)
     return [{"text": text}] if text else []
 
 
-def _assistant_parts(message: dict[str, Any], names: dict[str, str]) -> list[dict[str, Any]]:
+def signature_of(holder: Any) -> str | None:
+    """`extra_content.google.thought_signature` of a tool call or message, when it has one."""
+    extra = holder.get("extra_content") if isinstance(holder, dict) else None
+    google = extra.get("google") if isinstance(extra, dict) else None
+    found = google.get("thought_signature") if isinstance(google, dict) else None
+    return found if isinstance(found, str) and found else None
+
+
+def _extra(signature: str) -> dict[str, Any]:
+    return {"google": {"thought_signature": signature}}
+
+
+def _assistant_parts(message: dict[str, Any], names: dict[str, str],
+                     placeholder: bool) -> list[dict[str, Any]]:
     parts: list[dict[str, Any]] = []
     text = content_text(message.get("content"))
     if text:
         parts.append({"text": text})
+        signature = signature_of(message)
+        if signature:
+            parts[-1]["thoughtSignature"] = signature
     calls = list(message.get("tool_calls") or ())
     if isinstance(message.get("function_call"), dict):
         calls.append({"id": "", "function": message["function_call"]})
-    for call in calls:
+    for n, call in enumerate(calls):
         function = call.get("function") or {}
         name = str(function.get("name", ""))
         if call.get("id"):
             names[call["id"]] = name
-        parts.append({"functionCall": {"name": name, "args": _loads_object(function.get("arguments"))}})
+        part: dict[str, Any] = {"functionCall": {"name": name,
+                                                 "args": _loads_object(function.get("arguments"))}}
+        signature = signature_of(call)
+        if signature is None and n == 0 and placeholder and not any(signature_of(c) for c in calls):
+            signature = SKIP_SIGNATURE  # only the first call of a turn must carry one
+        if signature:
+            part["thoughtSignature"] = signature
+        parts.append(part)
     return parts
 
 
@@ -125,14 +192,6 @@ def _response_object(content: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"content": value}
 
 
-def _clean_schema(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {k: _clean_schema(v) for k, v in node.items() if k not in _SCHEMA_DROP}
-    if isinstance(node, list):
-        return [_clean_schema(v) for v in node]
-    return node
-
-
 def _tools(tools: Any, functions: Any) -> list[dict[str, Any]]:
     declarations = []
     for tool in tools or functions or ():
@@ -142,8 +201,9 @@ def _tools(tools: Any, functions: Any) -> list[dict[str, Any]]:
         decl: dict[str, Any] = {"name": function["name"]}
         if function.get("description"):
             decl["description"] = function["description"]
-        if function.get("parameters"):
-            decl["parameters"] = _clean_schema(function["parameters"])
+        parameters = to_gemini_schema(function.get("parameters"))
+        if parameters:
+            decl["parameters"] = parameters
         declarations.append(decl)
     return [{"functionDeclarations": declarations}] if declarations else []
 
@@ -183,55 +243,111 @@ def _generation_config(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def usage_of(meta: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not meta:
+    """Gemini `usageMetadata` as OpenAI `usage` (see the module docstring)."""
+    if not isinstance(meta, dict) or not meta:
         return None
-    prompt = int(meta.get("promptTokenCount") or 0)
-    thoughts = int(meta.get("thoughtsTokenCount") or 0)
-    completion = int(meta.get("candidatesTokenCount") or 0) + thoughts
+    prompt = _count(meta, "promptTokenCount") + _count(meta, "toolUsePromptTokenCount")
+    thoughts = _count(meta, "thoughtsTokenCount")
+    completion = _count(meta, "candidatesTokenCount") + thoughts
     usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
-                             "total_tokens": int(meta.get("totalTokenCount") or prompt + completion)}
-    if meta.get("cachedContentTokenCount"):
-        usage["prompt_tokens_details"] = {"cached_tokens": int(meta["cachedContentTokenCount"])}
+                             "total_tokens": _count(meta, "totalTokenCount") or prompt + completion}
+    if _count(meta, "cachedContentTokenCount"):
+        usage["prompt_tokens_details"] = {"cached_tokens": _count(meta, "cachedContentTokenCount")}
     if thoughts:
         usage["completion_tokens_details"] = {"reasoning_tokens": thoughts}
     return usage
 
 
-def _message_of(candidate: dict[str, Any], call_ids: list[str]) -> tuple[str, list[dict[str, Any]]]:
+def _count(meta: dict[str, Any], key: str) -> int:
+    value = meta.get(key)
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
+def check(data: dict[str, Any]) -> None:
+    """`UpstreamError` when a `GenerateContentResponse` (whole or one stream event) is an error
+    object or a blocked prompt (see the module docstring)."""
+    error = data.get("error")
+    if isinstance(error, dict):
+        code = error.get("code")
+        status = code if isinstance(code, int) and 400 <= code < 600 else 502
+        message = error.get("message") or error.get("status") or "unknown error"
+        raise UpstreamError(f"Gemini reported an error: {message}", status=status)
+    feedback = data.get("promptFeedback")
+    if not isinstance(feedback, dict):
+        return
+    reason = feedback.get("blockReason")
+    if reason and not data.get("candidates"):
+        message = feedback.get("blockReasonMessage")
+        raise UpstreamError(
+            f"Gemini blocked the prompt (blockReason {reason})"
+            + (f": {message}" if isinstance(message, str) and message else "")
+            + "; rephrase the request or remove the content it names",
+            status=400, code="content_filter")
+
+
+def _message_of(candidate: dict[str, Any]) -> tuple[str, list[dict[str, Any]], str | None]:
+    """A candidate's text, its tool calls and the thought signature of its text parts."""
     texts, calls = [], []
+    text_signature = None
     for part in (candidate.get("content") or {}).get("parts") or ():
-        if part.get("thought"):
+        if not isinstance(part, dict) or part.get("thought"):
             continue
-        if "text" in part:
+        signature = part.get("thoughtSignature")
+        if "functionCall" in part:
+            call = part["functionCall"] or {}
+            out: dict[str, Any] = {"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
+                                   "function": {"name": call.get("name", ""),
+                                                "arguments": json.dumps(call.get("args") or {})}}
+            if isinstance(signature, str) and signature:
+                out["extra_content"] = _extra(signature)
+            calls.append(out)
+            continue
+        if isinstance(part.get("text"), str):
             texts.append(part["text"])
-        elif "functionCall" in part:
-            call = part["functionCall"]
-            call_id = f"call_{uuid.uuid4().hex[:24]}"
-            call_ids.append(call_id)
-            calls.append({"id": call_id, "type": "function", "function": {
-                "name": call.get("name", ""), "arguments": json.dumps(call.get("args") or {})}})
-    return "".join(texts), calls
+        if isinstance(signature, str) and signature:
+            text_signature = signature
+    return "".join(texts), calls, text_signature
 
 
 def _finish(candidate: dict[str, Any], has_calls: bool) -> str | None:
+    """The OpenAI finish reason of a candidate; None while it has not finished;
+    `UpstreamError` for a reason that means the answer is broken."""
     reason = candidate.get("finishReason")
     if reason is None:
         return None
-    return "tool_calls" if has_calls else _FINISH.get(reason, "stop")
+    if reason in FINISH_ERRORS:
+        status, code, meaning = FINISH_ERRORS[reason]
+        message = candidate.get("finishMessage")
+        detail = f" ({message})" if isinstance(message, str) and message else ""
+        raise UpstreamError(f"Gemini stopped with finishReason {reason}: {meaning}{detail}",
+                            status=status, code=code)
+    finish = FINISH.get(str(reason), "stop")
+    return "tool_calls" if has_calls and finish == "stop" else finish
 
 
-def from_gemini(data: dict[str, Any], model: str) -> dict[str, Any]:
+def from_gemini(data: dict[str, Any], model: str,
+                notes: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A whole `GenerateContentResponse` as a chat.completion; `UpstreamError` for an error
+    object, a blocked prompt, an answer without candidates or a broken finish. `notes["usage"]`
+    gets the usage first, so a failed call is still billed."""
+    usage = usage_of(data.get("usageMetadata"))
+    if notes is not None and usage:
+        notes["usage"] = usage
+    check(data)
     choices = []
     for index, candidate in enumerate(data.get("candidates") or ()):
-        text, calls = _message_of(candidate, [])
+        text, calls, signature = _message_of(candidate)
         message: dict[str, Any] = {"role": "assistant", "content": text or (None if calls else "")}
         if calls:
             message["tool_calls"] = calls
+        if signature:
+            message["extra_content"] = _extra(signature)
         choices.append({"index": candidate.get("index", index), "message": message,
                         "finish_reason": _finish(candidate, bool(calls)) or "stop"})
+    if not choices:
+        raise UpstreamError("Gemini answered without a candidate")
     out: dict[str, Any] = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion",
                            "created": int(time.time()), "model": model, "choices": choices}
-    usage = usage_of(data.get("usageMetadata"))
     if usage:
         out["usage"] = usage
     return out
@@ -250,12 +366,15 @@ class StreamTranslator:
         self._calls: dict[int, int] = {}
 
     def chunk(self, data: dict[str, Any]) -> dict[str, Any] | None:
+        """The chunk of one event (None when it carries nothing for the client);
+        `UpstreamError` as `check` and `_finish` raise it."""
         if data.get("usageMetadata"):
             self.usage = usage_of(data["usageMetadata"])
+        check(data)
         choices = []
         for index, candidate in enumerate(data.get("candidates") or ()):
             idx = candidate.get("index", index)
-            text, calls = _message_of(candidate, [])
+            text, calls, signature = _message_of(candidate)
             delta: dict[str, Any] = {}
             if idx not in self._started:
                 self._started.add(idx)
@@ -263,9 +382,11 @@ class StreamTranslator:
             if text:
                 delta["content"] = text
                 self.text.append(text)
+            if signature:
+                delta["extra_content"] = _extra(signature)
             if calls:
                 first = self._calls.get(idx, 0)
-                delta["tool_calls"] = [{**c, "index": first + i} for i, c in enumerate(calls)]
+                delta["tool_calls"] = [{"index": first + i, **c} for i, c in enumerate(calls)]
                 self._calls[idx] = first + len(calls)
             finish = _finish(candidate, bool(self._calls.get(idx)))
             choices.append({"index": idx, "delta": delta, "finish_reason": finish})
@@ -284,7 +405,9 @@ class StreamTranslator:
 
 
 async def chunks(response: httpx.Response, model: str) -> AsyncIterator[dict[str, Any]]:
-    """A `streamGenerateContent?alt=sse` stream as chat chunks; the usage comes last, alone."""
+    """A `streamGenerateContent?alt=sse` stream as chat chunks; the usage comes last, alone.
+    An error event, a blocked prompt or a broken finish raises `UpstreamError`; a stream that
+    ends without a finish reason is left to the relay to call an error."""
     translator = StreamTranslator(model)
     async for line in response.aiter_lines():
         if not line.startswith("data:"):
@@ -293,7 +416,14 @@ async def chunks(response: httpx.Response, model: str) -> AsyncIterator[dict[str
             data = json.loads(line[5:])
         except ValueError:
             continue
-        chunk = translator.chunk(data) if isinstance(data, dict) else None
+        if not isinstance(data, dict):
+            continue
+        try:
+            chunk = translator.chunk(data)
+        except UpstreamError:
+            if translator.usage:  # a broken finish is still billed: the row keeps its usage
+                yield translator.usage_chunk()
+            raise
         if chunk is not None:
             yield chunk
     if translator.usage:
