@@ -345,7 +345,8 @@ class Proxy:
     def finish(self, rec: CallRecord) -> None:
         if rec.ended_at is None:
             rec.ended_at = time.perf_counter()
-        if rec.stream and rec.status == "error" and rec.resolved is not None and rec.http_status == 200:
+        if rec.stream and rec.status == "error" and rec.resolved is not None and rec.http_status == 200 \
+                and rec.meta.get("error_status", 502) >= 500:
             self.router.failure(rec.resolved.ref)
         self.accountant.submit(rec)
 

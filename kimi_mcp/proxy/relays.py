@@ -111,6 +111,7 @@ async def relay_translated(response: httpx.Response, provider: Provider, rec: Ca
 
 def _fail(rec: CallRecord, encoder: Encoder, error: UpstreamError) -> bytes:
     rec.status, rec.error = "error", f"mid-stream: {error}"
+    rec.meta["error_status"] = error.status  # a 4xx (a blocked prompt) is not the provider's fault
     log.warning("stream failed: %s", error)
     return encoder.error(describe(error))
 

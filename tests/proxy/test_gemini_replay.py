@@ -4,9 +4,10 @@ through the proxy (in-process ASGI): what the client receives and what the ledge
 from __future__ import annotations
 
 import base64
+import contextlib
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -45,40 +46,38 @@ def upstream() -> Iterator[tuple[str, Replay]]:
         yield base, replay
 
 
+class Session:
+    """One proxy in front of the replaying fake, and the official SDK in front of the proxy."""
+
+    def __init__(self, client: httpx.AsyncClient, deps: Deps, proxy: Proxy, replay: Replay) -> None:
+        self.sdk = openai.AsyncOpenAI(base_url="http://proxy.test/v1", api_key="client-key",
+                                      max_retries=0, http_client=client)
+        self.deps, self.proxy, self.replay = deps, proxy, replay
+
+    async def rows(self, count: int) -> list[Request]:
+        assert await anyio.to_thread.run_sync(self.proxy.accountant.wait_for, count, 10)
+        await self.deps.ledger.aflush()
+        with self.deps.ledger.read() as db:
+            return list(db.exec(select(Request).order_by(Request.id)).all())  # type: ignore[arg-type]
+
+
 @pytest.fixture
 def gemini(make_deps: Callable[..., Deps], serve_app: Any,
-           upstream: tuple[str, Replay]) -> Callable[[], Any]:
+           upstream: tuple[str, Replay]) -> Callable[..., Any]:
+    """`async with gemini(**settings) as g:` — a fresh proxy (and ledger) over the fake."""
     base, replay = upstream
     replay.seen.clear()
     prices = {"context_window": 1_000_000, "input_per_mtok": 2.0, "output_per_mtok": 12.0,
               "cached_input_per_mtok": 0.2}
-    deps = make_deps(providers={"ge": {"base_url": f"{base}/v1beta", "api_key": KEY,
-                                       "format": "gemini", "timeout_s": 5, "max_retries": 0,
-                                       "models": {"gemini-3-pro-preview": prices}}})
-    app = proxy_app(deps)
 
-    class Session:
-        def __init__(self, client: httpx.AsyncClient) -> None:
-            self.sdk = openai.AsyncOpenAI(base_url="http://proxy.test/v1", api_key="client-key",
-                                          max_retries=0, http_client=client)
-            self.replay = replay
-            self.proxy: Proxy = app.state.proxy
-
-        async def rows(self, count: int) -> list[Request]:
-            assert await anyio.to_thread.run_sync(self.proxy.accountant.wait_for, count, 10)
-            await deps.ledger.aflush()
-            with deps.ledger.read() as db:
-                return list(db.exec(select(Request).order_by(Request.id)).all())  # type: ignore[arg-type]
-
-    def start() -> Any:
-        import contextlib
-
-        @contextlib.asynccontextmanager
-        async def run() -> Any:
-            async with serve_app(app) as client:
-                yield Session(client)
-
-        return run()
+    @contextlib.asynccontextmanager
+    async def start(**overrides: Any) -> AsyncIterator[Session]:
+        deps = make_deps(providers={"ge": {"base_url": f"{base}/v1beta", "api_key": KEY,
+                                           "format": "gemini", "timeout_s": 5, "max_retries": 0,
+                                           "models": {"gemini-3-pro-preview": prices}}}, **overrides)
+        app = proxy_app(deps)
+        async with serve_app(app) as client:
+            yield Session(client, deps, app.state.proxy, replay)
 
     return start
 
@@ -209,6 +208,17 @@ async def test_a_gemini_stream_that_breaks_ends_with_an_error_event_and_an_error
         [row] = await g.rows(1)
     assert "".join(seen) == "Hel" and said in caught.value.message
     assert row.status == "error" and said in (row.error or "")
+
+
+async def test_blocked_prompts_in_streams_do_not_open_the_providers_breaker_but_cut_streams_do(gemini) -> None:  # type: ignore[no-untyped-def]
+    async with gemini(routing={"breaker_failures": 1}) as g:
+        for model in ["blocked"] * 3 + ["cut"]:
+            stream = await g.sdk.chat.completions.create(model=f"ge/{model}", messages=[USER], stream=True)
+            with pytest.raises(openai.APIError):
+                _ = [c async for c in stream]
+        await g.rows(4)
+        breakers = g.proxy.router.snapshot()["ge"]["open_models"]
+    assert breakers == ["ge/cut"]
 
 
 # ---- tool schemas ---------------------------------------------------------------------------------

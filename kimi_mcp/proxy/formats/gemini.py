@@ -15,12 +15,14 @@ function call comes back without one (history written elsewhere) gets Google's d
 `skip_thought_signature_validator` placeholder rather than a 400.
 
 Finishes and blocks (`FINISH` / `FINISH_ERRORS`): `STOP` → `stop` (`tool_calls` when it called
-tools), `MAX_TOKENS` → `length`; the safety-like reasons (`SAFETY`, `RECITATION`, `BLOCKLIST`,
-`PROHIBITED_CONTENT`, `SPII`, `IMAGE_*`, `OTHER`) → `content_filter`, a successful call as with
-OpenAI's own filter. Reasons that mean the answer is broken (`MALFORMED_FUNCTION_CALL`,
-`UNEXPECTED_TOOL_CALL`, `TOO_MANY_TOOL_CALLS`, `MISSING_THOUGHT_SIGNATURE`, `LANGUAGE`,
-`FINISH_REASON_UNSPECIFIED`, `NO_IMAGE`) raise `UpstreamError` naming the reason: the client gets
-an OpenAI-style error (its status, or an error event in a stream) and the ledger row is an error.
+tools), `MAX_TOKENS` → `length`; the reasons where Gemini withheld the rest (`SAFETY`,
+`RECITATION`, `BLOCKLIST`, `PROHIBITED_CONTENT`, `SPII`, `LANGUAGE`, `IMAGE_*`, `OTHER`) →
+`content_filter` with the text so far, an `ok` row as with OpenAI's own filter; an unknown
+future reason → `stop`. Reasons that mean the answer is broken (`MALFORMED_FUNCTION_CALL`,
+`UNEXPECTED_TOOL_CALL`, `TOO_MANY_TOOL_CALLS`, `MISSING_THOUGHT_SIGNATURE`,
+`FINISH_REASON_UNSPECIFIED`, `NO_IMAGE`, `IMAGE_OTHER`) raise `UpstreamError` naming the
+reason: the client gets an OpenAI-style error (its status, or an error event in a stream), the
+ledger row is an error and keeps the usage Gemini billed.
 A prompt Gemini blocked (`promptFeedback.blockReason`, no candidates) is a 400 with code
 `content_filter` — what Azure OpenAI answers for a filtered prompt — never a 200 without choices.
 An `error` object in the stream raises `UpstreamError` too.
@@ -47,7 +49,7 @@ from kimi_mcp.proxy.formats.gemini_schema import to_gemini_schema
 from kimi_mcp.tokens import content_text
 
 _CONTENT_FILTER = ("SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "OTHER",
-                   "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION")
+                   "LANGUAGE", "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION")
 FINISH = {"STOP": "stop", "MAX_TOKENS": "length", **dict.fromkeys(_CONTENT_FILTER, "content_filter")}
 # reason -> (HTTP status, error code, what it means for the client)
 FINISH_ERRORS = {
@@ -59,7 +61,6 @@ FINISH_ERRORS = {
                             "the model made more tool calls than Gemini allows in one turn"),
     "MISSING_THOUGHT_SIGNATURE": (400, "missing_thought_signature",
                                   "send back each tool call's extra_content.google.thought_signature"),
-    "LANGUAGE": (400, "unsupported_language", "the model stopped on a language it does not support"),
     "NO_IMAGE": (502, "no_image", "the model was asked for an image and made none"),
     "IMAGE_OTHER": (502, "image_other", "the model could not make the image"),
     "FINISH_REASON_UNSPECIFIED": (502, "upstream_error", "Gemini ended without saying why"),

@@ -1,12 +1,15 @@
-"""Tool schemas -> Gemini's Schema subset (`kimi_mcp.proxy.formats.gemini_schema`)."""
+"""The Gemini wire in pieces: schema conversion, image tokens, finish and block reasons."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kimi_mcp.errors import UpstreamError
+from kimi_mcp.proxy.formats import gemini
 from kimi_mcp.proxy.formats.gemini_media import gemini_image_tokens, image_size
 from kimi_mcp.proxy.formats.gemini_schema import SCHEMA_KEYS, TYPES, to_gemini_schema
 
@@ -108,3 +111,46 @@ def test_image_tokens_follow_googles_258_per_tile_rule() -> None:
     gif = b"GIF89a" + (640).to_bytes(2, "little") + (480).to_bytes(2, "little")
     assert image_size(gif) == (640, 480)
     assert image_size(b"not an image") is None
+
+
+FINISHES = {"STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter",
+            "RECITATION": "content_filter", "BLOCKLIST": "content_filter",
+            "PROHIBITED_CONTENT": "content_filter", "SPII": "content_filter",
+            "LANGUAGE": "content_filter", "OTHER": "content_filter", "IMAGE_SAFETY": "content_filter",
+            "SOMETHING_NEW": "stop"}
+BROKEN = {"MALFORMED_FUNCTION_CALL": 502, "UNEXPECTED_TOOL_CALL": 502, "TOO_MANY_TOOL_CALLS": 502,
+          "FINISH_REASON_UNSPECIFIED": 502, "MISSING_THOUGHT_SIGNATURE": 400, "NO_IMAGE": 502}
+
+
+def _answer(reason: str) -> dict[str, Any]:
+    return {"candidates": [{"content": {"role": "model", "parts": [{"text": "so far"}]},
+                            "finishReason": reason}],
+            "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 2,
+                              "toolUsePromptTokenCount": 4}}
+
+
+@pytest.mark.parametrize(("reason", "finish"), FINISHES.items())
+def test_each_gemini_finish_reason_has_an_openai_finish_reason(reason: str, finish: str) -> None:
+    answer = gemini.from_gemini(_answer(reason), "g")
+    assert answer["choices"][0]["finish_reason"] == finish
+    assert answer["choices"][0]["message"]["content"] == "so far"
+    assert answer["usage"]["prompt_tokens"] == 7  # tool-use prompt tokens are prompt tokens
+
+
+@pytest.mark.parametrize(("reason", "status"), BROKEN.items())
+def test_each_gemini_finish_reason_that_means_a_broken_answer_is_an_error_naming_it(
+        reason: str, status: int) -> None:
+    notes: dict[str, Any] = {}
+    with pytest.raises(UpstreamError) as caught:
+        gemini.from_gemini(_answer(reason), "g", notes)
+    assert reason in str(caught.value) and caught.value.status == status
+    assert notes["usage"]["completion_tokens"] == 2
+
+
+@pytest.mark.parametrize("reason", ["BLOCK_REASON_UNSPECIFIED", "SAFETY", "OTHER", "BLOCKLIST",
+                                    "PROHIBITED_CONTENT", "IMAGE_SAFETY"])
+def test_each_block_reason_is_a_400_content_filter_error_naming_it(reason: str) -> None:
+    with pytest.raises(UpstreamError) as caught:
+        gemini.from_gemini({"promptFeedback": {"blockReason": reason}}, "g")
+    assert (caught.value.status, caught.value.code) == (400, "content_filter")
+    assert reason in str(caught.value)
