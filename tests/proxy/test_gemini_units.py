@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kimi_mcp.errors import UpstreamError
+from kimi_mcp.errors import RequestError, UpstreamError
 from kimi_mcp.proxy.formats import gemini
-from kimi_mcp.proxy.formats.gemini_media import gemini_image_tokens, image_size
+from kimi_mcp.proxy.formats.gemini_media import gemini_image_tokens, image_part, image_size
 from kimi_mcp.proxy.formats.gemini_schema import SCHEMA_KEYS, TYPES, to_gemini_schema
 
 JSON_SCHEMA_KEYS = ["type", "properties", "required", "items", "enum", "const", "anyOf", "oneOf",
@@ -154,3 +154,27 @@ def test_each_block_reason_is_a_400_content_filter_error_naming_it(reason: str) 
         gemini.from_gemini({"promptFeedback": {"blockReason": reason}}, "g")
     assert (caught.value.status, caught.value.code) == (400, "content_filter")
     assert reason in str(caught.value)
+
+
+@pytest.mark.parametrize(("url", "part"), [
+    ("data:image/webp;base64,UklGRg==", {"inlineData": {"mimeType": "image/webp", "data": "UklGRg=="}}),
+    ("https://cdn.test/a/b.png?sig=1#x", {"fileData": {"mimeType": "image/png", "fileUri": "https://cdn.test/a/b.png?sig=1#x"}}),
+    ("gs://bucket/cat.heic", {"fileData": {"mimeType": "image/heic", "fileUri": "gs://bucket/cat.heic"}}),
+    ("https://generativelanguage.googleapis.com/v1beta/files/abc",
+     {"fileData": {"fileUri": "https://generativelanguage.googleapis.com/v1beta/files/abc"}}),
+])
+def test_image_urls_gemini_can_read_become_inline_or_file_data(url: str, part: dict[str, Any]) -> None:
+    assert image_part(url, "messages[0].content[1]") == part
+
+
+@pytest.mark.parametrize(("url", "said"), [
+    ("http://insecure.test/cat.png", "'http:'"),
+    ("ftp://x.test/cat.png", "'ftp:'"),
+    ("https://x.test/render?id=7", "does not end in one of"),
+    ("data:image/png,rawbytes", "data:<mime>;base64,<data>"),
+    ("", "non-empty string"),
+])
+def test_image_urls_gemini_cannot_read_are_refused_saying_what_to_send(url: str, said: str) -> None:
+    with pytest.raises(RequestError) as caught:
+        image_part(url, "messages[2].content[0]")
+    assert said in str(caught.value) and "messages[2].content[0]" in str(caught.value)

@@ -1,9 +1,11 @@
 """Images on the Gemini wire: chat `image_url` parts -> Gemini parts, and what they cost in tokens.
 
-A `data:` URL becomes `inlineData`. A URL Gemini can fetch itself (`https://`, `http://`,
-`gs://`, a Files API URI) becomes `fileData` with the MIME type read from its extension
-(`.png .jpg .jpeg .webp .heic .heif .gif`); Files API and YouTube URIs may go without one. Any
-other URL is refused with a `RequestError` that says what to send instead — never dropped.
+A `data:` URL becomes `inlineData`. A URL Gemini fetches itself becomes `fileData` with the
+MIME type read from its extension (`.png .jpg .jpeg .webp .heic .heif .gif`): public and signed
+`https://` URLs (accepted by the Gemini API since Google's 2026-01-12 update, "Increased file
+size limits and expanded inputs support"), `gs://` (Vertex AI); Files API and YouTube URIs may
+go without a type. Any other URL (`http://`, no known extension, another scheme) is refused with
+a `RequestError` that says what to send instead — never dropped.
 
 Tokens follow Google's published rule (ai.google.dev/gemini-api/docs/tokens#multimodal-tokens):
 an image with both sides at most 384 px is 258 tokens; a larger one is tiled into 768x768
@@ -109,7 +111,7 @@ def image_part(url: Any, where: str) -> dict[str, Any]:
             raise RequestError(f"{where}: a data: URL for Gemini must be 'data:<mime>;base64,<data>'")
         return {"inlineData": {"mimeType": mime, "data": data}}
     scheme = url.split(":", 1)[0].lower()
-    if scheme not in ("https", "http", "gs"):
+    if scheme not in ("https", "gs"):
         raise RequestError(f"{where}: Gemini cannot read a '{scheme}:' image URL; send the image "
                            f"as a data: URL (data:image/png;base64,...) or an https:// URL")
     path = url.split("?", 1)[0].split("#", 1)[0]
