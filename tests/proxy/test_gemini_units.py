@@ -1,4 +1,4 @@
-"""The Gemini wire in pieces: schema conversion, image tokens, finish and block reasons."""
+"""The Gemini wire in pieces: schema conversion, image parts, finish and block reasons."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from kimi_mcp.errors import RequestError, UpstreamError
 from kimi_mcp.proxy.formats import gemini
-from kimi_mcp.proxy.formats.gemini_media import gemini_image_tokens, image_part, image_size
+from kimi_mcp.proxy.formats.gemini_media import image_part
 from kimi_mcp.proxy.formats.gemini_schema import SCHEMA_KEYS, TYPES, to_gemini_schema
 
 JSON_SCHEMA_KEYS = ["type", "properties", "required", "items", "enum", "const", "anyOf", "oneOf",
@@ -102,15 +102,6 @@ def test_a_tool_without_parameters_sends_none_since_gemini_refuses_empty_propert
     assert to_gemini_schema({"type": "object"}) is None
     assert to_gemini_schema(None) is None
 
-
-def test_image_tokens_follow_googles_258_per_tile_rule() -> None:
-    assert gemini_image_tokens(384, 384) == 258
-    assert gemini_image_tokens(385, 100) == 258  # one 768 tile
-    assert gemini_image_tokens(1920, 1080) == 3 * 2 * 258
-    assert gemini_image_tokens(None, None) == 258
-    gif = b"GIF89a" + (640).to_bytes(2, "little") + (480).to_bytes(2, "little")
-    assert image_size(gif) == (640, 480)
-    assert image_size(b"not an image") is None
 
 
 FINISHES = {"STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter",
