@@ -56,6 +56,7 @@ def _keys_ok(node: Any, path: str = "$") -> None:
             assert value is True
     if node.get("type") == "array":
         assert "items" in node, path
+    assert "type" in node or "anyOf" in node, f"{path} has no type"
 
 
 @settings(max_examples=400, deadline=None)
@@ -92,7 +93,7 @@ def test_nullables_consts_and_exclusive_bounds_map_to_geminis_words() -> None:
         "b": {"type": "integer", "minimum": 1, "nullable": True},
         "c": {"type": "string", "format": "enum", "enum": ["fixed"]},
         "d": {"type": "number", "maximum": 1.5},
-        "e": {"nullable": True, "description": "One of: 1, 2."},
+        "e": {"type": "string", "nullable": True, "description": "One of: 1, 2."},
         "f": {"type": "string", "description": "Format: uri."},
         "g": {"anyOf": [{"type": "string"}, {"type": "integer"}]}}}
 
@@ -169,3 +170,38 @@ def test_image_urls_gemini_cannot_read_are_refused_saying_what_to_send(url: str,
     with pytest.raises(RequestError) as caught:
         image_part(url, "messages[2].content[0]")
     assert said in str(caught.value) and "messages[2].content[0]" in str(caught.value)
+
+
+def _sig(value: str) -> dict[str, Any]:
+    return {"google": {"thought_signature": value}}
+
+
+def test_signatures_sent_back_land_on_their_parts_and_only_a_bare_first_call_gets_the_placeholder() -> None:
+    body = {"messages": [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": "Looking.", "extra_content": _sig("T1"), "tool_calls": [
+            {"id": "a", "type": "function", "function": {"name": "f", "arguments": "{}"},
+             "extra_content": _sig("S1")},
+            {"id": "b", "type": "function", "function": {"name": "g", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "a", "content": "1"},
+        {"role": "tool", "tool_call_id": "b", "content": "2"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}},
+            {"id": "d", "type": "function", "function": {"name": "g", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c", "content": "3"},
+        {"role": "tool", "tool_call_id": "d", "content": "4"}]}
+    turns = gemini.to_gemini(body, "gemini-3-pro-preview")["contents"]
+    assert [p.get("thoughtSignature") for p in turns[1]["parts"]] == ["T1", "S1", None]
+    assert [p.get("thoughtSignature") for p in turns[3]["parts"]] == [gemini.SKIP_SIGNATURE, None]
+    older = gemini.to_gemini(body, "gemini-2.5-flash")["contents"]
+    assert [p.get("thoughtSignature") for p in older[3]["parts"]] == [None, None]
+
+
+def test_each_signed_part_of_an_answer_reaches_the_client_as_extra_content() -> None:
+    answer = gemini.from_gemini({"candidates": [{"content": {"parts": [
+        {"text": "thinking...", "thought": True, "thoughtSignature": "X"},
+        {"functionCall": {"name": "f", "args": {}}, "thoughtSignature": "S1"},
+        {"functionCall": {"name": "g", "args": {"a": 1}}}]}, "finishReason": "STOP"}]}, "g")
+    message = answer["choices"][0]["message"]
+    assert [c.get("extra_content") for c in message["tool_calls"]] == [_sig("S1"), None]
+    assert "extra_content" not in message and answer["choices"][0]["finish_reason"] == "tool_calls"

@@ -18,7 +18,8 @@ Vertex AI. So tool parameters are converted, by these rules in order:
 5. Everything outside `SCHEMA_KEYS` is dropped (`additionalProperties`, `default`, `examples`,
    `title`, `$schema`, `$id`, `patternProperties`, `not`, `if`...). Empty `properties` are
    removed (Gemini rejects an empty map), `required` keeps only names that are properties, an
-   array without `items` gets string items (Gemini requires them).
+   array without `items` gets string items, a schema with neither a type nor `anyOf` (`{}`, "any
+   value") becomes a string — Gemini requires a type on every node not made of `anyOf`.
 
 Source: the `Schema` reference of ai.google.dev/api/caching#Schema and the 400s users of
 other gateways reported against it.
@@ -62,7 +63,7 @@ class _Converter:
 
     def convert(self, node: Any, seen: tuple[str, ...], depth: int) -> dict[str, Any]:
         if not isinstance(node, dict) or depth > _MAX_DEPTH:
-            return {"type": "string"} if depth > _MAX_DEPTH else {}
+            return {"type": "string"}  # `true`, a stray value, or nesting past any real schema
         node, seen, cut = self._resolve(node, seen)
         if cut is not None:
             return cut
@@ -87,6 +88,8 @@ class _Converter:
         self._bounds(node, out)
         self._format(node, out, notes)
         self._children(node, out, seen, depth)
+        if "type" not in out and "anyOf" not in out:
+            out["type"] = "string"  # Gemini: a type "must be specified when not using any_of"
         if nullable:
             out["nullable"] = True
         if notes:
