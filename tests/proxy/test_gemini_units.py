@@ -205,3 +205,39 @@ def test_each_signed_part_of_an_answer_reaches_the_client_as_extra_content() -> 
     message = answer["choices"][0]["message"]
     assert [c.get("extra_content") for c in message["tool_calls"]] == [_sig("S1"), None]
     assert "extra_content" not in message and answer["choices"][0]["finish_reason"] == "tool_calls"
+
+
+_WIRE_KEYS = st.sampled_from([
+    "candidates", "content", "parts", "text", "functionCall", "name", "args", "finishReason", "index",
+    "thought", "thoughtSignature", "usageMetadata", "promptTokenCount", "promptFeedback",
+    "blockReason", "error", "code", "message", "tool_calls", "function", "arguments", "id",
+    "extra_content", "image_url", "url", "tool_call_id", "stop", "tool_choice", "tools"])
+_wire_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=4),
+              st.sampled_from(["STOP", "SAFETY", "MALFORMED_FUNCTION_CALL", "https://x.test/a.png"])),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(_WIRE_KEYS, inner, max_size=4)),
+    max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_WIRE_KEYS, _wire_values, max_size=4))
+def test_any_gemini_response_is_an_answer_or_an_upstream_error_never_a_crash(data: dict[str, Any]) -> None:
+    for read in (lambda: gemini.from_gemini(data, "m"), lambda: gemini.StreamTranslator("m").chunk(data)):
+        try:
+            read()
+        except UpstreamError:
+            pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.builds(lambda role, rest: {"role": role, **rest},
+                          st.sampled_from(["user", "assistant", "tool", "system"]),
+                          st.dictionaries(_WIRE_KEYS, _wire_values, max_size=4)), min_size=1, max_size=4),
+       st.dictionaries(st.sampled_from(["tools", "tool_choice", "stop", "response_format"]),
+                       _wire_values, max_size=3))
+def test_any_chat_request_is_a_gemini_body_or_a_request_error_never_a_crash(
+        messages: list[dict[str, Any]], extra: dict[str, Any]) -> None:
+    try:
+        gemini.to_gemini({"messages": messages, **extra}, "gemini-3-pro-preview")
+    except RequestError:
+        pass

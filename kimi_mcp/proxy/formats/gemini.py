@@ -43,7 +43,7 @@ from typing import Any
 
 import httpx
 
-from kimi_mcp.errors import UpstreamError
+from kimi_mcp.errors import RequestError, UpstreamError
 from kimi_mcp.proxy.formats.gemini_media import image_part
 from kimi_mcp.proxy.formats.gemini_schema import to_gemini_schema
 from kimi_mcp.tokens import content_text
@@ -85,10 +85,11 @@ def to_gemini(body: dict[str, Any], model: str = "") -> dict[str, Any]:
             system.append({"text": content_text(message.get("content"))})
             continue
         if role == "assistant":
-            parts = _assistant_parts(message, names, placeholder)
+            parts = _assistant_parts(message, names, placeholder, f"messages[{i}]")
             _append(contents, "model", parts)
         elif role in ("tool", "function"):
-            name = message.get("name") or names.get(message.get("tool_call_id", ""), "tool")
+            call_id = message.get("tool_call_id")
+            name = message.get("name") or names.get(call_id if isinstance(call_id, str) else "", "tool")
             _append(contents, "user", [{"functionResponse": {
                 "name": name, "response": _response_object(message.get("content"))}}])
         else:
@@ -147,7 +148,7 @@ def _extra(signature: str) -> dict[str, Any]:
 
 
 def _assistant_parts(message: dict[str, Any], names: dict[str, str],
-                     placeholder: bool) -> list[dict[str, Any]]:
+                     placeholder: bool, where: str) -> list[dict[str, Any]]:
     parts: list[dict[str, Any]] = []
     text = content_text(message.get("content"))
     if text:
@@ -155,13 +156,16 @@ def _assistant_parts(message: dict[str, Any], names: dict[str, str],
         signature = signature_of(message)
         if signature:
             parts[-1]["thoughtSignature"] = signature
-    calls = list(message.get("tool_calls") or ())
+    calls = message.get("tool_calls") or []
+    if not isinstance(calls, list) or not all(isinstance(c, dict) and isinstance(c.get("function"), dict)
+                                              for c in calls):
+        raise RequestError(f"{where}.tool_calls must be an array of objects with a 'function' object")
     if isinstance(message.get("function_call"), dict):
-        calls.append({"id": "", "function": message["function_call"]})
+        calls = [*calls, {"id": "", "function": message["function_call"]}]
     for n, call in enumerate(calls):
-        function = call.get("function") or {}
-        name = str(function.get("name", ""))
-        if call.get("id"):
+        function = call["function"]
+        name = str(function.get("name") or "")
+        if isinstance(call.get("id"), str) and call["id"]:
             names[call["id"]] = name
         part: dict[str, Any] = {"functionCall": {"name": name,
                                                  "args": _loads_object(function.get("arguments"))}}
@@ -195,12 +199,15 @@ def _response_object(content: Any) -> dict[str, Any]:
 
 def _tools(tools: Any, functions: Any) -> list[dict[str, Any]]:
     declarations = []
-    for tool in tools or functions or ():
+    listed = tools or functions or []
+    if not isinstance(listed, list):
+        raise RequestError("'tools' must be an array of tool objects")
+    for tool in listed:
         function = tool.get("function", tool) if isinstance(tool, dict) else None
         if not isinstance(function, dict) or "name" not in function:
             continue
-        decl: dict[str, Any] = {"name": function["name"]}
-        if function.get("description"):
+        decl: dict[str, Any] = {"name": str(function["name"])}
+        if isinstance(function.get("description"), str) and function["description"]:
             decl["description"] = function["description"]
         parameters = to_gemini_schema(function.get("parameters"))
         if parameters:
@@ -217,8 +224,9 @@ def _tool_config(choice: Any) -> dict[str, Any] | None:
     if choice == "required":
         return {"functionCallingConfig": {"mode": "ANY"}}
     if isinstance(choice, dict):
-        name = (choice.get("function") or {}).get("name")
-        if name:
+        function = choice.get("function")
+        name = function.get("name") if isinstance(function, dict) else None
+        if isinstance(name, str) and name:
             return {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [name]}}
     return None
 
@@ -230,12 +238,15 @@ def _generation_config(body: dict[str, Any]) -> dict[str, Any]:
         config["maxOutputTokens"] = limit
     stop = body.get("stop")
     if stop:
+        if not isinstance(stop, str | list) or not all(isinstance(s, str) for s in stop):
+            raise RequestError("'stop' must be a string or an array of strings")
         config["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
     fmt = body.get("response_format")
     if isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema"):
         config["responseMimeType"] = "application/json"
-        schema = (fmt.get("json_schema") or {}).get("schema")
-        if schema:
+        spec = fmt.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        if isinstance(schema, dict) and schema:
             config["responseJsonSchema"] = schema
     return config
 
@@ -277,7 +288,7 @@ def check(data: dict[str, Any]) -> None:
     if not isinstance(feedback, dict):
         return
     reason = feedback.get("blockReason")
-    if reason and not data.get("candidates"):
+    if reason and not candidates(data):
         message = feedback.get("blockReasonMessage")
         raise UpstreamError(
             f"Gemini blocked the prompt (blockReason {reason})"
@@ -286,18 +297,31 @@ def check(data: dict[str, Any]) -> None:
             status=400, code="content_filter")
 
 
+def candidates(data: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """(index, candidate) of each candidate object in a response."""
+    found = data.get("candidates")
+    out = []
+    for n, candidate in enumerate(found if isinstance(found, list) else ()):
+        if isinstance(candidate, dict):
+            index = candidate.get("index")
+            out.append((index if isinstance(index, int) and not isinstance(index, bool) else n, candidate))
+    return out
+
+
 def _message_of(candidate: dict[str, Any]) -> tuple[str, list[dict[str, Any]], str | None]:
     """A candidate's text, its tool calls and the thought signature of its text parts."""
     texts, calls = [], []
     text_signature = None
-    for part in (candidate.get("content") or {}).get("parts") or ():
+    content = candidate.get("content")
+    parts = content.get("parts") if isinstance(content, dict) else None
+    for part in parts if isinstance(parts, list) else ():
         if not isinstance(part, dict) or part.get("thought"):
             continue
         signature = part.get("thoughtSignature")
         if "functionCall" in part:
-            call = part["functionCall"] or {}
+            call = part["functionCall"] if isinstance(part["functionCall"], dict) else {}
             out: dict[str, Any] = {"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
-                                   "function": {"name": call.get("name", ""),
+                                   "function": {"name": str(call.get("name") or ""),
                                                 "arguments": json.dumps(call.get("args") or {})}}
             if isinstance(signature, str) and signature:
                 out["extra_content"] = _extra(signature)
@@ -313,16 +337,17 @@ def _message_of(candidate: dict[str, Any]) -> tuple[str, list[dict[str, Any]], s
 def _finish(candidate: dict[str, Any], has_calls: bool) -> str | None:
     """The OpenAI finish reason of a candidate; None while it has not finished;
     `UpstreamError` for a reason that means the answer is broken."""
-    reason = candidate.get("finishReason")
-    if reason is None:
+    raw = candidate.get("finishReason")
+    if raw is None:
         return None
+    reason = str(raw)
     if reason in FINISH_ERRORS:
         status, code, meaning = FINISH_ERRORS[reason]
         message = candidate.get("finishMessage")
         detail = f" ({message})" if isinstance(message, str) and message else ""
         raise UpstreamError(f"Gemini stopped with finishReason {reason}: {meaning}{detail}",
                             status=status, code=code)
-    finish = FINISH.get(str(reason), "stop")
+    finish = FINISH.get(reason, "stop")
     return "tool_calls" if has_calls and finish == "stop" else finish
 
 
@@ -336,14 +361,14 @@ def from_gemini(data: dict[str, Any], model: str,
         notes["usage"] = usage
     check(data)
     choices = []
-    for index, candidate in enumerate(data.get("candidates") or ()):
+    for index, candidate in candidates(data):
         text, calls, signature = _message_of(candidate)
         message: dict[str, Any] = {"role": "assistant", "content": text or (None if calls else "")}
         if calls:
             message["tool_calls"] = calls
         if signature:
             message["extra_content"] = _extra(signature)
-        choices.append({"index": candidate.get("index", index), "message": message,
+        choices.append({"index": index, "message": message,
                         "finish_reason": _finish(candidate, bool(calls)) or "stop"})
     if not choices:
         raise UpstreamError("Gemini answered without a candidate")
@@ -373,8 +398,7 @@ class StreamTranslator:
             self.usage = usage_of(data["usageMetadata"])
         check(data)
         choices = []
-        for index, candidate in enumerate(data.get("candidates") or ()):
-            idx = candidate.get("index", index)
+        for idx, candidate in candidates(data):
             text, calls, signature = _message_of(candidate)
             delta: dict[str, Any] = {}
             if idx not in self._started:
