@@ -69,6 +69,7 @@ class Proxy:
     inbounds: Inbounds = field(default_factory=Inbounds)
     cluster: Cluster | None = None  # [cluster] redis_url: limits and breakers shared by workers
     breakers: SharedBreakers | None = field(init=False, default=None)
+    signatures: gemini.Signatures = field(default_factory=gemini.Signatures)  # Gemini 3 tool loops
     router: Router = field(init=False)
     accountant: Accountant = field(init=False)
     _sessions: dict[str, str] = field(default_factory=dict)
@@ -244,7 +245,7 @@ class Proxy:
             try:
                 check_key(cand.provider)
                 await self.limiter.acquire(cand.provider, tokens)
-                out = build(cand, body, rec.stream, client_headers)
+                out = build(cand, body, rec.stream, client_headers, self.signatures)
                 response = await self.upstream.open(cand.provider, out.url, headers=out.headers,
                                                     content=out.content,
                                                     on_retry=lambda why: _note(rec, why))
@@ -276,7 +277,7 @@ class Proxy:
             gen = relay_anthropic(response, provider, rec, encoder.error, self.finish)
         else:
             if provider.format == "gemini":
-                chunks = gemini.chunks(response, shown)
+                chunks = gemini.chunks(response, shown, self.signatures)
             elif provider.format == "anthropic":
                 chunks = anthropic_chunks(response, shown)
             else:
@@ -304,7 +305,8 @@ class Proxy:
             return raw
         notes: dict[str, Any] = {}
         try:
-            completion = _completion(raw, fmt, cand.provider.name, shown, rec.profile, notes)
+            completion = _completion(raw, fmt, cand.provider.name, shown, rec.profile, notes,
+                                     self.signatures)
         finally:
             rec.usage = notes.get("usage", rec.usage)  # a refused answer is billed too
         if fmt == "openai":
@@ -364,7 +366,8 @@ class _Call:
 
 
 def _completion(raw: bytes, fmt: str, provider: str, model: str,
-                profile: Profile, notes: dict[str, Any] | None = None) -> dict[str, Any]:
+                profile: Profile, notes: dict[str, Any] | None = None,
+                signatures: gemini.Signatures | None = None) -> dict[str, Any]:
     """A provider's whole answer as a canonical chat.completion (`notes`: see `from_gemini`)."""
     try:
         data = json.loads(raw)
@@ -373,7 +376,7 @@ def _completion(raw: bytes, fmt: str, provider: str, model: str,
     if not isinstance(data, dict):
         raise UpstreamError(f"{provider} sent an answer that is not a JSON object")
     if fmt == "gemini":
-        return gemini.from_gemini(data, model, notes)
+        return gemini.from_gemini(data, model, notes, signatures)
     if fmt == "anthropic":
         return anthropic_answer.to_canonical_answer(data, model)
     message = profile.stream_error(data)

@@ -33,12 +33,13 @@ class Outgoing:
 
 
 def build(resolved: Resolved, body: dict[str, Any], stream: bool,
-          client_headers: Mapping[str, str] | None = None) -> Outgoing:
+          client_headers: Mapping[str, str] | None = None,
+          signatures: gemini.Signatures | None = None) -> Outgoing:
     """The request for the provider: its model id, its key, without the fields it rejects."""
     provider = resolved.provider
     headers = {"content-type": "application/json", **provider.headers}
     if provider.format == "gemini":
-        payload = gemini.to_gemini(without_origin(body), resolved.model.id)
+        payload = gemini.to_gemini(without_origin(body), resolved.model.id, signatures)
         verb = "streamGenerateContent?alt=sse" if stream else "generateContent"
         url = f"{provider.base_url}/models/{resolved.model.id}:{verb}"
         if provider.api_key:

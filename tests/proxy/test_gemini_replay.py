@@ -10,8 +10,10 @@ import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Annotated, Any, Literal
 
+import anthropic
 import anyio
 import httpx
+import httpx2
 import openai
 import pytest
 from gemini_transcripts import (
@@ -49,10 +51,11 @@ def upstream() -> Iterator[tuple[str, Replay]]:
 class Session:
     """One proxy in front of the replaying fake, and the official SDK in front of the proxy."""
 
-    def __init__(self, client: httpx.AsyncClient, deps: Deps, proxy: Proxy, replay: Replay) -> None:
+    def __init__(self, client: httpx.AsyncClient, app: Any, deps: Deps, proxy: Proxy,
+                 replay: Replay) -> None:
         self.sdk = openai.AsyncOpenAI(base_url="http://proxy.test/v1", api_key="client-key",
                                       max_retries=0, http_client=client)
-        self.deps, self.proxy, self.replay = deps, proxy, replay
+        self.app, self.deps, self.proxy, self.replay = app, deps, proxy, replay
 
     async def rows(self, count: int) -> list[Request]:
         assert await anyio.to_thread.run_sync(self.proxy.accountant.wait_for, count, 10)
@@ -77,7 +80,7 @@ def gemini(make_deps: Callable[..., Deps], serve_app: Any,
                                            "models": {"gemini-3-pro-preview": prices}}}, **overrides)
         app = proxy_app(deps)
         async with serve_app(app) as client:
-            yield Session(client, deps, app.state.proxy, replay)
+            yield Session(client, app, deps, app.state.proxy, replay)
 
     return start
 
@@ -133,6 +136,36 @@ async def test_a_streamed_gemini_3_tool_loop_carries_the_signature_on_the_tool_c
     assert [r.status for r in rows] == ["ok", "ok"]
     assert (rows[0].prompt_tokens, rows[0].completion_tokens, rows[0].reasoning_tokens) == (125, 42, 30)
     assert (rows[1].prompt_tokens, rows[1].completion_tokens, rows[1].cached_tokens) == (160, 16, 128)
+
+
+async def test_clients_that_drop_the_signature_still_send_it_back_through_the_proxys_memory(gemini) -> None:  # type: ignore[no-untyped-def]
+    weather = {"name": "get_weather", "description": "Weather of a city",
+               "input_schema": WEATHER["function"]["parameters"]}  # type: ignore[index]
+    async with gemini() as g:
+        transport = httpx2.ASGITransport(app=g.app)  # the anthropic SDK's own httpx
+        claude = anthropic.AsyncAnthropic(base_url="http://proxy.test", api_key="client-key", max_retries=0,
+                                          http_client=httpx2.AsyncClient(transport=transport))
+        first = await claude.messages.create(model=G3, max_tokens=256, tools=[weather],  # type: ignore[list-item]
+                                             messages=[{"role": "user", "content": USER["content"]}])
+        [use] = [b for b in first.content if b.type == "tool_use"]
+        second = await claude.messages.create(model=G3, max_tokens=256, tools=[weather], messages=[  # type: ignore[list-item]
+            {"role": "user", "content": USER["content"]},
+            {"role": "assistant", "content": [b.model_dump() for b in first.content]},  # type: ignore[misc]
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "18C"}]}])
+        plain = await g.sdk.chat.completions.create(model=G3, messages=[USER], tools=[WEATHER])
+        [call] = plain.choices[0].message.tool_calls or []
+        stripped = {"id": call.id, "type": "function",  # what a framework keeps of the call
+                    "function": {"name": call.function.name, "arguments": call.function.arguments}}
+        third = await g.sdk.chat.completions.create(model=G3, tools=[WEATHER], messages=[
+            USER, {"role": "assistant", "content": None, "tool_calls": [stripped]},  # type: ignore[list-item]
+            {"role": "tool", "tool_call_id": call.id, "content": "18C"}])
+        rows = await g.rows(4)
+    assert first.stop_reason == "tool_use" and second.content[0].text == "Sunny in Paris"  # type: ignore[union-attr]
+    assert third.choices[0].message.content == "Sunny in Paris"
+    turns = [body["contents"][1]["parts"][0] for body in g.replay.bodies("gemini-3-pro-preview")
+             if len(body["contents"]) > 1]
+    assert [t["thoughtSignature"] for t in turns] == [SIGNATURE, SIGNATURE]
+    assert [r.status for r in rows] == ["ok"] * 4
 
 
 async def test_a_gemini_3_history_without_signatures_gets_googles_placeholder_not_a_400(gemini) -> None:  # type: ignore[no-untyped-def]

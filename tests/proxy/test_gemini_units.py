@@ -241,3 +241,11 @@ def test_any_chat_request_is_a_gemini_body_or_a_request_error_never_a_crash(
         gemini.to_gemini({"messages": messages, **extra}, "gemini-3-pro-preview")
     except RequestError:
         pass
+
+
+def test_the_signature_memory_keeps_the_newest_calls_only() -> None:
+    memory = gemini.Signatures(size=2)
+    for n in range(3):
+        memory.put(f"call_{n}", f"S{n}")
+    assert [memory.get(f"call_{n}") for n in range(3)] == [None, "S1", "S2"]
+    assert memory.get(["not", "an", "id"]) is None

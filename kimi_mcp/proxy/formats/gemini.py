@@ -10,9 +10,11 @@ Thought signatures (Gemini 3 refuses turn 2 of a tool loop without them) travel 
 own OpenAI-compatible endpoint carries them: `tool_calls[i].extra_content.google.thought_signature`
 on each call that had one (streamed on the tool-call delta), and a text part's signature as
 `extra_content.google.thought_signature` on the message (or delta). An assistant message sent
-back with them gets them back on its `functionCall` / last text part. A Gemini 3 turn whose first
-function call comes back without one (history written elsewhere) gets Google's documented
-`skip_thought_signature_validator` placeholder rather than a 400.
+back with them gets them back on its `functionCall` / last text part. Clients with no place for
+the field (Anthropic Messages, Responses, SDKs that drop unknown keys) still get them back:
+`Signatures` remembers each one by the tool-call id kimi-mcp gave the call. A Gemini 3 turn
+whose first function call has none either way (history written elsewhere, another process)
+gets Google's documented `skip_thought_signature_validator` placeholder rather than a 400.
 
 Finishes and blocks (`FINISH` / `FINISH_ERRORS`): `STOP` → `stop` (`tool_calls` when it called
 tools), `MAX_TOKENS` → `length`; the reasons where Gemini withheld the rest (`SAFETY`,
@@ -38,6 +40,7 @@ import json
 import re
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -72,7 +75,24 @@ _GEN = {"temperature": "temperature", "top_p": "topP", "top_k": "topK", "n": "ca
         "frequency_penalty": "frequencyPenalty"}
 
 
-def to_gemini(body: dict[str, Any], model: str = "") -> dict[str, Any]:
+class Signatures:
+    """Thought signatures by tool-call id, the oldest forgotten first (one process's memory)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._by_id: OrderedDict[str, str] = OrderedDict()
+
+    def put(self, call_id: str, signature: str) -> None:
+        self._by_id[call_id] = signature
+        if len(self._by_id) > self.size:
+            self._by_id.popitem(last=False)
+
+    def get(self, call_id: Any) -> str | None:
+        return self._by_id.get(call_id) if isinstance(call_id, str) else None
+
+
+def to_gemini(body: dict[str, Any], model: str = "",
+              signatures: Signatures | None = None) -> dict[str, Any]:
     """The `generateContent` body of a canonical chat request for Gemini model `model`;
     `RequestError` when a part cannot be sent (an image URL Gemini cannot read)."""
     system: list[dict[str, Any]] = []
@@ -85,7 +105,7 @@ def to_gemini(body: dict[str, Any], model: str = "") -> dict[str, Any]:
             system.append({"text": content_text(message.get("content"))})
             continue
         if role == "assistant":
-            parts = _assistant_parts(message, names, placeholder, f"messages[{i}]")
+            parts = _assistant_parts(message, names, placeholder, f"messages[{i}]", signatures)
             _append(contents, "model", parts)
         elif role in ("tool", "function"):
             call_id = message.get("tool_call_id")
@@ -148,7 +168,8 @@ def _extra(signature: str) -> dict[str, Any]:
 
 
 def _assistant_parts(message: dict[str, Any], names: dict[str, str],
-                     placeholder: bool, where: str) -> list[dict[str, Any]]:
+                     placeholder: bool, where: str,
+                     signatures: Signatures | None) -> list[dict[str, Any]]:
     parts: list[dict[str, Any]] = []
     text = content_text(message.get("content"))
     if text:
@@ -169,7 +190,7 @@ def _assistant_parts(message: dict[str, Any], names: dict[str, str],
             names[call["id"]] = name
         part: dict[str, Any] = {"functionCall": {"name": name,
                                                  "args": _loads_object(function.get("arguments"))}}
-        signature = signature_of(call)
+        signature = signature_of(call) or (signatures.get(call.get("id")) if signatures else None)
         if signature is None and n == 0 and placeholder and not any(signature_of(c) for c in calls):
             signature = SKIP_SIGNATURE  # only the first call of a turn must carry one
         if signature:
@@ -308,7 +329,8 @@ def candidates(data: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
     return out
 
 
-def _message_of(candidate: dict[str, Any]) -> tuple[str, list[dict[str, Any]], str | None]:
+def _message_of(candidate: dict[str, Any], signatures: Signatures | None,
+                ) -> tuple[str, list[dict[str, Any]], str | None]:
     """A candidate's text, its tool calls and the thought signature of its text parts."""
     texts, calls = [], []
     text_signature = None
@@ -325,6 +347,8 @@ def _message_of(candidate: dict[str, Any]) -> tuple[str, list[dict[str, Any]], s
                                                 "arguments": json.dumps(call.get("args") or {})}}
             if isinstance(signature, str) and signature:
                 out["extra_content"] = _extra(signature)
+                if signatures is not None:
+                    signatures.put(out["id"], signature)
             calls.append(out)
             continue
         if isinstance(part.get("text"), str):
@@ -351,8 +375,8 @@ def _finish(candidate: dict[str, Any], has_calls: bool) -> str | None:
     return "tool_calls" if has_calls and finish == "stop" else finish
 
 
-def from_gemini(data: dict[str, Any], model: str,
-                notes: dict[str, Any] | None = None) -> dict[str, Any]:
+def from_gemini(data: dict[str, Any], model: str, notes: dict[str, Any] | None = None,
+                signatures: Signatures | None = None) -> dict[str, Any]:
     """A whole `GenerateContentResponse` as a chat.completion; `UpstreamError` for an error
     object, a blocked prompt, an answer without candidates or a broken finish. `notes["usage"]`
     gets the usage first, so a failed call is still billed."""
@@ -362,7 +386,7 @@ def from_gemini(data: dict[str, Any], model: str,
     check(data)
     choices = []
     for index, candidate in candidates(data):
-        text, calls, signature = _message_of(candidate)
+        text, calls, signature = _message_of(candidate, signatures)
         message: dict[str, Any] = {"role": "assistant", "content": text or (None if calls else "")}
         if calls:
             message["tool_calls"] = calls
@@ -382,8 +406,9 @@ def from_gemini(data: dict[str, Any], model: str,
 class StreamTranslator:
     """Turns each streamed GenerateContentResponse into one OpenAI chunk."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, signatures: Signatures | None = None) -> None:
         self.model = model
+        self.signatures = signatures
         self.id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         self.created = int(time.time())
         self.usage: dict[str, Any] | None = None
@@ -399,7 +424,7 @@ class StreamTranslator:
         check(data)
         choices = []
         for idx, candidate in candidates(data):
-            text, calls, signature = _message_of(candidate)
+            text, calls, signature = _message_of(candidate, self.signatures)
             delta: dict[str, Any] = {}
             if idx not in self._started:
                 self._started.add(idx)
@@ -429,11 +454,12 @@ class StreamTranslator:
                 "model": self.model, "choices": choices}
 
 
-async def chunks(response: httpx.Response, model: str) -> AsyncIterator[dict[str, Any]]:
+async def chunks(response: httpx.Response, model: str,
+                 signatures: Signatures | None = None) -> AsyncIterator[dict[str, Any]]:
     """A `streamGenerateContent?alt=sse` stream as chat chunks; the usage comes last, alone.
     An error event, a blocked prompt or a broken finish raises `UpstreamError`; a stream that
     ends without a finish reason is left to the relay to call an error."""
-    translator = StreamTranslator(model)
+    translator = StreamTranslator(model, signatures)
     async for line in response.aiter_lines():
         if not line.startswith("data:"):
             continue
