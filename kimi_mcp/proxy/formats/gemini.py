@@ -36,6 +36,7 @@ Usage: `prompt_tokens` = `promptTokenCount` + `toolUsePromptTokenCount`, `comple
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
@@ -219,10 +220,25 @@ def _response_object(content: Any) -> dict[str, Any]:
 
 
 def _tools(tools: Any, functions: Any) -> list[dict[str, Any]]:
-    declarations = []
+    """`functionDeclarations` of the request's tools; an agent sends the same tools on every
+    turn, so they are converted once per distinct JSON text (the result is shared, read-only)."""
     listed = tools or functions or []
     if not isinstance(listed, list):
         raise RequestError("'tools' must be an array of tool objects")
+    try:
+        key = json.dumps(listed, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return _declare(listed)
+    return _declared(key)
+
+
+@functools.lru_cache(maxsize=256)
+def _declared(key: str) -> list[dict[str, Any]]:
+    return _declare(json.loads(key))
+
+
+def _declare(listed: list[Any]) -> list[dict[str, Any]]:
+    declarations = []
     for tool in listed:
         function = tool.get("function", tool) if isinstance(tool, dict) else None
         if not isinstance(function, dict) or "name" not in function:
