@@ -27,8 +27,6 @@ other gateways reported against it.
 
 from __future__ import annotations
 
-import functools
-import json
 import math
 from typing import Any
 
@@ -47,25 +45,9 @@ _MAX_DEPTH = 32
 
 def to_gemini_schema(schema: Any) -> dict[str, Any] | None:
     """Tool parameters for a `FunctionDeclaration`; None when there is nothing to send (no
-    schema, or an object without properties — Gemini rejects empty `properties`).
-
-    An agent sends the same tools on every turn, so conversions are cached by the schema's JSON
-    text; the result is shared: read it, never change it."""
+    schema, or an object without properties — Gemini rejects empty `properties`)."""
     if not isinstance(schema, dict):
         return None
-    try:
-        key = json.dumps(schema, separators=(",", ":"))
-    except (TypeError, ValueError):  # not JSON (a caller's own object): convert, do not cache
-        return _convert(schema)
-    return _cached(key)
-
-
-@functools.lru_cache(maxsize=1024)
-def _cached(key: str) -> dict[str, Any] | None:
-    return _convert(json.loads(key))
-
-
-def _convert(schema: dict[str, Any]) -> dict[str, Any] | None:
     out = _Converter(schema).convert(schema, (), 0)
     if out.get("type") == "object" and not out.get("properties"):
         return None
