@@ -303,7 +303,7 @@ def _png(width: int, height: int) -> str:
     return "data:image/png;base64," + base64.b64encode(raw).decode()
 
 
-async def test_data_urls_go_as_inline_data_and_https_image_urls_as_file_data(gemini) -> None:  # type: ignore[no-untyped-def]
+async def test_images_go_as_inline_or_file_data_and_count_by_googles_tiles(gemini) -> None:  # type: ignore[no-untyped-def]
     content = [{"type": "text", "text": "Compare"},
                {"type": "image_url", "image_url": {"url": _png(1920, 1080)}},
                {"type": "image_url", "image_url": {"url": _png(300, 200)}},
@@ -316,7 +316,11 @@ async def test_data_urls_go_as_inline_data_and_https_image_urls_as_file_data(gem
     assert parts[1]["inlineData"]["mimeType"] == "image/png"
     assert parts[3] == {"fileData": {"mimeType": "image/jpeg", "fileUri": "https://example.com/cat.JPG?size=l"}}
     assert parts[2]["inlineData"]["data"] == content[2]["image_url"]["url"].split(",", 1)[1]  # type: ignore[index]
-    assert row.status == "ok"
+    # the estimate counts Google's tiles, not base64 bytes: 1920x1080 is 3x2 tiles of 258,
+    # 300x200 one image of 258, the URL 258 (its size is unknown)
+    images = 6 * 258 + 258 + 258
+    assert row.status == "ok" and row.est_prompt_tokens is not None
+    assert images < row.est_prompt_tokens < images + 50
 
 
 async def test_an_image_url_gemini_cannot_type_is_refused_with_a_400_that_says_why(gemini) -> None:  # type: ignore[no-untyped-def]
