@@ -7,8 +7,9 @@ assistant message), in order, as one session. Every implementation runs in its o
 - `before`: the context stages of a baseline commit (`--baseline-ref`, default the commit
   before Context v2), checked out into a temporary git worktree;
 - `after`: the stages of this tree;
-- `headroom`: Headroom's proxy (`headroom-ai`, in its own virtualenv: `--headroom-venv`) with
-  its defaults, in front of a loopback fake provider that records what it forwards.
+- `headroom`: Headroom's proxy (`headroom-ai[proxy]`, in its own virtualenv: `--headroom-venv`)
+  with its defaults and rate limit off, in front of a loopback fake provider that records what
+  it forwards (`headroom_replay.py`).
 
 Printed per trace set and implementation: input tokens summed over all requests and saved;
 input cost saved when cached input costs 0.1x and 0.5x of uncached input (a request's prefix
@@ -81,15 +82,12 @@ def run_worker(impl: str, target: str, args: argparse.Namespace) -> dict[str, An
         env["PYTHONPATH"] = str(baseline_tree(args.baseline_ref))
     elif impl == "after":
         env["PYTHONPATH"] = str(ROOT)
-    else:
-        python = str(Path(args.headroom_venv) / "bin" / "python")
-        script = [str(HERE / "headroom_replay.py")]
+    else:  # this tree drives Headroom's proxy, which runs from its own virtualenv
+        script = [str(HERE / "headroom_replay.py"), "--headroom-venv", args.headroom_venv]
         env["PYTHONPATH"] = str(ROOT)
-        if not Path(python).exists():
-            return {"error": f"no virtualenv at {args.headroom_venv} (python -m venv it and pip install headroom-ai)"}
-        if not Path(script[0]).exists():
-            return {"error": "bench/headroom_replay.py (the driver of Headroom's proxy over the same traces) "
-                             "is not written yet"}
+        if not (Path(args.headroom_venv) / "bin" / "headroom").exists():
+            return {"error": f"no headroom in {args.headroom_venv} (python3 -m venv it, then "
+                             "pip install 'headroom-ai[proxy]')"}
     cmd = [python, *script, "--worker", target, "--limit", str(args.limit or 0)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     last = done.stdout.strip().splitlines()[-1:] if done.stdout.strip() else []
@@ -113,7 +111,8 @@ def row(name: str, r: dict[str, Any]) -> list[str]:
     out.append(f"invariant breaks {r['breaks']:,}")
     out.append(f"CPU p50 {r['cpu_p50']:.2f} / p99 {r['cpu_p99']:.2f} ms; wall p50 {r['wall_p50']:.2f} / "
                f"p99 {r['wall_p99']:.2f} ms")
-    out.append(f"RSS {r['rss_start_mb']:.0f} -> {r['rss_end_mb']:.0f} MB (growth {r['rss_end_mb'] - r['rss_start_mb']:+.0f} MB)")
+    out.append(f"RSS {r['rss_start_mb']:.0f} -> {r['rss_end_mb']:.0f} MB (growth {r['rss_end_mb'] - r['rss_start_mb']:+.0f} MB)"
+               + (f"; the tokenizer, loaded before at startup: {r['tokenizer_mb']:+.0f} MB" if "tokenizer_mb" in r else ""))
     if r.get("note"):
         out.append(r["note"])
     return out

@@ -8,6 +8,7 @@ Prints one JSON line of totals.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import tempfile
@@ -46,6 +47,12 @@ def rss_mb() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def digest(text: str) -> bytes:
+    """What the bench keeps of an original to check it later (not the text: its own memory
+    would count as the proxy's)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
 
 
 def common_prefix_tokens(a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]]) -> int:
@@ -94,7 +101,9 @@ async def replay(deps: Deps, conv: dict[str, Any], t: dict[str, Any], window: in
     prev_in: list[dict[str, Any]] = []
     prev_out: list[dict[str, Any]] = []
     for end in [i for i, m in enumerate(messages) if m["role"] == "assistant"]:
-        body = {"model": "bench", "messages": messages[:end]}
+        # parsed fresh from its JSON, as the proxy does: a cache holding a request's strings
+        # holds copies, as it would in the proxy
+        body = json.loads(json.dumps({"model": "bench", "messages": messages[:end]}))
         start, cpu = time.perf_counter(), time.thread_time()
         result = await apply_stages(deps, body, session_id=conv["id"], context_window=window)
         t["wall"].append((time.perf_counter() - start) * 1000)
@@ -111,18 +120,18 @@ async def replay(deps: Deps, conv: dict[str, Any], t: dict[str, Any], window: in
                 if old.get("role") in ("tool", "function") and old != new:
                     ids = ID.findall(text_of(new))
                     if ids:
-                        t["changed"].setdefault(ids[0], text_of(old))
+                        t["changed"].setdefault(ids[0], digest(text_of(old)))
                     else:
                         t["unnamed"] += 1
         prev_in, prev_out = body["messages"], out
 
 
-async def verify(deps: Deps, changed: dict[str, str]) -> int:
+async def verify(deps: Deps, changed: dict[str, bytes]) -> int:
     ids = list(changed)
     exact = 0
     for i in range(0, len(ids), 200):
         items = await deps.memory.get(ids[i : i + 200])
-        exact += sum(1 for item in items if changed.get(item.id) == item.content)
+        exact += sum(1 for item in items if changed.get(item.id) == digest(item.content))
     return exact
 
 
@@ -174,6 +183,8 @@ async def run(target: str, convs: list[dict[str, Any]], conv: list[dict[str, Any
                          "breaks": 0, "changed": {}, "unnamed": 0, "wall": [], "cpu": []}
     with tempfile.TemporaryDirectory() as tmp:
         deps = build_deps(Path(tmp))
+        before_tokenizer = rss_mb()
+        tokens.encoding()  # the proxy loads its tokenizer at startup
         rss_start = rss_mb()
         for one in convs:
             await replay(deps, one, t, 1_000_000)
@@ -196,7 +207,7 @@ async def run(target: str, convs: list[dict[str, Any]], conv: list[dict[str, Any
     changed = len(t.pop("changed")) + t["unnamed"]
     return {**t, "changed": changed, "recovered": recovered, "cpu_p50": _p(cpu, 0.5), "cpu_p99": _p(cpu, 0.99),
             "wall_p50": _p(wall, 0.5), "wall_p99": _p(wall, 0.99), "rss_start_mb": rss_start,
-            "rss_end_mb": rss_end, "note": note}
+            "rss_end_mb": rss_end, "tokenizer_mb": rss_start - before_tokenizer, "note": note}
 
 
 def _p(values: list[float], q: float) -> float:

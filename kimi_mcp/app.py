@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from kimi_mcp import __version__, logwatch, metrics
+from kimi_mcp import __version__, logwatch, metrics, tokens
 from kimi_mcp.auth import BearerAuth
 from kimi_mcp.config import Settings
 from kimi_mcp.context import ContextStages
@@ -77,8 +77,13 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return error_response(describe(exc))
 
 
-async def _warm_memory(deps: Deps) -> None:
-    """Load the embedding model now, not during the first memory call."""
+async def _warm_up(deps: Deps) -> None:
+    """Load the tokenizer (~30 MB) and the embedding model now, not during the first proxied
+    request or memory call."""
+    try:
+        await anyio.to_thread.run_sync(tokens.encoding, abandon_on_cancel=True)
+    except Exception:  # counting reports the failure on the first request
+        log.exception("the tokenizer could not be loaded")
     try:
         await anyio.to_thread.run_sync(lambda: deps.memory, abandon_on_cancel=True)
     except Exception:  # the memory tools report the failure when they are called
@@ -124,7 +129,7 @@ def create_app(settings: Settings, deps: Deps | None = None, *,
         try:
             async with AsyncExitStack() as stack:
                 tasks = await stack.enter_async_context(anyio.create_task_group())
-                tasks.start_soon(_warm_memory, deps)
+                tasks.start_soon(_warm_up, deps)
                 await stack.enter_async_context(mcp_app.lifespan(app))
                 await stack.enter_async_context(proxy_routes.lifespan(proxy))
                 if watcher is not None:

@@ -46,14 +46,17 @@ def encoding() -> Any:
     return _encoding
 
 
-SMALL = 2048  # characters; shorter texts are cached by value, longer ones by digest
+# characters; shorter texts are cached by value (at most SMALL_ENTRIES * SMALL characters), longer
+# ones by a 16-byte digest (about 150 bytes an entry): both caches are bounded in bytes, ~4 MB
+SMALL = 256
+SMALL_ENTRIES = 8192
 _large: OrderedDict[bytes, int] = OrderedDict()
-_LARGE_ENTRIES = 4096
+_LARGE_ENTRIES = 16384
 
 
 def count_text(text: str) -> int:
     """Tokens in `text`. Repeated texts are answered from a cache bounded in memory: short ones
-    by value, long ones (tool outputs an agent resends every call) by a 128-bit digest."""
+    by value, longer ones (tool outputs an agent resends every call) by a 128-bit digest."""
     if not text:
         return 0
     if len(text) < SMALL:
@@ -72,7 +75,7 @@ def count_text(text: str) -> int:
     return count
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=SMALL_ENTRIES)
 def _count_small(text: str) -> int:
     return len(encoding().encode_ordinary(text))
 
