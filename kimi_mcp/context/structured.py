@@ -34,7 +34,8 @@ def _clip(line: str) -> str:
 
 
 def search_pass(lines: Sequence[str]) -> list[str]:
-    """`path:12:text` lines of one file in a row (2 or more) become `path` and `  12: text`."""
+    """`path:12:text` lines of one file in a row (2 or more, none naming an error) become `path`
+    and `  12: text`."""
     out: list[str] = []
     i = 0
     while i < len(lines):
@@ -49,8 +50,8 @@ def search_pass(lines: Sequence[str]) -> list[str]:
         while j < len(lines) and (m := GREP.match(lines[j])) is not None and m["path"] == path:
             group.append(m)
             j += 1
-        if len(group) == 1:
-            out.append(_clip(lines[i]))
+        if len(group) == 1 or any(is_error_line(m["text"]) for m in group):
+            out += [_clip(line) for line in lines[i:j]]  # an error line is never rewritten
         else:
             out.append(f"{path}:")
             out += [_clip(f"  {m['line']}{':' if m['sep'] == ':' else '-'} {m['text']}") for m in group]
