@@ -109,7 +109,7 @@ class ContextSettings(Section):
     compression: bool = True
     mask_threshold_tokens: int = Field(default=100, ge=1)
     keep_last_turns: int = Field(default=5, ge=0)
-    keep_read_turns: int = Field(default=3, ge=0)
+    keep_read_turns: int = Field(default=2, ge=0)
     keep_output_turns: int = Field(default=1, ge=0)
     cached_price_ratio: float | None = Field(default=None, ge=0, le=1)
     mask_step_turns: int = Field(default=1, ge=1)
