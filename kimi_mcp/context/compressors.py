@@ -187,7 +187,7 @@ def compress(kind: str, text: str) -> str:
     lines = clean_lines(text)
     for step in passes:
         lines = step(lines)
-    return "\n".join(lines)
+    return "\n".join(collapse_repeats(lines))  # lines a pass made identical (clipped ones)
 
 
 __all__ = ["PASSES", "clean_lines", "compress", "elide", "similar_runs"]

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 
 from kimi_mcp import tokens
-from kimi_mcp.context.compressors import PASSES, clean_lines
+from kimi_mcp.context.compressors import PASSES, clean_lines, collapse_repeats
 from kimi_mcp.context.kinds import WORKING_KINDS
 from kimi_mcp.context.repeats import RepeatIndex
 
@@ -59,7 +59,7 @@ def body(kind: str, text: str, index: RepeatIndex | None) -> tuple[str, set[str]
     lines = clean_lines("\n".join(lines))
     for step in passes:
         lines = step(lines)
-    return "\n".join(lines), named
+    return "\n".join(collapse_repeats(lines)), named  # lines a pass made identical (clipped ones)
 
 
 def first_sight(kind: str, text: str, mid: str, size: int, index: RepeatIndex | None) -> Form | None:

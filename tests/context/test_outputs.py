@@ -86,11 +86,12 @@ async def test_a_search_output_is_compressed_at_first_sight_and_masked_a_turn_la
 
 
 async def test_a_file_read_stays_byte_exact_while_recent(ctx_deps: Deps) -> None:
-    for turns in range(1, 4):
+    keep = ctx_deps.settings.context.keep_read_turns
+    for turns in range(1, keep + 1):
         conv = conversation(["read"] + ["search"] * (turns - 1))
         out = (await run(ctx_deps, conv)).body["messages"]
         assert out[3] == conv[3]
-    conv = conversation(["read", "search", "search", "search"])
+    conv = conversation(["read"] + ["search"] * keep)
     out = (await run(ctx_deps, conv)).body["messages"]
     assert placeholder_id(out[3]["content"]) == masked_id(conv[3]["content"])
 
