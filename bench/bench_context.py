@@ -18,7 +18,7 @@ the cacheable share before/after; tool outputs changed and how many read back by
 the id they name; requests that broke an invariant (system or first user message changed, a
 non-tool message of the last 5 turns changed, tool calls and results unpaired, a message key
 dropped); CPU (the request's thread) and wall time per request, p50/p99; RSS growth over the
-replay. Then the same on one 100K-token conversation resent 200 times.
+replay, from after startup (the proxy loads its tokenizer then: its size is printed apart). Then the same on one 100K-token conversation resent 200 times.
 
     python bench/bench_context.py [--traces DIR ...] [--limit N] [--impl before,after,headroom]
 """
