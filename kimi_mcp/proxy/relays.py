@@ -30,7 +30,7 @@ from kimi_mcp.proxy.formats.anthropic_stream import MessagesDecoder
 from kimi_mcp.proxy.formats.canonical import chunk_usage
 from kimi_mcp.proxy.formats.inbound import Encoder
 from kimi_mcp.proxy.streaming import _close
-from kimi_mcp.upstream import to_upstream_error
+from kimi_mcp.upstream import scrub_bytes, scrub_error, to_upstream_error
 
 log = logging.getLogger(__name__)
 Finish = Callable[[CallRecord], None]
@@ -92,8 +92,8 @@ async def relay_translated(response: httpx.Response, provider: Provider, rec: Ca
                     yield out
         except httpx.HTTPError as exc:
             last = _fail(rec, encoder, to_upstream_error(provider, exc=exc))
-        except UpstreamError as exc:
-            last = _fail(rec, encoder, exc)
+        except UpstreamError as exc:  # an in-band error event: the provider's own words
+            last = _fail(rec, encoder, scrub_error(provider, exc))
         else:
             if not encoder.finished:
                 last = _fail(rec, encoder,
@@ -120,7 +120,6 @@ async def relay_anthropic(response: httpx.Response, provider: Provider, rec: Cal
                           error: Callable[[ErrorInfo], bytes], finish: Finish) -> AsyncIterator[bytes]:
     events: list[bytes] = []
     rec.events = events
-    key = (provider.api_key or "").encode()
     buf = b""
     stopped = False
     try:
@@ -131,8 +130,7 @@ async def relay_anthropic(response: httpx.Response, provider: Provider, rec: Cal
                 if cut < 0:
                     continue
                 block, buf = buf[: cut + 2], buf[cut + 2:]
-                if key and key in block:
-                    block = block.replace(key, b"***")
+                block = scrub_bytes(provider, block)
                 events.append(block)
                 stopped = stopped or b"message_stop" in block
                 if rec.first_at is None and b"content_block_delta" in block:
@@ -150,8 +148,8 @@ async def relay_anthropic(response: httpx.Response, provider: Provider, rec: Cal
             return
         tail = b""
         if buf.strip():
-            events.append(buf)
-            tail = buf
+            tail = scrub_bytes(provider, buf)
+            events.append(tail)
         if b'"type":"error"' in b"".join(events[-2:]).replace(b" ", b""):
             rec.status, rec.error = "error", f"{provider.name} sent an error event mid-stream"
         elif not stopped:

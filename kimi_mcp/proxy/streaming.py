@@ -31,7 +31,7 @@ from kimi_mcp.catalog import Provider
 from kimi_mcp.proxy import profiles
 from kimi_mcp.proxy.accounting import CallRecord
 from kimi_mcp.proxy.profiles import Profile
-from kimi_mcp.upstream import to_upstream_error
+from kimi_mcp.upstream import scrub_bytes, to_upstream_error
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,6 @@ async def relay_openai(response: httpx.Response, provider: Provider, rec: CallRe
     profile = profile or profiles.of(provider)
     events: list[bytes] = []
     rec.events = events
-    key = (provider.api_key or "").encode()
     buf = b""
     sep = b"\n\n"
     done = finished = False
@@ -66,14 +65,13 @@ async def relay_openai(response: httpx.Response, provider: Provider, rec: CallRe
                     else:
                         continue
                 block, buf = buf[: cut + len(sep)], buf[cut + len(sep):]
+                block = scrub_bytes(provider, block)  # a provider that echoes the key in an error
                 if strip_usage and b'"usage"' in block:
                     block = _strip_usage(block, sep, rec, profile)
                 if b'"error"' in block:  # an in-band error (OpenRouter) is an error row
                     _note_error(block, sep, rec, provider, profile)
                 if profile.finish_reasons:
                     block = profile.rewrite_finish(block)
-                if key and key in block:  # a provider that echoes the key in an error event
-                    block = block.replace(key, b"***")
                 events.append(block)
                 done = done or b"[DONE]" in block
                 finished = finished or b'"finish_reason":"' in block or b'"finish_reason": "' in block
@@ -94,8 +92,7 @@ async def relay_openai(response: httpx.Response, provider: Provider, rec: CallRe
             return
         tail = b""
         if buf.strip():
-            if key and key in buf:
-                buf = buf.replace(key, b"***")
+            buf = scrub_bytes(provider, buf)
             events.append(buf)
             tail = buf
         if not done and not finished:

@@ -9,6 +9,7 @@ message is scrubbed of the provider's key (and of anything that looks like a bea
 from __future__ import annotations
 
 import email.utils
+import functools
 import json
 import re
 import time
@@ -29,6 +30,41 @@ def scrub(provider: Provider, text: str) -> str:
     if key:
         text = text.replace(key, "***")
     return _TOKEN.sub(lambda m: (m.group(1) or "") + "***", text)
+
+
+def scrub_error(provider: Provider, error: UpstreamError) -> UpstreamError:
+    """`error` with its message scrubbed (`scrub`); status, code and retry hints kept."""
+    text = str(error)
+    clean = scrub(provider, text)
+    if clean == text:
+        return error
+    return UpstreamError(clean, status=error.status, code=error.code,
+                         retry_after=error.retry_after, retryable=error.retryable)
+
+
+@functools.lru_cache(maxsize=64)
+def _key_forms(key: str) -> re.Pattern[bytes]:
+    """The key as it may appear in raw JSON bytes: every character as itself or escaped
+    (`\\uXXXX` in either case, `\\/` for a slash), in any mix (RFC 8259 §7)."""
+    parts = []
+    for char in key:
+        forms = [re.escape(char.encode())]
+        code = f"{ord(char):04x}"
+        forms.append(b"\\\\u" + b"".join(b"[%s%s]" % (c.lower().encode(), c.upper().encode())
+                                           for c in code))
+        if char == "/":
+            forms.append(rb"\\/")
+        parts.append(b"(?:" + b"|".join(forms) + b")")
+    return re.compile(b"".join(parts))
+
+
+def scrub_bytes(provider: Provider, data: bytes) -> bytes:
+    """Raw bytes of an answer (a streamed event) without the provider's key, however the
+    provider escaped it; everything else is left byte for byte."""
+    key = provider.api_key
+    if not key or (key.encode() not in data and b"\\" not in data):
+        return data
+    return _key_forms(key).sub(b"***", data)
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -1,0 +1,112 @@
+"""A provider key never reaches the client, the ledger or the log through a streamed error,
+whatever shape the provider echoes it in: an in-band error event of a translated stream, a
+last event without its closing blank line, or the key JSON-escaped (`\\/`, `\\uXXXX`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from sqlmodel import select
+
+from kimi_mcp.app import create_app
+from kimi_mcp.deps import Deps
+from kimi_mcp.ledger.models import Request
+
+pytestmark = pytest.mark.anyio
+KEY = "sk-echo/secret+0123456789abcdef"  # a "/" is escaped by some JSON encoders
+ESCAPED = KEY.replace("/", "\\/")
+UNICODE = "".join(f"\\u{ord(c):04x}" for c in KEY)
+
+
+def _provider(fmt: str) -> dict[str, Any]:
+    return {"echo": {"base_url": "http://echo.test/v1", "api_key": KEY, "format": fmt,
+                     "max_retries": 0, "models": {"m": {"context_window": 100_000}}}}
+
+
+def _sse(event: str | None, data: str) -> bytes:
+    return (f"event: {event}\n" if event else "").encode() + f"data: {data}\n\n".encode()
+
+
+OA_CHUNK = json.dumps({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                       "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}]})
+AN_START = json.dumps({"type": "message_start", "message": {
+    "id": "msg", "type": "message", "role": "assistant", "model": "m", "content": [],
+    "stop_reason": None, "usage": {"input_tokens": 1, "output_tokens": 0}}})
+
+
+def _oa_error(echo: str) -> str:
+    return '{"error": {"message": "invalid key ' + echo + '", "type": "auth"}}'
+
+
+def _an_error(echo: str) -> str:
+    return '{"type": "error", "error": {"type": "authentication_error", "message": "key ' + echo + '"}}'
+
+
+# (client route, provider format, the provider's stream)
+CASES: dict[str, tuple[str, str, bytes]] = {
+    "openai in-band error, Messages client (translated)":
+        ("/v1/messages", "openai", _sse(None, OA_CHUNK) + _sse(None, _oa_error(KEY))),
+    "openai in-band error, Responses client (translated)":
+        ("/v1/responses", "openai", _sse(None, OA_CHUNK) + _sse(None, _oa_error(KEY))),
+    "openai error with the key JSON-escaped (raw relay)":
+        ("/v1/chat/completions", "openai", _sse(None, OA_CHUNK) + _sse(None, _oa_error(ESCAPED))),
+    "openai error with the key as unicode escapes (raw relay)":
+        ("/v1/chat/completions", "openai", _sse(None, OA_CHUNK) + _sse(None, _oa_error(UNICODE))),
+    "openai error as the last event without a blank line (raw relay)":
+        ("/v1/chat/completions", "openai",
+         _sse(None, OA_CHUNK) + f"data: {_oa_error(ESCAPED)}".encode()),
+    "anthropic error event as the last event without a blank line (passthrough)":
+        ("/v1/messages", "anthropic", _sse("message_start", AN_START)
+         + f"event: error\ndata: {_an_error(KEY)}".encode()),
+    "anthropic error event with the key JSON-escaped (passthrough)":
+        ("/v1/messages", "anthropic", _sse("message_start", AN_START)
+         + _sse("error", _an_error(ESCAPED))),
+    "anthropic error event, Chat client (translated)":
+        ("/v1/chat/completions", "anthropic", _sse("message_start", AN_START)
+         + _sse("error", _an_error(KEY))),
+}
+
+
+def _body(route: str) -> dict[str, Any]:
+    messages = [{"role": "user", "content": "hi"}]
+    if route == "/v1/messages":
+        return {"model": "echo/m", "max_tokens": 10, "messages": messages, "stream": True}
+    if route == "/v1/responses":
+        return {"model": "echo/m", "input": "hi", "stream": True}
+    return {"model": "echo/m", "messages": messages, "stream": True}
+
+
+def _leaks(text: str) -> bool:
+    return any(form in text for form in (KEY, ESCAPED, UNICODE, KEY.replace("/", "\\\\/")))
+
+
+@pytest.mark.parametrize("case", list(CASES))
+async def test_a_key_echoed_in_a_streamed_error_never_reaches_the_client_the_ledger_or_the_log(
+        make_deps: Callable[..., Deps], serve_app: Any, caplog: pytest.LogCaptureFixture,
+        case: str) -> None:
+    route, fmt, stream = CASES[case]
+    deps = make_deps(providers=_provider(fmt))
+
+    def upstream(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=stream)
+
+    app = create_app(deps.settings, deps, upstream_transport=httpx.MockTransport(upstream))
+    caplog.set_level(logging.DEBUG)
+    async with serve_app(app) as client:
+        reply = await client.post(route, json=_body(route))
+        text = reply.text
+        assert await anyio.to_thread.run_sync(app.state.proxy.accountant.wait_for, 1, 10)
+        await deps.ledger.aflush()
+    with deps.ledger.read() as db:
+        rows = db.exec(select(Request)).all()
+    assert rows, "the call left no ledger row"
+    stored = " ".join(json.dumps(r.model_dump(), default=str) for r in rows)
+    assert not _leaks(text), text
+    assert not _leaks(stored), stored
+    assert not _leaks(caplog.text), caplog.text
