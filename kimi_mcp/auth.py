@@ -1,10 +1,15 @@
-"""Bearer-token guard for every route but /health and the page's static assets."""
+"""Bearer-token guard for every route but /health and the page's static assets.
+
+A token offered in the query (`/ws?token=`, the only place a browser can put it for a
+WebSocket) is taken out of the request before anything else sees it: uvicorn logs every
+WebSocket handshake with its query string (whatever `access_log` says), and no route needs it.
+"""
 
 from __future__ import annotations
 
 import hmac
 import json
-from urllib.parse import parse_qs
+from urllib.parse import parse_qsl, urlencode
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -20,6 +25,8 @@ class BearerAuth:
         self.tokens = [t.encode() for t in tokens]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and b"token=" in scope.get("query_string", b""):
+            scope["query_token"] = _take_query_token(scope)
         if scope["type"] not in ("http", "websocket") or not self.tokens or self._open(scope):
             await self.app(scope, receive, send)
             return
@@ -51,6 +58,15 @@ class BearerAuth:
             if key == b"authorization" and value[:7].lower() == b"bearer ":
                 offered = value[7:].strip()
         if not offered and scope["type"] == "websocket":  # browsers cannot set WS headers
-            query = parse_qs(scope.get("query_string", b"").decode())
-            offered = (query.get("token") or [""])[0].encode()
+            offered = scope.get("query_token", b"")
         return bool(offered) and any(hmac.compare_digest(offered, t) for t in self.tokens)
+
+
+def _take_query_token(scope: Scope) -> bytes:
+    """The first `token` of the query string, removed from the scope in place (the server's
+    own handshake log line reads the same scope)."""
+    pairs = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+    token = next((value for key, value in pairs if key == "token"), "")
+    kept = [(key, value) for key, value in pairs if key != "token"]
+    scope["query_string"] = urlencode(kept).encode("latin-1")
+    return token.encode()
