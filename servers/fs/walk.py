@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import pathspec
@@ -121,23 +121,31 @@ def bounded_glob_regex(pattern: str) -> tuple[str, bool]:
 
 
 class _TimedPattern:
-    """A pattern run by the `regex` module under a per-match time limit."""
+    """A pattern run by the `regex` module under a per-match time limit (`regex` releases
+    the GIL while it matches; `re` holds it, so one slow `re` match stops every thread)."""
 
-    def __init__(self, source: str, shown: str) -> None:
+    def __init__(self, source: str, shown: str, *, why: str = "") -> None:
         import regex
 
         self._pattern = regex.compile(source, regex.DOTALL)
+        self.pattern = source  # what pathspec's re2/hyperscan backends read
         self._shown = shown
+        self._why = why or (
+            f"The glob {shown!r} is too costly to match (many wildcards and braces "
+            "against long names); simplify it"
+        )
 
     def match(self, text: str) -> object | None:
+        return self._timed(self._pattern.match, text)
+
+    def search(self, text: str) -> object | None:
+        return self._timed(self._pattern.search, text)
+
+    def _timed(self, method: Callable[..., object | None], text: str) -> object | None:
         try:
-            found: object | None = self._pattern.match(text, timeout=GLOB_MATCH_SECONDS)
+            return method(text, timeout=GLOB_MATCH_SECONDS)
         except TimeoutError:
-            raise WorkspaceError(
-                f"The glob {self._shown!r} is too costly to match (many wildcards and braces "
-                "against long names); simplify it"
-            ) from None
-        return found
+            raise WorkspaceError(self._why) from None
 
 
 Matcher = re.Pattern[str] | _TimedPattern
@@ -225,7 +233,10 @@ class GitIgnore:
         with handle:
             data = handle.read(_GITIGNORE_BYTES)
         lines = data.decode("utf-8", errors="replace").splitlines()
-        self._specs.append((base, shift, pathspec.GitIgnoreSpec.from_lines(lines)))
+        spec = pathspec.GitIgnoreSpec.from_lines(lines)
+        for rule in spec.patterns:
+            _bound_gitignore_rule(rule, f"{base}.gitignore")
+        self._specs.append((base, shift, spec))
 
     def child(self) -> GitIgnore:
         copy = GitIgnore()
@@ -243,6 +254,21 @@ class GitIgnore:
 
     def __bool__(self) -> bool:
         return bool(self._specs)
+
+
+def _bound_gitignore_rule(rule: pathspec.Pattern, where: str) -> None:
+    """A rule with more than two `*` (the only token that backtracks) matches under the glob
+    time limit; the others keep pathspec's own compiled `re`. The file comes with the
+    repository, not from the caller, so a costly rule is named with its file."""
+    source = getattr(rule, "pattern", None)
+    compiled = getattr(rule, "regex", None)
+    if not isinstance(source, str) or compiled is None or source.count("*") <= 2:
+        return
+    rule.regex = _TimedPattern(  # type: ignore[attr-defined]
+        compiled.pattern, source,
+        why=f"The rule {source!r} of {where} is too costly to match against long names "
+        "(many wildcards); simplify it, or pass respect_gitignore=false where the tool has it",
+    )
 
 
 @dataclass
