@@ -171,7 +171,9 @@ def _zip_members(archive: zipfile.ZipFile) -> Iterator[tuple[Member, str | None]
 
 
 def _tar_members(tar: tarfile.TarFile) -> Iterator[tuple[Member, str | None]]:
-    for info in tar.getmembers():
+    # lazily, header by header: `getmembers()` would decompress and list every header before
+    # the entry limit is checked (a small tar.gz can hold millions of empty headers)
+    for info in tar:
         problem = None
         if info.issym() or info.islnk():
             problem = f"a link entry (-> {info.linkname})"
