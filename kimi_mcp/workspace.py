@@ -21,6 +21,8 @@ The rules, in order:
    opened must be the one that was checked (same device and inode).
 6. Writes go to a temp file in the verified parent and are renamed over the target (atomic;
    a link planted at the target is replaced, never written through); new files use `O_EXCL`.
+   The only writes made in place (appends, lock files) refuse a file with more than one name
+   (hard links), whose other name may be outside.
 7. Copies never follow links in the source or the destination: bytes are streamed between
    descriptors; a copied link is re-pointed (relative) at the same target when that target
    is inside the workspace, and refused when it would leave it.
@@ -524,7 +526,7 @@ class Workspace:
             except OSError as exc:
                 raise os_error(exc, self.display(loc.path)) from None
             with os.fdopen(fd, "ab") as handle:
-                _require_regular(os.fstat(fd), self.display(loc.path))
+                _require_single_name(os.fstat(fd), self.display(loc.path), "append to")
                 handle.write(data)
 
     @contextmanager
@@ -540,7 +542,7 @@ class Workspace:
                 raise os_error(exc, self.display(loc.path)) from None
         handle = os.fdopen(fd, "r+b")
         try:
-            _require_regular(os.fstat(fd), self.display(loc.path))
+            _require_single_name(os.fstat(fd), self.display(loc.path), "update")
             yield handle
         finally:
             handle.close()
@@ -712,6 +714,19 @@ def _require_regular(st: os.stat_result, shown: str) -> None:
         f"Refused: {shown} is {kind_of(st.st_mode)}, not a regular file; only regular files "
         "are opened (reading a pipe or device could block the server)"
     )
+
+
+def _require_single_name(st: os.stat_result, shown: str, doing: str) -> None:
+    """Rule 6 for the only writes made in place (appends, lock files): a regular file with
+    one name. A hard link's other name may lie outside the workspace; every other write
+    replaces the name through a rename, which leaves the other names' bytes alone."""
+    _require_regular(st, shown)
+    if st.st_nlink > 1:
+        raise WorkspaceError(
+            f"Refused: {shown} has {st.st_nlink} names (hard links), and another may be outside "
+            f"the workspace; kimi-mcp does not {doing} it in place. Write the whole file instead "
+            "(it replaces this name only), or remove the other links"
+        )
 
 
 def _mkdir_at(dir_fd: int, name: str) -> None:
