@@ -9,9 +9,12 @@ before any route runs, for HTTP and WebSocket alike:
    answered `421 Misdirected Request`: a rebound name (`evil.example` resolving to 127.0.0.1)
    never reaches a route.
 2. **Cross-site requests** — a browser request whose `Origin` is not the server's own origin
-   (`http://<Host>`, or `Origin: null`) is answered `403` on every state-changing method, on
-   `/mcp` (any method) and on the `/ws` handshake. Reads (`GET`, `HEAD`) from other origins pass:
-   no CORS header is ever sent, so the browser keeps the answer from the page.
+   (`http://<Host>`, or `Origin: null`), or that has no `Origin` but a `Sec-Fetch-Site` of
+   `cross-site` or `same-site`, is answered `403` on every state-changing method, on
+   `/mcp` (any method) and on the `/ws` handshake. Reads (`GET`, `HEAD`) from other origins
+   pass: no CORS header is ever sent, so the browser keeps the answer from the page. Every copy
+   of a repeated `Host` or `Origin` header is judged, so a proxy in front that reads another
+   copy cannot be misled.
 
 Clients that are not browsers (SDKs, agents, curl) send no `Origin` and are unaffected. The
 dashboard page is served from the server's own origin, so its calls pass.
@@ -25,6 +28,10 @@ import json
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Fetch Metadata (`Sec-Fetch-Site`): a browser says where a request comes from even when it
+# sends no Origin (older browsers' form posts); only "same-origin" and "none" (typed by the user)
+# are the dashboard's own
+CROSS_SITE = frozenset({"cross-site", "same-site"})
 ALWAYS_CHECKED = ("/mcp",)
 
 
@@ -67,15 +74,19 @@ class LocalOriginGuard:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        headers = {k.lower(): v for k, v in scope.get("headers", ())}
-        host = headers.get(b"host", b"").decode("latin-1")
-        problem = self._host_problem(scope, host)
-        if problem:
-            await _refuse(scope, receive, send, 421, "misdirected_request", problem)
+        # every copy of a header is judged (a server or proxy in front may read another one)
+        hosts = _values(scope, b"host") or [""]
+        problem = next(filter(None, (self._host_problem(scope, h) for h in hosts)), None)
+        if problem or len(set(hosts)) > 1:
+            await _refuse(scope, receive, send, 421, "misdirected_request",
+                          problem or "several different Host headers; send one")
             return
-        origin = headers.get(b"origin")
-        if origin is not None and self._checked(scope) and not _same_origin(
-                origin.decode("latin-1"), host, scope):
+        host = hosts[0]
+        origins = _values(scope, b"origin")
+        site = _values(scope, b"sec-fetch-site")
+        if self._checked(scope) and (
+                any(not _same_origin(origin, host, scope) for origin in origins)
+                or (not origins and any(s.strip().lower() in CROSS_SITE for s in site))):
             await _refuse(scope, receive, send, 403, "forbidden_origin",
                           "cross-site requests are refused: a web page may not drive this server "
                           "(only its own dashboard, and clients that send no Origin)")
@@ -102,6 +113,11 @@ class LocalOriginGuard:
         if path.startswith(ALWAYS_CHECKED):
             return True
         return str(scope.get("method", "GET")).upper() not in SAFE_METHODS
+
+
+def _values(scope: Scope, name: bytes) -> list[str]:
+    """Every value of the header `name` (lower case), in order."""
+    return [v.decode("latin-1") for k, v in scope.get("headers", ()) if k.lower() == name]
 
 
 def _same_origin(origin: str, host: str, scope: Scope) -> bool:

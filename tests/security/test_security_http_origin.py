@@ -153,3 +153,45 @@ async def test_off_loopback_the_host_is_free_but_origins_are_still_checked(
         refused = await client.post("/api/sessions", json={"name": "x"},
                                     headers={**auth, "origin": "http://evil.example"})
     assert refused.status_code == 403
+
+
+# a browser that sends no Origin still says where it comes from; a proxy in front may read the
+# other copy of a repeated header (uvicorn's h11 refuses a second Host itself, httptools does not)
+SLIPS: list[tuple[list[tuple[str, str]], int]] = [
+    ([("sec-fetch-site", "cross-site")], 403),
+    ([("sec-fetch-site", "same-site")], 403),
+    ([("origin", "http://evil.example"), ("origin", OWN)], 403),
+    ([("origin", OWN), ("origin", "null")], 403),
+    ([("host", "127.0.0.1:8765"), ("host", "evil.example")], 421),
+    ([("host", "evil.example"), ("host", "127.0.0.1:8765")], 421),
+]
+
+
+@pytest.mark.parametrize(("headers", "status"), SLIPS, ids=[str(h) for h, _ in SLIPS])
+@pytest.mark.parametrize(("method", "path", "kwargs"), STATE_CHANGING,
+                         ids=[f"{m} {p}" for m, p, _ in STATE_CHANGING])
+async def test_fetch_metadata_and_repeated_headers_cannot_slip_a_cross_site_request_through(
+        app_and_upstream: Any, serve_app: Any, headers: list[tuple[str, str]], status: int,
+        method: str, path: str, kwargs: dict[str, Any]) -> None:
+    app, deps, seen = app_and_upstream
+    names = {name for name, _ in headers}
+    async with serve_app(app) as client:
+        base = [(k, v) for k, v in kwargs.get("headers", {}).items() if k not in names]
+        if "host" not in names:
+            base.append(("host", "127.0.0.1:8765"))
+        request = client.build_request(method, path, **{**kwargs, "headers": base + headers})
+        reply = await client.send(request)
+    assert reply.status_code == status, reply.text
+    assert seen == []
+    _nothing_recorded(deps)
+
+
+async def test_the_dashboard_fetch_metadata_passes(app_and_upstream: Any, serve_app: Any) -> None:
+    app, _, seen = app_and_upstream
+    async with serve_app(app) as client:
+        own = {"origin": OWN, "sec-fetch-site": "same-origin"}
+        chat = await client.post("/v1/chat/completions", json=CHAT, headers=own)
+        typed = await client.post("/api/sessions", json={"name": "mine"},
+                                  headers={"sec-fetch-site": "none"})
+    assert chat.status_code == 200 and typed.status_code == 201
+    assert len(seen) == 1
