@@ -3,29 +3,35 @@
 Prints figures (not a test). Both servers run as subprocesses on the same workspace and are
 driven by the same raw newline-delimited JSON-RPC client, so the comparison is fair:
 
-    python bench/bench_fs.py [--files 5000] [--reads 200] [--repeats 20] [--baseline-src DIR]
+    python bench/bench_fs.py [--files 5000] [--reads 200] [--repeats 20] [--rounds 3]
+                             [--baseline-src DIR]
 
-Measured: time from spawn to the `initialize` answer, `tools/list`, p50/p99 of read_file on a
-100 KB file, get_file_info on a file three directories down, search_files over the tree,
-directory_tree of the whole tree. The reference is installed with npm into
-~/.cache/kimi-mcp-bench/ if missing and run with node.
+Rows: the reference, `kimi-mcp stdio` as agents launch it (all five families, 43 tools, the
+ledger recording every call) and the fs family alone on a bare FastMCP. Measured in rounds of
+fresh processes, interleaved call by call so the load of a shared machine hits every row
+alike: time from spawn to the `initialize` answer, from spawn to the first tool call answered
+(`ready`: everything loaded), `tools/list`, p50/p99 of a trivial call (list_allowed_directories),
+read_file on a 100 KB file, get_file_info on a file three directories down, search_files over
+the tree, directory_tree of the whole tree. The load average is printed with the figures. The
+reference is installed with npm into ~/.cache/kimi-mcp-bench/ if missing and run with node.
 
-`--baseline-src DIR` adds a row for the fs family of another source tree (e.g. an export of
-an older commit, with `kimi_mcp/servers` linked to its `servers/`), run in the same session:
-the before/after of a change, such as the time the use-time containment adds per call.
+`--baseline-src DIR` adds rows for another source tree (e.g. an export of an older commit, with
+`kimi_mcp/servers` linked to its `servers/`), run in the same session: the fs family alone and
+the whole `kimi-mcp stdio`, the before/after of a change.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +41,9 @@ from _stdio import StdioClient
 CACHE = Path.home() / ".cache" / "kimi-mcp-bench"
 REFERENCE = "@modelcontextprotocol/server-filesystem"
 ENTRY = CACHE / "node_modules" / "@modelcontextprotocol" / "server-filesystem" / "dist" / "index.js"
+# the command agents launch: the console script beside this interpreter (as installed)
+_SCRIPT = Path(sys.executable).with_name("kimi-mcp")
+KIMI_MCP = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "kimi_mcp"]
 
 # The fs family alone, mounted the way kimi_mcp/server.py mounts it (no ledger, no other family).
 FAMILY_ONLY = """
@@ -82,51 +91,62 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def timed(n: int, fn: Callable[[], dict[str, Any]]) -> tuple[list[float], dict[str, Any]]:
-    times: list[float] = []
-    reply: dict[str, Any] = {}
-    for _ in range(n):
-        start = time.perf_counter()
-        reply = fn()
-        times.append(time.perf_counter() - start)
-    if "error" in reply or reply.get("result", {}).get("isError"):
-        raise RuntimeError(f"call failed: {json.dumps(reply)[:400]}")
-    return times, reply
+@dataclass
+class Server:
+    name: str
+    cmd: list[str]
+    calls: dict[str, tuple[str, dict[str, Any]]]
+    env: dict[str, str]
+    times: dict[str, list[float]] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)
+    tools: int = 0
 
 
-def run_server(
-    name: str,
-    cmd: list[str],
-    calls: dict[str, tuple[str, dict[str, Any]]],
-    args: argparse.Namespace,
-    env: dict[str, str],
-    cwd: str,
-) -> dict[str, Any]:
-    client = StdioClient(cmd, env=env, cwd=cwd)
+def start(server: Server, cwd: str) -> StdioClient:
+    """Spawn, `initialize`, list the tools and make one trivial call, timing each from spawn:
+    `initialize` (the handshake) and `ready` (the first call answered: all loading done)."""
+    client = StdioClient(server.cmd, env=server.env, cwd=cwd)
+    _, t_init = client.initialize()
+    listing = client.request("tools/list")
+    tool, params = server.calls["trivial"]
+    client.request("tools/call", {"name": tool, "arguments": params})
+    server.times.setdefault("initialize", []).append(t_init)
+    server.times.setdefault("ready", []).append(time.perf_counter() - client.started)
+    server.tools = len(listing["result"]["tools"])
+    return client
+
+
+def measure_round(servers: list[Server], args: argparse.Namespace, cwd: str, first: int) -> None:
+    """One round: each server spawned in turn (the order rotates by round), then every
+    measurement made call by call across the live servers, so load hits all of them alike."""
+    order = servers[first:] + servers[:first]
+    clients = {id(server): start(server, cwd) for server in order}
     try:
-        _, t_init = client.initialize()
-        list_times, listing = timed(args.repeats, lambda: client.request("tools/list"))
-        figures: dict[str, Any] = {
-            "name": name,
-            "initialize": t_init,
-            "tools": len(listing["result"]["tools"]),
-            "tools/list": statistics.median(list_times),
-        }
-        for label, (tool, params) in calls.items():
+        labels = ["tools/list", *CALLS]
+        for label in labels:
             n = args.reads if label in ("read_file", "trivial", "file_info") else args.repeats
-            request = {"name": tool, "arguments": params}
-            call = _caller(client, request)
-            timed(2, call)  # warm-up
-            times, reply = timed(n, call)
-            size = len(json.dumps(reply))
-            figures[label] = (statistics.median(times), pct(times, 0.99), size)
-        return figures
+            for server in order:
+                for _ in range(2):  # warm-up
+                    _request(clients[id(server)], server, label)
+            for _ in range(n):
+                for server in order:
+                    client = clients[id(server)]
+                    began = time.perf_counter()
+                    reply = _request(client, server, label)
+                    server.times.setdefault(label, []).append(time.perf_counter() - began)
+                    if "error" in reply or reply.get("result", {}).get("isError"):
+                        raise RuntimeError(f"{server.name} {label}: {json.dumps(reply)[:400]}")
+                    server.sizes[label] = len(json.dumps(reply))
     finally:
-        client.close()
+        for client in clients.values():
+            client.close()
 
 
-def _caller(client: StdioClient, request: dict[str, Any]) -> Callable[[], dict[str, Any]]:
-    return lambda: client.request("tools/call", request)
+def _request(client: StdioClient, server: Server, label: str) -> dict[str, Any]:
+    if label == "tools/list":
+        return client.request("tools/list")
+    tool, params = server.calls[label]
+    return client.request("tools/call", {"name": tool, "arguments": params})
 
 
 def main() -> int:
@@ -134,6 +154,7 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=5000)
     parser.add_argument("--reads", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (fresh processes)")
     parser.add_argument("--baseline-src", default="", help="source tree for a 'before' row")
     args = parser.parse_args()
     entry = ensure_reference()
@@ -170,72 +191,64 @@ def main() -> int:
             "search_files": ("search_files", {"path": str(ws), "pattern": glob}),
             "directory_tree": ("directory_tree", {"path": str(ws)}),
         }
-        rows = [
-            run_server("reference (node)", [node, str(entry), str(ws)], reference, args, env, raw),
-            run_server(
-                "kimi-mcp stdio",
-                [sys.executable, "-m", "kimi_mcp", "stdio", "--workspace", str(ws)],
-                ours,
-                args,
-                env,
-                raw,
-            ),
-            run_server(
-                "fs family alone",
-                [sys.executable, "-c", FAMILY_ONLY, str(ws), str(data)],
-                ours,
-                args,
-                env,
-                raw,
-            ),
+        servers = [
+            Server("reference (node)", [node, str(entry), str(ws)], reference, env),
+            Server("kimi-mcp stdio", [*KIMI_MCP, "stdio", "--workspace", str(ws)], ours, env),
+            Server("fs family alone", [sys.executable, "-c", FAMILY_ONLY, str(ws), str(data)],
+                   ours, env),
         ]
         if args.baseline_src:
             baseline_env = {**env, "PYTHONPATH": str(Path(args.baseline_src).resolve())}
-            rows.append(
-                run_server(
-                    "fs family, before",
-                    [sys.executable, "-c", FAMILY_ONLY, str(ws), str(data)],
-                    ours,
-                    args,
-                    baseline_env,
-                    raw,
-                )
-            )
-    report(rows, args)
+            servers.append(Server("fs family, before",
+                                  [sys.executable, "-c", FAMILY_ONLY, str(ws), str(data)],
+                                  ours, baseline_env))
+            servers.append(Server("kimi-mcp, before",
+                                  [sys.executable, "-m", "kimi_mcp", "stdio", "--workspace", str(ws)],
+                                  ours, baseline_env))
+        load_before = os.getloadavg()
+        for n in range(args.rounds):
+            measure_round(servers, args, raw, n % len(servers))
+        load_after = os.getloadavg()
+    print(f"load average (1/5/15 min) before: {_load(load_before)}, after: {_load(load_after)} "
+          f"on {os.cpu_count()} CPUs")
+    report(servers, args)
     return 0
 
 
 CALLS = ("trivial", "read_file", "file_info", "search_files", "directory_tree")
 
 
-def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    ref = rows[0]
-    print(
-        f"workspace: {args.files} files + big.txt (100 KB); {args.reads} reads, {args.repeats} repeats"
-    )
-    print("trivial = list_allowed_directories (the per-call overhead of each server)")
+def _load(values: tuple[float, float, float]) -> str:
+    return "/".join(f"{v:.2f}" for v in values)
+
+
+def _p50(server: Server, label: str) -> float:
+    return statistics.median(server.times[label])
+
+
+def report(servers: list[Server], args: argparse.Namespace) -> None:
+    ref = servers[0]
+    print(f"workspace: {args.files} files + big.txt (100 KB); {args.rounds} interleaved rounds of "
+          f"{args.reads} reads and {args.repeats} repeats per server")
+    print("initialize = spawn to its answer; ready = spawn to the first tool call answered "
+          "(median of rounds); trivial = list_allowed_directories (per-call overhead)")
     head = "".join(f"{k + ' p50/p99 ms':>27}" for k in CALLS)
-    print(f"{'server':<18} {'tools':>5} {'init s':>8} {'list ms':>8}{head}")
-    for row in rows:
-        cells = "".join(f"{f'{row[k][0] * 1e3:.2f}/{row[k][1] * 1e3:.2f}':>27}" for k in CALLS)
-        print(
-            f"{row['name']:<18} {row['tools']:>5} {row['initialize']:8.3f} "
-            f"{row['tools/list'] * 1e3:8.2f}{cells}"
-        )
-    for row in rows[1:]:
-        ratios = ", ".join(f"{k} {ref[k][0] / row[k][0]:.2f}x" for k in CALLS)
-        print(
-            f"speed-up of {row['name']} vs reference (p50; >1 is faster): {ratios}; "
-            f"initialize {ref['initialize'] / row['initialize']:.2f}x, "
-            f"tools/list {ref['tools/list'] / row['tools/list']:.2f}x"
-        )
-    sizes = ", ".join(f"{k} {rows[1][k][2]} vs {ref[k][2]}" for k in CALLS[1:])
+    print(f"{'server':<18} {'tools':>5} {'init s':>7} {'ready s':>7} {'list ms':>8}{head}")
+    for row in servers:
+        cells = "".join(
+            f"{f'{_p50(row, k) * 1e3:.2f}/{pct(row.times[k], 0.99) * 1e3:.2f}':>27}" for k in CALLS)
+        print(f"{row.name:<18} {row.tools:>5} {_p50(row, 'initialize'):7.3f} "
+              f"{_p50(row, 'ready'):7.3f} {_p50(row, 'tools/list') * 1e3:8.2f}{cells}")
+    for row in servers[1:]:
+        ratios = ", ".join(f"{k} {_p50(row, k) / _p50(ref, k):.2f}x" for k in
+                           ("initialize", "ready", "tools/list", *CALLS))
+        print(f"{row.name} time / reference time (p50; <1 is faster): {ratios}")
+    ours = servers[1]
+    sizes = ", ".join(f"{k} {ours.sizes[k]} vs {ref.sizes[k]}" for k in CALLS[1:])
     print(f"answer sizes (bytes, ours vs reference): {sizes}")
-    if len(rows) > 3:
-        after, before = rows[2], rows[3]
-        added = ", ".join(
-            f"{k} {(after[k][0] - before[k][0]) * 1e6:+.0f} us" for k in CALLS
-        )
+    if len(servers) > 3:
+        after, before = servers[2], servers[3]
+        added = ", ".join(f"{k} {(_p50(after, k) - _p50(before, k)) * 1e6:+.0f} us" for k in CALLS)
         print(f"per call, fs family now minus before (p50): {added}")
 
 

@@ -70,7 +70,15 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def stdio(args: argparse.Namespace, settings: Settings) -> int:
-    """MCP over stdio: stdout carries only JSON-RPC; every log line goes to stderr."""
+    """MCP over stdio: stdout carries only JSON-RPC; every log line goes to stderr.
+
+    The wire is claimed first: the front answers the handshake from its snapshot while the
+    server stack is imported and built (kimi_mcp/stdio_front.py)."""
+    from kimi_mcp.stdio_front import Front, Snapshot
+
+    front = Front.claim(Snapshot.load(settings)).start()
+    front.wait_for_handshake()
+
     import anyio
 
     from kimi_mcp.server import build_mcp, drain_tool_calls
@@ -110,7 +118,7 @@ def stdio(args: argparse.Namespace, settings: Settings) -> int:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_exit_on_signal, close_proxies, shutdown)
             try:
-                await serve(server)  # returns at EOF on stdin
+                await serve(server, front)  # returns at EOF on stdin
             finally:
                 await close_proxies()
             tg.cancel_scope.cancel()
@@ -119,6 +127,7 @@ def stdio(args: argparse.Namespace, settings: Settings) -> int:
         anyio.run(run)
     finally:
         shutdown()
+        front.release()
     return 0
 
 

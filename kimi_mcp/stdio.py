@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from fastmcp import FastMCP
 
+    from kimi_mcp.stdio_front import Front, Snapshot
+
 log = logging.getLogger(__name__)
 
 PARSE_ERROR = -32700
@@ -134,26 +136,124 @@ class _AnsweringReader:
 
 
 @asynccontextmanager
-async def answering_stdio_server() -> AsyncIterator[tuple[Any, Any]]:
-    """The SDK's `stdio_server()`, whose read stream answers the lines it cannot parse."""
+async def answering_stdio_server(stdin: Any = None, stdout: Any = None) -> AsyncIterator[tuple[Any, Any]]:
+    """The SDK's `stdio_server()` (on `stdin`/`stdout` when given: async text streams such as
+    the front's), whose read stream answers the lines it cannot parse."""
     from mcp.server.stdio import stdio_server
 
-    async with stdio_server() as (read_stream, write_stream):
+    async with stdio_server(stdin=stdin, stdout=stdout) as (read_stream, write_stream):
         yield _AnsweringReader(read_stream, write_stream), write_stream
 
 
-async def serve(server: FastMCP) -> None:
-    """Run `server` over stdio with the answering transport.
+async def serve(server: FastMCP, front: Front | None = None) -> None:
+    """Run `server` over stdio with the answering transport, on `front`'s wire when given.
 
     FastMCP's `run_stdio_async` opens the transport through its module's `stdio_server`
     name; it is pointed at the answering one for the life of this call, so FastMCP's own
     lifespan, logging and session handling stay exactly as they are.
     """
+    from functools import partial
+
     from fastmcp.server.mixins import transport
 
+    opened = answering_stdio_server
+    if front is not None:
+        opened = partial(answering_stdio_server, front.sdk_stdin(), front.sdk_stdout())
     original = getattr(transport, "stdio_server")  # noqa: B009 - not re-exported by name
-    setattr(transport, "stdio_server", answering_stdio_server)  # noqa: B010
+    setattr(transport, "stdio_server", opened)  # noqa: B010
     try:
         await server.run_stdio_async(show_banner=False)
     finally:
         setattr(transport, "stdio_server", original)  # noqa: B010
+
+
+async def record_snapshot(server: FastMCP, key: dict[str, Any]) -> Snapshot:
+    """What `server` answers, over this stdio transport, to the opening of a session and then
+    `tools/list`: `initialize` for each handshake protocol version, `server/discover` for each
+    modern one (per-request envelope). The snapshot the front answers from."""
+    from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
+
+    from kimi_mcp.stdio_front import Snapshot, modern_envelope
+
+    initialize: dict[str, dict[str, Any]] = {}
+    tools: dict[str, dict[str, Any]] = {}
+    client = {"name": "kimi-mcp-snapshot", "version": "1"}
+    for version in HANDSHAKE_PROTOCOL_VERSIONS:
+        answers = await _converse(server, [
+            {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": version, "capabilities": {}, "clientInfo": client}},
+            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+            {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}},
+        ])
+        initialize[version] = answers[1]["result"]
+        tools[version] = answers[2]["result"]
+    for version in MODERN_PROTOCOL_VERSIONS:
+        params = {"_meta": modern_envelope(version, client)}
+        answers = await _converse(server, [
+            {"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": params},
+            {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": params},
+        ])
+        initialize[version] = answers[1]["result"]
+        tools[version] = answers[2]["result"]
+    return Snapshot(key=key, initialize=initialize, tools=tools)
+
+
+async def _converse(server: FastMCP, messages: list[dict[str, Any]]) -> dict[Any, dict[str, Any]]:
+    """Send `messages` to `server` through a front without a snapshot; its answers by id."""
+    import os
+
+    import anyio
+
+    from kimi_mcp.stdio_front import Front
+
+    expected = {m["id"] for m in messages if "id" in m}
+    answers: dict[Any, dict[str, Any]] = {}
+    done = anyio.Event()
+
+    class Collect:
+        def write(self, data: bytes) -> int:
+            for line in data.decode().splitlines():
+                message = json.loads(line)
+                answers[message.get("id")] = message
+            if expected <= answers.keys():
+                done.set()
+            return len(data)
+
+        def flush(self) -> None:
+            return None
+
+    read_fd, write_fd = os.pipe()
+    front = Front(None, os.fdopen(read_fd, "rb", buffering=0), Collect())  # type: ignore[arg-type]
+    with os.fdopen(write_fd, "wb") as wire:
+        front.start()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(serve, server, front)
+            for message in messages:
+                wire.write(json.dumps(message).encode() + b"\n")
+            wire.flush()
+            with anyio.fail_after(120):
+                await done.wait()
+            wire.close()  # EOF: the server returns
+    return answers
+
+
+def default_snapshot() -> Snapshot:
+    """The snapshot of the server `kimi-mcp stdio` builds with the default settings (every
+    family, writes allowed), recorded in a scratch data dir and workspace."""
+    import tempfile
+
+    import anyio
+
+    from kimi_mcp.config import load_settings
+    from kimi_mcp.deps import build_deps
+    from kimi_mcp.server import build_mcp
+    from kimi_mcp.stdio_front import snapshot_key
+
+    with tempfile.TemporaryDirectory(prefix="kimi-mcp-snapshot-") as scratch:
+        settings = load_settings(overrides={"data_dir": scratch, "mcp": {"workspace": [scratch]}})
+        deps = build_deps(settings, lazy=True)
+        try:
+            server = build_mcp(deps, warm_up=True)
+            return anyio.run(record_snapshot, server, snapshot_key(settings))
+        finally:
+            deps.close()

@@ -31,9 +31,9 @@ def env_for(tmp_path: Path) -> dict[str, str]:
 class Stdio:
     """A raw newline-delimited JSON-RPC client, as editors are."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, **env: str) -> None:
         self.proc = subprocess.Popen([*EXE, "stdio", "--workspace", str(tmp_path)], cwd=tmp_path,
-                                     env=env_for(tmp_path), stdin=subprocess.PIPE,
+                                     env={**env_for(tmp_path), **env}, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self._id = 0
 

@@ -1,0 +1,72 @@
+"""`kimi-mcp stdio` answers the handshake from a recorded snapshot before its server has loaded:
+the snapshot is exactly what the server answers, and the session carries on as if the server
+had answered itself."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_stdio_ledger import Stdio, tool_calls
+
+from kimi_mcp.stdio import default_snapshot
+from kimi_mcp.stdio_front import SNAPSHOT_PATH
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+
+def test_the_shipped_snapshot_is_what_the_server_answers_on_every_handshake_version() -> None:
+    recorded = default_snapshot()
+    assert set(recorded.initialize) >= {"2025-06-18", "2025-11-25"}
+    assert recorded.to_json() == SNAPSHOT_PATH.read_text(encoding="utf-8"), (
+        "the handshake or a tool changed: re-record with scripts/mcp-snapshot")
+
+
+def _listing_and_version(client: Stdio, version: str) -> tuple[list[str], dict[str, Any]]:
+    init = client.call("initialize", {"protocolVersion": version, "capabilities": {},
+                                      "clientInfo": {"name": "raw", "version": "1"}})
+    client.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    listing = client.call("tools/list", {})
+    return [t["name"] for t in listing["result"]["tools"]], init["result"]
+
+
+@pytest.mark.parametrize("version", ["2025-06-18", "2025-11-25"])
+def test_a_session_goes_on_after_the_front_answered_the_handshake(tmp_path: Path,
+                                                                  version: str) -> None:
+    client = Stdio(tmp_path)
+    names, init = _listing_and_version(client, version)
+    assert init["protocolVersion"] == version
+    assert len(names) == 43
+    assert client.call("ping", {})["result"] == {}
+    result = client.tool("json_validate", {"document": "[1]"})
+    assert not result.get("isError")
+    templates = client.call("resources/templates/list", {})
+    assert "stats://sessions/{session_id}" in json.dumps(templates)
+    assert client.proc.stdin is not None
+    client.proc.stdin.close()
+    code, err = client.finish()
+    assert code == 0, err
+    assert [c["tool"] for c in tool_calls(tmp_path)] == ["json_validate"]
+
+
+def test_a_read_only_server_lists_its_own_tools_not_the_snapshot(tmp_path: Path) -> None:
+    client = Stdio(tmp_path, KIMI_MCP_MCP__READ_ONLY="true")
+    names, _ = _listing_and_version(client, "2025-06-18")
+    assert "fs_read_file" in names and "fs_write_file" not in names
+    assert client.proc.stdin is not None
+    client.proc.stdin.close()
+    assert client.finish()[0] == 0
+
+
+def test_an_initialize_the_front_cannot_vouch_for_is_answered_by_the_server(tmp_path: Path) -> None:
+    client = Stdio(tmp_path)
+    refused = client.call("initialize", {"protocolVersion": "2025-06-18"})  # no clientInfo
+    assert "error" in refused
+    unknown = client.call("initialize", {"protocolVersion": "1999-01-01", "capabilities": {},
+                                         "clientInfo": {"name": "raw", "version": "1"}})
+    assert unknown["result"]["protocolVersion"] == "2025-11-25"  # the SDK's counter-offer
+    assert client.proc.stdin is not None
+    client.proc.stdin.close()
+    assert client.finish()[0] == 0
