@@ -80,7 +80,9 @@ def stdio(args: argparse.Namespace, settings: Settings) -> int:
     front.wait_for_handshake()
 
     import anyio
+    import anyio.lowlevel
 
+    from kimi_mcp.mcp_fastcall import FastCalls
     from kimi_mcp.server import build_mcp, drain_tool_calls
     from kimi_mcp.stdio import serve
 
@@ -99,7 +101,8 @@ def stdio(args: argparse.Namespace, settings: Settings) -> int:
         return ProxyCompletions(lambda: proxy)
 
     deps.completions = Lazy(completions)
-    server = build_mcp(deps, warm_up=True)
+    calls = FastCalls()
+    server = build_mcp(deps, warm_up=True, calls=calls)
     closed = threading.Event()
 
     def shutdown() -> None:
@@ -117,6 +120,7 @@ def stdio(args: argparse.Namespace, settings: Settings) -> int:
     async def run() -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_exit_on_signal, close_proxies, shutdown)
+            front.serve_calls(calls, anyio.lowlevel.current_token(), tg.start_soon)
             try:
                 await serve(server, front)  # returns at EOF on stdin
             finally:

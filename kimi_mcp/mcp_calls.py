@@ -35,15 +35,11 @@ class ToolCallGuard(Middleware):
         name = str(context.message.name)
         schema = await self._schema(context, name)
         arguments = context.message.arguments or {}
-        if schema is not None and needs_normalizing(arguments, schema):
-            message = context.message.model_copy(
-                update={"arguments": normalize(arguments, schema)}
-            )
-            context = context.copy(message=message)
+        given = prepared(arguments, schema)
+        if given is not arguments:
+            context = context.copy(message=context.message.model_copy(update={"arguments": given}))
         try:
             return await call_next(context)
-        except ValidationError as exc:
-            raise ToolError(_invalid(name, schema or {}, exc)) from None
         except ToolError as exc:
             if exc.__cause__ is not None and str(exc).startswith(_WRAPPED_PREFIX):
                 raise ToolError(_unexpected(name, exc.__cause__)) from None
@@ -53,7 +49,7 @@ class ToolCallGuard(Middleware):
         except (NotFoundError, DisabledError, MCPError):
             raise
         except Exception as exc:  # noqa: BLE001 - the last resort: a clear message, logged cause
-            raise ToolError(_unexpected(name, exc)) from None
+            raise ToolError(refusal(name, schema, exc)) from None
 
     async def _schema(self, context: MiddlewareContext[Any], name: str) -> Mapping[str, Any] | None:
         if name in self._schemas:
@@ -64,6 +60,27 @@ class ToolCallGuard(Middleware):
         if tool is not None:
             self._schemas[name] = schema
         return schema
+
+
+def prepared(arguments: dict[str, Any], schema: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`arguments` read by the tool's public schema (`mcp_arguments.normalize`); the same
+    object when there was nothing to read differently."""
+    if schema is not None and needs_normalizing(arguments, schema):
+        return normalize(arguments, schema)
+    return arguments
+
+
+def refusal(name: str, schema: Mapping[str, Any] | None, exc: Exception) -> str:
+    """The text of the error result for a call of tool `name` that raised `exc`: a refused
+    argument explained by the schema, a tool's own `ToolError` as it is, anything else as an
+    internal error (logged)."""
+    if isinstance(exc, ValidationError):
+        return _invalid(name, schema or {}, exc)
+    if isinstance(exc, ToolError):
+        if exc.__cause__ is not None and str(exc).startswith(_WRAPPED_PREFIX):
+            return _unexpected(name, exc.__cause__)
+        return str(exc)
+    return _unexpected(name, exc)
 
 
 def _invalid(name: str, schema: Mapping[str, Any], exc: ValidationError) -> str:

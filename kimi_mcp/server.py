@@ -24,6 +24,7 @@ from kimi_mcp.deps import Deps
 from kimi_mcp.ledger.rows import ToolCallRow
 from kimi_mcp.ledger.store import Pending
 from kimi_mcp.mcp_calls import ToolCallGuard
+from kimi_mcp.mcp_fastcall import FastCalls, Mount
 from kimi_mcp.mcp_watch import ResourceWatch
 
 if TYPE_CHECKING:
@@ -47,13 +48,19 @@ INSTRUCTIONS = (
 )
 
 
-def build_mcp(deps: Deps, warm_up: bool = False) -> FastMCP:
+def build_mcp(deps: Deps, warm_up: bool = False, calls: FastCalls | None = None) -> FastMCP:
     """The root server. With `warm_up`, the ledger opens in the background right after the
-    client's `initialize` has been answered (stdio: the handshake must not wait for it)."""
-    middleware: list[Middleware] = [LedgerMiddleware(deps, warm_up)]
+    client's `initialize` has been answered (stdio: the handshake must not wait for it).
+    `calls` is told the families and the ledger, to answer plain tool calls directly."""
+    ledger = LedgerMiddleware(deps, warm_up)
+    middleware: list[Middleware] = [ledger]
+    roots = None
     if warm_up and deps.settings.mcp.use_client_roots:
-        middleware.append(ClientRootsMiddleware(deps))
+        roots = ClientRootsMiddleware(deps)
+        middleware.append(roots)
     middleware.append(ToolCallGuard())  # innermost: the ledger records what the caller saw
+    if calls is not None:
+        calls.watch(ledger, roots)
     watch = ResourceWatch(deps)
     root = FastMCP(
         "kimi-mcp",
@@ -72,10 +79,13 @@ def build_mcp(deps: Deps, warm_up: bool = False) -> FastMCP:
         # a family may name its tools itself, so its resources keep their own URI scheme
         # (thinking://sessions/{id} rather than thinking://thinking/sessions/{id})
         tool_names = getattr(module, "MOUNT_TOOL_NAMES", None)
+        child = build(deps)
         if tool_names:
-            root.mount(build(deps), tool_names=tool_names)
+            root.mount(child, tool_names=tool_names)
         else:
-            root.mount(build(deps), namespace=family)
+            root.mount(child, namespace=family)
+        if calls is not None:
+            calls.mount(Mount(child, None if tool_names else family, tool_names or {}))
         # a family may complete its resource templates' arguments: {(template, arg): fn}
         family_completers = getattr(module, "completers", None)
         if family_completers is not None:
@@ -166,8 +176,6 @@ class LedgerMiddleware(Middleware):
         call_next: CallNext[Any, ToolResult],
     ) -> ToolResult:
         started = time.perf_counter()
-        name = str(context.message.name)
-        arguments = context.message.arguments or {}
         error: str | None = None
         result: ToolResult | None = None
         try:
@@ -177,10 +185,17 @@ class LedgerMiddleware(Middleware):
             error = str(exc) or type(exc).__name__
             raise
         finally:
-            latency = round((time.perf_counter() - started) * 1000, 3)
-            pending = self._reserve(name, result, error, latency)
-            if pending is not None:
-                self._pool.submit(self._complete, pending, arguments, result)
+            self.record(str(context.message.name), context.message.arguments or {}, result,
+                        error, started)
+
+    def record(self, name: str, arguments: dict[str, Any], result: ToolResult | None,
+               error: str | None, started: float) -> None:
+        """Record a call of `name` answered with `result` or refused with `error`, begun at
+        `started` (`time.perf_counter()`): durable in the spool now, completed off the path."""
+        latency = round((time.perf_counter() - started) * 1000, 3)
+        pending = self._reserve(name, result, error, latency)
+        if pending is not None:
+            self._pool.submit(self._complete, pending, arguments, result)
 
     def drain(self, timeout: float = 5.0) -> bool:
         """Wait (at most `timeout` s) until every call so far has its complete row queued."""
@@ -237,6 +252,11 @@ class ClientRootsMiddleware(Middleware):
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
         self._asked = False
+
+    @property
+    def settled(self) -> bool:
+        """Whether the client's roots were asked for since it last said they changed."""
+        return self._asked
 
     async def on_notification(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]) -> Any:
         if context.method == "notifications/roots/list_changed":

@@ -179,7 +179,7 @@ async def record_snapshot(server: FastMCP, key: dict[str, Any]) -> Snapshot:
     tools: dict[str, dict[str, Any]] = {}
     client = {"name": "kimi-mcp-snapshot", "version": "1"}
     for version in HANDSHAKE_PROTOCOL_VERSIONS:
-        answers = await _converse(server, [
+        answers = await converse(server, [
             {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
                 "protocolVersion": version, "capabilities": {}, "clientInfo": client}},
             {"jsonrpc": "2.0", "method": "notifications/initialized"},
@@ -189,7 +189,7 @@ async def record_snapshot(server: FastMCP, key: dict[str, Any]) -> Snapshot:
         tools[version] = answers[2]["result"]
     for version in MODERN_PROTOCOL_VERSIONS:
         params = {"_meta": modern_envelope(version, client)}
-        answers = await _converse(server, [
+        answers = await converse(server, [
             {"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": params},
             {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": params},
         ])
@@ -198,7 +198,7 @@ async def record_snapshot(server: FastMCP, key: dict[str, Any]) -> Snapshot:
     return Snapshot(key=key, initialize=initialize, tools=tools)
 
 
-async def _converse(server: FastMCP, messages: list[dict[str, Any]]) -> dict[Any, dict[str, Any]]:
+async def converse(server: FastMCP, messages: list[dict[str, Any]]) -> dict[Any, dict[str, Any]]:
     """Send `messages` to `server` through a front without a snapshot; its answers by id."""
     import os
 

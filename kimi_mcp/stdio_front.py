@@ -23,6 +23,10 @@ second; the answers to those two requests do not depend on anything that happens
 5. The server is loaded once the client listed the tools, sent anything the front does not
    answer, or `HANDSHAKE_WAIT_S` after the handshake: loading holds the GIL the front's
    answers need.
+6. Once the server is built, a plain `tools/call` on a handshake session is handed to
+   `serve_calls`' `Calls` (kimi_mcp/mcp_fastcall.py) on the event loop instead of the SDK; it
+   answers as FastMCP would, in a fraction of the time. At stdin's end the SDK is told only
+   after those calls have answered (at most `CALLS_DRAIN_S`).
 
 Writes to the wire come from the reader thread (snapshot answers) and the event loop (the
 SDK's): one lock keeps each line whole.
@@ -35,14 +39,16 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from kimi_mcp import __version__
 
 if TYPE_CHECKING:
+    from anyio.lowlevel import EventLoopToken
+
     from kimi_mcp.config import Settings
 
 log = logging.getLogger(__name__)
@@ -52,6 +58,7 @@ SNAPSHOT_PATH = Path(__file__).with_name("mcp_snapshot.json")
 # passed to the SDK (the handshake: the server need not be loaded for it yet; anything else)
 _LISTED, _PONG, _HANDSHAKE, _FORWARD = "listed", "pong", "handshake", "forward"
 HANDSHAKE_WAIT_S = 0.3  # after `initialize`, how long a client may take to list the tools
+CALLS_DRAIN_S = 5.0  # at stdin's end, how long tool calls still running may take to answer
 _EMPTY: dict[str, Any] = {}
 
 
@@ -121,6 +128,13 @@ class Front:
         self._dropped: set[str] = set()  # ids (as JSON) of SDK answers already given by the front
         self._encoded: dict[int, str] = {}
         self._needed = threading.Event()
+        self._calls: Calls | None = None
+        self._token: EventLoopToken | None = None
+        self._start_soon: Callable[..., Any] = _not_serving
+        self._calls_lock = threading.Lock()
+        self._in_flight = 0
+        self._idle = threading.Event()
+        self._idle.set()
         self._reader = threading.Thread(target=self._read, name="kimi-stdio-front", daemon=True)
         self._restore: Callable[[], None] | None = None
 
@@ -180,6 +194,8 @@ class Front:
             log.exception("the stdio reader failed")
         finally:
             self._needed.set()
+            if not self._idle.wait(CALLS_DRAIN_S):  # answers still coming go out before EOF
+                log.warning("stdin closed with tool calls still running; they are cancelled")
             self._lines.put(None)
 
     def _send(self, text: str) -> None:
@@ -188,12 +204,55 @@ class Front:
             self._out.write(data)
             self._out.flush()
 
-    def _reply(self, request_id: str | int, result: dict[str, Any]) -> None:
-        encoded = self._encoded.get(id(result))
-        if encoded is None:  # the snapshot's results are encoded once
-            encoded = self._encoded[id(result)] = json.dumps(
-                result, ensure_ascii=False, separators=(",", ":"))
+    def _reply(self, request_id: str | int, result: dict[str, Any], *, kept: bool = True) -> None:
+        """Answer with `result`; a `kept` one (the snapshot's) is encoded only once."""
+        encoded = self._encoded.get(id(result)) if kept else None
+        if encoded is None:
+            encoded = json.dumps(result, ensure_ascii=False, separators=(",", ":"))
+            if kept:
+                self._encoded[id(result)] = encoded
         self._send(f'{{"jsonrpc":"2.0","id":{json.dumps(request_id)},"result":{encoded}}}\n')
+
+    # ---- tool calls answered without the SDK ------------------------------------------------
+
+    def serve_calls(self, calls: Calls, token: EventLoopToken,
+                    start_soon: Callable[..., Any]) -> None:
+        """From now on, calls `calls.takes` are answered by it, as tasks started with
+        `start_soon` (a task group's) on the event loop of `token`; stdin's end waits for them."""
+        self._token, self._start_soon = token, start_soon
+        self._calls = calls
+
+    def _take_call(self, request_id: str | int, params: Any) -> bool:
+        calls, version = self._calls, self._version
+        if calls is None or version is None or not isinstance(params, dict):
+            return False
+        name = params.get("name")
+        if not isinstance(name, str) or not calls.takes(name, params):
+            return False
+        with self._calls_lock:
+            self._in_flight += 1
+            self._idle.clear()
+        import anyio.from_thread
+
+        anyio.from_thread.run_sync(self._start_soon, self._call, calls, request_id, name,
+                                   params.get("arguments") or {}, version, token=self._token)
+        return True
+
+    async def _call(self, calls: Calls, request_id: str | int, name: str,
+                    arguments: dict[str, Any], version: str) -> None:
+        try:
+            result = await calls.answer(name, arguments, version)
+        except Exception:  # a bug here must not take the session down: the client is told
+            log.exception("the direct call of %s failed", name)
+            self._send(json.dumps({"jsonrpc": "2.0", "id": request_id, "error": {
+                "code": -32603, "message": f"Internal error while calling {name}"}}) + "\n")
+        else:
+            self._reply(request_id, result, kept=False)
+        finally:
+            with self._calls_lock:
+                self._in_flight -= 1
+                if self._in_flight == 0:
+                    self._idle.set()
 
     def _answer(self, line: str) -> str:
         """Answer `line` from the snapshot when it can; what became of it (`_LISTED` ...)."""
@@ -236,6 +295,8 @@ class Front:
                 isinstance(params, dict) and params.get("cursor") is None)):
             self._reply(request_id, snapshot.tools[self._version])
             return _LISTED
+        if method == "tools/call" and self._take_call(request_id, params):
+            return _PONG
         if method == "ping" and (params is None or isinstance(params, dict)):
             self._reply(request_id, _EMPTY)
             return _PONG
@@ -269,6 +330,18 @@ class Front:
                                 message["error"])
                 return
         self._send(text)
+
+
+def _not_serving(*_: Any) -> None:
+    raise RuntimeError("serve_calls() was not called")
+
+
+class Calls(Protocol):
+    """Tool calls the front hands over directly (kimi_mcp.mcp_fastcall.FastCalls)."""
+
+    def takes(self, name: str, params: Mapping[str, Any]) -> bool: ...
+
+    async def answer(self, name: str, arguments: dict[str, Any], version: str) -> dict[str, Any]: ...
 
 
 def _modern_version(params: Any, snapshot: Snapshot) -> str | None:
