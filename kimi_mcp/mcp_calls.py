@@ -41,11 +41,10 @@ class ToolCallGuard(Middleware):
         try:
             return await call_next(context)
         except ToolError as exc:
-            if exc.__cause__ is not None and str(exc).startswith(_WRAPPED_PREFIX):
-                raise ToolError(_unexpected(name, exc.__cause__)) from None
-            if name in str(exc):
+            text = refusal(name, schema, exc)
+            if text == str(exc):
                 raise
-            raise ToolError(f"{name}: {exc}") from None  # every refusal names the public tool
+            raise ToolError(text) from None
         except (NotFoundError, DisabledError, MCPError):
             raise
         except Exception as exc:  # noqa: BLE001 - the last resort: a clear message, logged cause
@@ -72,14 +71,14 @@ def prepared(arguments: dict[str, Any], schema: Mapping[str, Any] | None) -> dic
 
 def refusal(name: str, schema: Mapping[str, Any] | None, exc: Exception) -> str:
     """The text of the error result for a call of tool `name` that raised `exc`: a refused
-    argument explained by the schema, a tool's own `ToolError` as it is, anything else as an
-    internal error (logged)."""
+    argument explained by the schema, a tool's own `ToolError` naming the public tool (as a
+    prefix when it does not), anything else as an internal error (logged)."""
     if isinstance(exc, ValidationError):
         return _invalid(name, schema or {}, exc)
     if isinstance(exc, ToolError):
         if exc.__cause__ is not None and str(exc).startswith(_WRAPPED_PREFIX):
             return _unexpected(name, exc.__cause__)
-        return str(exc)
+        return str(exc) if name in str(exc) else f"{name}: {exc}"
     return _unexpected(name, exc)
 
 
