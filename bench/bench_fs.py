@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -120,6 +121,7 @@ def measure_round(servers: list[Server], args: argparse.Namespace, cwd: str, fir
     """One round: each server spawned in turn (the order rotates by round), then every
     measurement made call by call across the live servers, so load hits all of them alike."""
     order = servers[first:] + servers[:first]
+    random.seed(first)  # the same shuffles every run
     clients = {id(server): start(server, cwd) for server in order}
     try:
         labels = ["tools/list", *CALLS]
@@ -129,6 +131,9 @@ def measure_round(servers: list[Server], args: argparse.Namespace, cwd: str, fir
                 for _ in range(2):  # warm-up
                     _request(clients[id(server)], server, label)
             for _ in range(n):
+                # shuffled each time: the server called right after one whose background work
+                # (the ledger's) is still running pays for it, so no row may always follow another
+                random.shuffle(order)
                 for server in order:
                     client = clients[id(server)]
                     began = time.perf_counter()
