@@ -19,7 +19,8 @@ second; the answers to those two requests do not depend on anything that happens
    runs: the session and the ledger warm-up start as before); the SDK's answer to that
    `initialize` is dropped.
 4. The snapshot is used only when it was recorded for the settings that shape the listing
-   (enabled families, read-only) and this version; otherwise everything goes to the SDK.
+   (enabled families, read-only), this version and this code (a digest of the families' and
+   the root server's source and of the MCP libraries' versions); otherwise the SDK answers.
 5. The server is loaded once the client listed the tools, sent anything the front does not
    answer, or `HANDSHAKE_WAIT_S` after the handshake: loading holds the GIL the front's
    answers need.
@@ -72,9 +73,29 @@ def modern_envelope(version: str, client: dict[str, str]) -> dict[str, Any]:
 
 
 def snapshot_key(settings: Settings) -> dict[str, Any]:
-    """What the recorded answers depend on: the version and the settings that shape the tools."""
+    """What the recorded answers depend on: the version, the settings that shape the tools, and
+    the code the answers are made from (`sources_digest`)."""
     return {"version": __version__, "families": list(settings.mcp.families),
-            "read_only": bool(settings.mcp.read_only)}
+            "read_only": bool(settings.mcp.read_only), "sources": sources_digest()}
+
+
+def sources_digest() -> str:
+    """A digest of the tool families' and the root server's source and of the MCP libraries'
+    versions: a snapshot recorded from other code (a tool edited without re-recording, another
+    FastMCP) is never served, the SDK answers instead. About a millisecond."""
+    import hashlib
+    from importlib import metadata, util
+
+    digest = hashlib.sha256()
+    for dist in ("fastmcp", "mcp", "mcp-types"):
+        digest.update(f"{dist}={metadata.version(dist)}\n".encode())
+    spec = util.find_spec("kimi_mcp.servers")
+    roots = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
+    files = [(str(f.relative_to(root)), f) for root in roots for f in root.rglob("*.py")]
+    files.append(("server.py", Path(__file__).with_name("server.py")))
+    for name, path in sorted(files):
+        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
 
 
 @dataclass(frozen=True)

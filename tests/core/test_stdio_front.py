@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from test_stdio_ledger import Stdio, tool_calls
 
+from kimi_mcp.config import load_settings
 from kimi_mcp.stdio import default_snapshot
-from kimi_mcp.stdio_front import SNAPSHOT_PATH
+from kimi_mcp.stdio_front import SNAPSHOT_PATH, Snapshot, snapshot_key
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -70,3 +71,15 @@ def test_an_initialize_the_front_cannot_vouch_for_is_answered_by_the_server(tmp_
     assert client.proc.stdin is not None
     client.proc.stdin.close()
     assert client.finish()[0] == 0
+
+
+def test_a_snapshot_recorded_from_other_code_is_not_served(tmp_path: Path) -> None:
+    settings = load_settings(overrides={"data_dir": str(tmp_path)}, launch_dir=tmp_path)
+    shipped = json.loads(SNAPSHOT_PATH.read_text(encoding="utf-8"))
+    assert shipped["key"] == snapshot_key(settings)
+    copy = tmp_path / "snapshot.json"
+    copy.write_text(json.dumps(shipped), encoding="utf-8")
+    assert Snapshot.load(settings, copy) is not None
+    shipped["key"]["sources"] = "0" * 16  # a tool edited since it was recorded
+    copy.write_text(json.dumps(shipped), encoding="utf-8")
+    assert Snapshot.load(settings, copy) is None
