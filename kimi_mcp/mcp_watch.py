@@ -82,6 +82,7 @@ class ResourceWatch:
         self._deps = deps
         self._subscribers: dict[str, _Subscriber] = {}
         self._wanted: anyio.Event | None = None  # set by the first subscription
+        self._listening: anyio.Event | None = None  # set once the bus is followed (or cannot be)
         self._root: FastMCP | None = None
 
     def install(self, root: FastMCP) -> None:
@@ -100,8 +101,8 @@ class ResourceWatch:
         """Runs the watch for as long as the server runs. FastMCP enters and leaves a lifespan
         in different tasks, so no task group can span it: the watch is one task this lifespan
         starts, and cancels and awaits when it ends."""
-        self._wanted = anyio.Event()
-        runner = asyncio.get_running_loop().create_task(self._serve(self._wanted))
+        self._wanted, self._listening = anyio.Event(), anyio.Event()
+        runner = asyncio.get_running_loop().create_task(self._serve(self._wanted, self._listening))
         try:
             yield {}
         finally:
@@ -121,6 +122,10 @@ class ResourceWatch:
         subscriber.session = ctx.session
         subscriber.uris.add(str(params.uri))
         self._start()
+        if self._listening is not None:
+            # answer only once the ledger's bus is followed: a row committed right after the
+            # client hears "subscribed" must reach it (the first subscription starts the watch)
+            await self._listening.wait()
         return mcp_types.EmptyResult()
 
     async def _unsubscribe(self, ctx: ServerRequestContext[Any, Any],
@@ -143,7 +148,7 @@ class ResourceWatch:
         if self._wanted is not None:
             self._wanted.set()
 
-    async def _serve(self, wanted: anyio.Event) -> None:
+    async def _serve(self, wanted: anyio.Event, listening: anyio.Event) -> None:
         await wanted.wait()
         try:
             bus = await anyio.to_thread.run_sync(lambda: self._deps.ledger.bus)
@@ -151,6 +156,8 @@ class ResourceWatch:
         except Exception:  # no ledger: subscriptions simply never update (logged)
             log.exception("resource subscriptions cannot follow the ledger")
             return
+        finally:
+            listening.set()
         try:
             async for event in subscription:
                 batch = [event, *_drain(subscription.queue)]

@@ -122,3 +122,22 @@ async def test_subscribing_to_a_uri_this_server_does_not_serve_is_accepted(deps:
     async with Client(build_mcp(deps), mode="legacy") as client:
         await subscribe(client, "test://watched-resource")
         await subscribe(client, "test://watched-resource", off=True)
+
+
+async def test_a_row_committed_right_after_the_first_subscribe_answer_is_notified(
+    deps: Deps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the watch starts following the ledger's bus on the first subscription, in a worker
+    # thread; a slow start (a loaded machine) must not lose the rows committed meanwhile
+    slow = anyio.to_thread.run_sync
+
+    async def late(*args: Any, **kwargs: Any) -> Any:
+        await anyio.sleep(0.3)
+        return await slow(*args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", late)
+    updates = Updates()
+    async with Client(build_mcp(deps), mode="legacy", message_handler=updates) as client:
+        await subscribe(client, "stats://summary")
+        deps.ledger.append(RequestRow(provider="kimi", model="k2"))
+        await updates.wait_for("stats://summary")
