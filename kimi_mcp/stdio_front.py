@@ -73,22 +73,28 @@ def modern_envelope(version: str, client: dict[str, str]) -> dict[str, Any]:
 
 
 def snapshot_key(settings: Settings) -> dict[str, Any]:
-    """What the recorded answers depend on: the version, the settings that shape the tools, and
-    the code the answers are made from (`sources_digest`)."""
+    """What the recorded answers depend on: the version, the settings that shape the tools, the
+    code the answers are made from (`sources_digest`) and the MCP libraries that word them."""
     return {"version": __version__, "families": list(settings.mcp.families),
-            "read_only": bool(settings.mcp.read_only), "sources": sources_digest()}
+            "read_only": bool(settings.mcp.read_only), "sources": sources_digest(),
+            "libraries": library_versions()}
+
+
+def library_versions() -> dict[str, str]:
+    """The installed FastMCP and MCP SDK versions: a snapshot recorded with others (a user's
+    newer FastMCP within the supported range) is not served; the SDK answers instead."""
+    from importlib import metadata
+
+    return {dist: metadata.version(dist) for dist in ("fastmcp", "mcp", "mcp-types")}
 
 
 def sources_digest() -> str:
-    """A digest of the tool families' and the root server's source and of the MCP libraries'
-    versions: a snapshot recorded from other code (a tool edited without re-recording, another
-    FastMCP) is never served, the SDK answers instead. About a millisecond."""
+    """A digest of the tool families' and the root server's source: a snapshot recorded from
+    other code (a tool edited without re-recording) is never served. About a millisecond."""
     import hashlib
-    from importlib import metadata, util
+    from importlib import util
 
     digest = hashlib.sha256()
-    for dist in ("fastmcp", "mcp", "mcp-types"):
-        digest.update(f"{dist}={metadata.version(dist)}\n".encode())
     spec = util.find_spec("kimi_mcp.servers")
     roots = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
     files = [(str(f.relative_to(root)), f) for root in roots for f in root.rglob("*.py")]
