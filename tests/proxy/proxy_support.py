@@ -17,10 +17,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
+from sqlmodel import col, select
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from kimi_mcp.app import create_app
+from kimi_mcp.deps import Deps
+from kimi_mcp.ledger import open_ledger
+from kimi_mcp.ledger.models import Request as RequestRow
 
 OPENAI_KEY = "sk-fake-secret-0123456789"
 GEMINI_KEY = "g-fake-secret-9876543210"
@@ -205,3 +211,48 @@ def proxy_app(deps: Any, transport: Any = None, stages: Any = None) -> Starlette
     app = Starlette(routes=routes.routes(proxy), lifespan=lifespan)
     app.state.proxy = proxy
     return app
+
+
+# ---- the whole app on loopback, and what a test reads back from its ledger ----------------------
+
+
+@dataclass
+class Served:
+    """The app served on loopback (`url`) with its deps and proxy; `mark()` starts a test and
+    `rows(n)` waits for its `n` calls to be accounted and returns their ledger rows, oldest first."""
+
+    url: str
+    deps: Deps
+    proxy: Any
+    base_row: int = 0
+    base_count: int = 0
+
+    def mark(self) -> None:
+        accountant = self.proxy.accountant
+        assert accountant.wait_for(accountant.submitted, 10)
+        self.deps.ledger.flush()
+        self.base_count = accountant.accounted
+        with self.deps.ledger.read() as db:
+            self.base_row = max([r.id or 0 for r in db.exec(select(RequestRow)).all()], default=0)
+
+    def rows(self, count: int = 1) -> list[Any]:
+        assert self.proxy.accountant.wait_for(self.base_count + count, 10), "calls not accounted"
+        self.deps.ledger.flush()
+        with self.deps.ledger.read() as db:
+            return list(db.exec(select(RequestRow).where(col(RequestRow.id) > self.base_row)
+                                .order_by(col(RequestRow.id))).all())
+
+
+@contextlib.contextmanager
+def served_app(settings: Any) -> Iterator[tuple[str, Any, Any]]:
+    """`create_app` over a started ledger, served by uvicorn on loopback with its lifespan:
+    yields (url, deps, proxy); the ledger is closed after the server stops."""
+    ledger = open_ledger(settings.database_url(), settings.data_dir)
+    ledger.start()
+    deps = Deps(settings, ledger=ledger)
+    app = create_app(settings, deps)
+    try:
+        with serve(app, lifespan="on") as url:
+            yield url, deps, app.state.proxy
+    finally:
+        ledger.close()

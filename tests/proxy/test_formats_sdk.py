@@ -16,16 +16,11 @@ import anthropic
 import openai
 import pytest
 from formats_support import ANSWER, KEYS, Script, scripted_provider, scripted_settings
-from proxy_support import serve
-from sqlmodel import select
+from proxy_support import Served, serve, served_app
 
-from kimi_mcp.app import create_app
 from kimi_mcp.config import load_settings
-from kimi_mcp.deps import Deps
-from kimi_mcp.ledger import open_ledger
 from kimi_mcp.ledger.models import Request
 from kimi_mcp.ledger.models import Session as SessionRow
-from kimi_mcp.proxy.pipeline import Proxy
 from tests.services import BACKENDS, database
 
 PROVIDERS = ["oa", "ge", "an"]
@@ -38,14 +33,9 @@ USER = "What is the weather in Paris?"
 CLAUDE_USER_ID = "user_abc123_account_0000_session_5f1c2d9e-aaaa-bbbb-cccc-123456789abc"
 
 
-@dataclass
-class Running:
-    url: str
-    deps: Deps
-    proxy: Proxy
+@dataclass(kw_only=True)
+class Running(Served):
     script: Script
-    base_row: int = 0
-    base_count: int = 0
 
     def anthropic(self) -> anthropic.Anthropic:
         return anthropic.Anthropic(base_url=self.url, api_key="client-key", max_retries=0)
@@ -54,21 +44,8 @@ class Running:
         return openai.OpenAI(base_url=f"{self.url}/v1", api_key="client-key", max_retries=0)
 
     def mark(self) -> None:
-        accountant = self.proxy.accountant
-        assert accountant.wait_for(accountant.submitted, 10)
-        self.deps.ledger.flush()
-        self.base_count = accountant.accounted
-        with self.deps.ledger.read() as db:
-            self.base_row = max([r.id or 0 for r in db.exec(select(Request)).all()], default=0)
+        super().mark()
         self.script.seen.clear()
-
-    def rows(self, count: int) -> list[Request]:
-        assert self.proxy.accountant.wait_for(self.base_count + count, 10), "calls not accounted"
-        self.deps.ledger.flush()
-        with self.deps.ledger.read() as db:
-            found = db.exec(select(Request).where(Request.id > self.base_row)  # type: ignore[operator]
-                            .order_by(Request.id)).all()  # type: ignore[arg-type]
-        return list(found)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -85,15 +62,8 @@ def running(request: pytest.FixtureRequest,
             "data_dir": str(tmp / "data"), "providers": scripted_settings(base),
             "logwatch": {"enabled": False}, "memory": {"embedder": "hash"},
             "mcp": {"workspace": str(tmp)}, "database": {"url": url}}, launch_dir=tmp)
-        ledger = open_ledger(settings.database_url(), settings.data_dir)
-        ledger.start()
-        deps = Deps(settings, ledger=ledger)
-        app = create_app(settings, deps)
-        try:
-            with serve(app, lifespan="on") as url:
-                yield Running(url, deps, app.state.proxy, script)
-        finally:
-            ledger.close()
+        with served_app(settings) as (url, deps, proxy):
+            yield Running(url, deps, proxy, script=script)
 
 
 @pytest.fixture

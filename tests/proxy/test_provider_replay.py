@@ -21,16 +21,11 @@ import anthropic
 import httpx
 import openai
 import pytest
-from proxy_support import serve
+from proxy_support import Served, serve, served_app
 from replay_support import TRANSCRIPTS, FakeReplay, Transcript, replay_app
-from sqlmodel import select
 
-from kimi_mcp.app import create_app
 from kimi_mcp.config import load_settings
-from kimi_mcp.deps import Deps
-from kimi_mcp.ledger import open_ledger
 from kimi_mcp.ledger.models import Request
-from kimi_mcp.proxy.pipeline import Proxy
 
 PRICES = {"input_per_mtok": 1.0, "output_per_mtok": 2.0, "cached_input_per_mtok": 0.5,
           "context_window": 200_000}
@@ -47,32 +42,19 @@ HISTORY: list[Any] = [
 ]
 
 
-@dataclass
-class Replay:
-    url: str
-    deps: Deps
-    proxy: Proxy
+@dataclass(kw_only=True)
+class Replay(Served):
     fake: FakeReplay
-    base_row: int = 0
-    base_count: int = 0
 
     def sdk(self) -> openai.OpenAI:
         return openai.OpenAI(base_url=f"{self.url}/v1", api_key="client-key", max_retries=0)
 
     def mark(self) -> None:
-        accountant = self.proxy.accountant
-        assert accountant.wait_for(accountant.submitted, 10)
-        self.deps.ledger.flush()
-        self.base_count = accountant.accounted
-        with self.deps.ledger.read() as db:
-            self.base_row = max([r.id or 0 for r in db.exec(select(Request)).all()], default=0)
+        super().mark()
         self.fake.seen.clear()
 
     def row(self) -> Request:
-        assert self.proxy.accountant.wait_for(self.base_count + 1, 10), "call not accounted"
-        self.deps.ledger.flush()
-        with self.deps.ledger.read() as db:
-            [found] = db.exec(select(Request).where(Request.id > self.base_row)).all()  # type: ignore[operator]
+        [found] = self.rows(1)
         return found
 
     def call(self, transcript: Transcript, stream: bool, model: str | None = None) -> Any:
@@ -111,15 +93,8 @@ def replay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replay]:
             "data_dir": str(tmp / "data"), "providers": providers,
             "logwatch": {"enabled": False}, "memory": {"embedder": "hash"},
             "mcp": {"workspace": str(tmp)}}, launch_dir=tmp)
-        ledger = open_ledger(settings.database_url(), settings.data_dir)
-        ledger.start()
-        deps = Deps(settings, ledger=ledger)
-        app = create_app(settings, deps)
-        try:
-            with serve(app, lifespan="on") as url:
-                yield Replay(url, deps, app.state.proxy, state)
-        finally:
-            ledger.close()
+        with served_app(settings) as (url, deps, proxy):
+            yield Replay(url, deps, proxy, fake=state)
 
 
 def _cost(prompt: int, completion: int, cached: int | None) -> float:

@@ -10,25 +10,19 @@ import gzip
 import json
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
-from proxy_support import provider_settings, serve
-from sqlmodel import col, select
+from proxy_support import Served, provider_settings, serve, served_app
 from starlette.applications import Starlette
 from starlette.requests import Request as HttpRequest
 from starlette.responses import Response
 from starlette.routing import Route
 
-from kimi_mcp.app import create_app
 from kimi_mcp.config import load_settings
-from kimi_mcp.deps import Deps
-from kimi_mcp.ledger import open_ledger
-from kimi_mcp.ledger.models import Request
-from kimi_mcp.proxy.pipeline import Proxy
 
 USAGE = {"prompt_tokens": 1336, "completion_tokens": 31, "total_tokens": 1367}
 
@@ -83,20 +77,8 @@ def compressing_provider(seen: list[str]) -> Starlette:
 
 
 @dataclass
-class Running:
-    url: str
-    deps: Deps
-    proxy: Proxy
-    seen: list[str]  # the Accept-Encoding of each request the provider received
-
-    def last_row(self) -> Request:
-        accountant = self.proxy.accountant
-        assert accountant.wait_for(accountant.submitted, 10), "the call was not accounted"
-        self.deps.ledger.flush()
-        with self.deps.ledger.read() as db:
-            row = db.exec(select(Request).order_by(col(Request.id).desc())).first()
-        assert row is not None
-        return row
+class Running(Served):
+    seen: list[str] = field(default_factory=list)  # each request's Accept-Encoding upstream
 
 
 @pytest.fixture(scope="module")
@@ -108,15 +90,8 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
             "data_dir": str(tmp / "data"), "providers": provider_settings(base),
             "logwatch": {"enabled": False}, "memory": {"embedder": "hash"},
             "mcp": {"workspace": str(tmp)}}, launch_dir=tmp)
-        ledger = open_ledger(settings.database_url(), settings.data_dir)
-        ledger.start()
-        deps = Deps(settings, ledger=ledger)
-        app = create_app(settings, deps)
-        try:
-            with serve(app, lifespan="on") as url:
-                yield Running(url, deps, app.state.proxy, seen)
-        finally:
-            ledger.close()
+        with served_app(settings) as (url, deps, proxy):
+            yield Running(url, deps, proxy, seen=seen)
 
 
 @pytest.mark.parametrize("model", ["fake/ok", "gfake/gemini-2.5-flash"])
@@ -124,6 +99,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 def test_a_compressed_answer_reaches_the_client_and_the_ledger_decompressed(
     running: Running, model: str, stream: bool
 ) -> None:
+    running.mark()
     sdk = openai.OpenAI(base_url=f"{running.url}/v1", api_key="client-own-key", max_retries=0)
     messages: Any = [{"role": "user", "content": "hi"}]
     if stream:
@@ -134,6 +110,6 @@ def test_a_compressed_answer_reaches_the_client_and_the_ledger_decompressed(
         text = answer.choices[0].message.content or ""
     assert text == "Squeezed"
     assert "gzip" in running.seen[-1]  # the provider was allowed to compress, and did
-    row = running.last_row()
+    [row] = running.rows()
     assert (row.status, row.usage_source, row.prompt_tokens, row.completion_tokens) == (
         "ok", "provider", 1336, 31)

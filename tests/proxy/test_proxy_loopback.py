@@ -17,53 +17,29 @@ from proxy_support import (
     GEMINI_KEY,
     OPENAI_KEY,
     FakeState,
+    Served,
     fake_provider,
     provider_settings,
     serve,
+    served_app,
 )
 from sqlmodel import select
 
-from kimi_mcp.app import create_app
 from kimi_mcp.config import load_settings
-from kimi_mcp.deps import Deps
-from kimi_mcp.ledger import open_ledger
-from kimi_mcp.ledger.models import Alert, Request
+from kimi_mcp.ledger.models import Alert
 from kimi_mcp.ledger.models import Session as SessionRow
-from kimi_mcp.proxy.pipeline import Proxy
 from kimi_mcp.tokens import count_text
 from kimi_mcp.upstream import Backoff
 from tests.services import BACKENDS, database
 
 
-@dataclass
-class Running:
-    url: str
-    deps: Deps
-    proxy: Proxy
+@dataclass(kw_only=True)
+class Running(Served):
     fake: FakeState
-    base_row: int = 0
-    base_count: int = 0
 
     def sdk(self, **kwargs: Any) -> openai.OpenAI:
         return openai.OpenAI(base_url=f"{self.url}/v1", api_key="client-own-key", max_retries=0,
                              **kwargs)
-
-    def mark(self) -> None:
-        """Start a test: only calls after this point count in `rows`."""
-        accountant = self.proxy.accountant
-        assert accountant.wait_for(accountant.submitted, 10)
-        self.deps.ledger.flush()
-        self.base_count = accountant.accounted
-        with self.deps.ledger.read() as db:
-            self.base_row = max([r.id or 0 for r in db.exec(select(Request)).all()], default=0)
-
-    def rows(self, count: int = 1) -> list[Request]:
-        assert self.proxy.accountant.wait_for(self.base_count + count, 10), "calls not accounted"
-        self.deps.ledger.flush()
-        with self.deps.ledger.read() as db:
-            found = db.exec(select(Request).where(Request.id > self.base_row)  # type: ignore[operator]
-                            .order_by(Request.id)).all()  # type: ignore[arg-type]
-        return list(found)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -83,17 +59,9 @@ def running(request: pytest.FixtureRequest,
             "data_dir": str(tmp / "data"), "providers": providers,
             "logwatch": {"enabled": False}, "memory": {"embedder": "hash"},
             "mcp": {"workspace": str(tmp)}, "database": {"url": url}}, launch_dir=tmp)
-        ledger = open_ledger(settings.database_url(), settings.data_dir)
-        ledger.start()
-        deps = Deps(settings, ledger=ledger)
-        app = create_app(settings, deps)
-        proxy = app.state.proxy
-        proxy.upstream.backoff = Backoff(base=0.001, cap=0.004, max_retry_after=0.05)
-        try:
-            with serve(app, lifespan="on") as url:
-                yield Running(url, deps, proxy, state)
-        finally:
-            ledger.close()
+        with served_app(settings) as (url, deps, proxy):
+            proxy.upstream.backoff = Backoff(base=0.001, cap=0.004, max_retry_after=0.05)
+            yield Running(url, deps, proxy, fake=state)
 
 
 @pytest.fixture
