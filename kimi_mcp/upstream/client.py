@@ -70,7 +70,7 @@ class Upstream:
     seam (`httpx.MockTransport`).
 
     Requests go straight to the transport, through httpx's public transport API: an
-    `httpx.AsyncClient` on top would add about a third of the proxy's CPU per call (URL
+    `httpx.AsyncClient` on top cost about an eighth of the proxy's CPU per call (URL
     merging, cookies, auth and redirect machinery) for features a relay must not use.
     """
 
