@@ -17,8 +17,10 @@ from kimi_mcp.errors import ErrorInfo
 from kimi_mcp.proxy.formats.canonical import (
     FROM_STOP_REASON,
     TO_STOP_REASON,
+    first_choice,
     loads_object,
     new_id,
+    reasoning_text,
     text_of,
     usage_from_anthropic,
     usage_to_anthropic,
@@ -74,16 +76,15 @@ def to_canonical_answer(message: dict[str, Any], model: str) -> dict[str, Any]:
 
 
 def from_canonical_answer(completion: dict[str, Any], model: str) -> dict[str, Any]:
-    choices = completion.get("choices") or [{}]
-    choice = choices[0] if isinstance(choices[0], dict) else {}
+    choice = first_choice(completion)
     reply = choice.get("message") or {}
     content: list[dict[str, Any]] = []
     blocks = reply.get("thinking_blocks")
     if isinstance(blocks, list) and blocks:
         content.extend(b for b in blocks if isinstance(b, dict))
     else:
-        reasoning = reply.get("reasoning_content") or reply.get("reasoning")
-        if isinstance(reasoning, str) and reasoning:
+        reasoning = reasoning_text(reply)
+        if reasoning:
             content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
     text = text_of(reply.get("content"))
     if text:

@@ -19,7 +19,9 @@ from kimi_mcp.proxy.formats.canonical import (
     FROM_STOP_REASON,
     TO_STOP_REASON,
     chunk_usage,
+    first_choice,
     new_id,
+    reasoning_text,
     sse,
     usage_from_anthropic,
     usage_to_anthropic,
@@ -69,11 +71,10 @@ class MessagesEncoder:
         usage = chunk_usage(chunk)
         if usage is not None:
             self.usage = usage
-        choices = chunk.get("choices") or ()
-        choice = choices[0] if choices and isinstance(choices[0], dict) else {}
+        choice = first_choice(chunk)
         delta = choice.get("delta") or {}
-        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-        if isinstance(reasoning, str) and reasoning:
+        reasoning = reasoning_text(delta)
+        if reasoning:
             if self.open != "thinking":
                 self._block("thinking", {"type": "thinking", "thinking": "", "signature": ""}, out)
             self._delta({"type": "thinking_delta", "thinking": reasoning}, out)

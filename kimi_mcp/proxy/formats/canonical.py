@@ -134,6 +134,19 @@ def usage_to_responses(usage: dict[str, Any] | None) -> dict[str, Any]:
             "total_tokens": _n(usage, "total_tokens") or prompt + completion}
 
 
+def first_choice(data: dict[str, Any]) -> dict[str, Any]:
+    """The first choice of a chat completion or chunk; {} when it has none."""
+    choices = data.get("choices") or ()
+    return choices[0] if choices and isinstance(choices[0], dict) else {}
+
+
+def reasoning_text(message: dict[str, Any]) -> str:
+    """A message's or delta's reasoning under either name providers use (`reasoning_content`,
+    `reasoning`); "" when it has none."""
+    value = message.get("reasoning_content") or message.get("reasoning")
+    return value if isinstance(value, str) else ""
+
+
 def chunk_usage(chunk: dict[str, Any]) -> dict[str, Any] | None:
     """The usage a chunk carries: top level, or inside its first choice (Moonshot)."""
     usage = chunk.get("usage")

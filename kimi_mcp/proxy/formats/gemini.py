@@ -48,6 +48,7 @@ from typing import Any
 import httpx
 
 from kimi_mcp.errors import RequestError, UpstreamError
+from kimi_mcp.proxy.formats.canonical import loads_object
 from kimi_mcp.proxy.formats.gemini_media import image_part
 from kimi_mcp.proxy.formats.gemini_schema import to_gemini_schema
 from kimi_mcp.tokens import content_text
@@ -190,7 +191,7 @@ def _assistant_parts(message: dict[str, Any], names: dict[str, str],
         if isinstance(call.get("id"), str) and call["id"]:
             names[call["id"]] = name
         part: dict[str, Any] = {"functionCall": {"name": name,
-                                                 "args": _loads_object(function.get("arguments"))}}
+                                                 "args": loads_object(function.get("arguments"))}}
         signature = signature_of(call) or (signatures.get(call.get("id")) if signatures else None)
         if signature is None and n == 0 and placeholder and not any(signature_of(c) for c in calls):
             signature = SKIP_SIGNATURE  # only the first call of a turn must carry one
@@ -198,16 +199,6 @@ def _assistant_parts(message: dict[str, Any], names: dict[str, str],
             part["thoughtSignature"] = signature
         parts.append(part)
     return parts
-
-
-def _loads_object(raw: Any) -> dict[str, Any]:
-    if isinstance(raw, dict):
-        return raw
-    try:
-        value = json.loads(raw or "{}")
-    except (TypeError, ValueError):
-        return {"value": raw}
-    return value if isinstance(value, dict) else {"value": value}
 
 
 def _response_object(content: Any) -> dict[str, Any]:

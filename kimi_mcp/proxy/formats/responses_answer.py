@@ -12,7 +12,14 @@ import time
 from typing import Any
 
 from kimi_mcp.errors import ErrorInfo
-from kimi_mcp.proxy.formats.canonical import loads_object, new_id, text_of, usage_to_responses
+from kimi_mcp.proxy.formats.canonical import (
+    first_choice,
+    loads_object,
+    new_id,
+    reasoning_text,
+    text_of,
+    usage_to_responses,
+)
 from kimi_mcp.proxy.formats.responses_request import ResponsesCall
 
 _ECHOED = ("instructions", "max_output_tokens", "metadata", "parallel_tool_calls",
@@ -88,12 +95,11 @@ def from_canonical_answer(completion: dict[str, Any], call: ResponsesCall,
                           model: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The `response` object, and the assistant message to keep for `previous_response_id`."""
     response = skeleton(call, new_id("resp_"), model, int(time.time()))
-    choices = completion.get("choices") or [{}]
-    choice = choices[0] if isinstance(choices[0], dict) else {}
+    choice = first_choice(completion)
     reply = choice.get("message") or {}
     output: list[dict[str, Any]] = []
-    reasoning = reply.get("reasoning_content") or reply.get("reasoning")
-    if isinstance(reasoning, str) and reasoning:
+    reasoning = reasoning_text(reply)
+    if reasoning:
         output.append(reasoning_item(reasoning, new_id("rs_")))
     text = text_of(reply.get("content"))
     if text:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kimi_mcp.errors import ErrorInfo
-from kimi_mcp.proxy.formats.canonical import chunk_usage, new_id, sse
+from kimi_mcp.proxy.formats.canonical import chunk_usage, first_choice, new_id, reasoning_text, sse
 from kimi_mcp.proxy.formats.responses_answer import (
     call_item,
     finish,
@@ -106,11 +106,10 @@ class ResponsesEncoder:
         usage = chunk_usage(chunk)
         if usage is not None:
             self.usage = usage
-        choices = chunk.get("choices") or ()
-        choice = choices[0] if choices and isinstance(choices[0], dict) else {}
+        choice = first_choice(chunk)
         delta = choice.get("delta") or {}
-        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-        if isinstance(reasoning, str) and reasoning:
+        reasoning = reasoning_text(delta)
+        if reasoning:
             if self.item is None or self.item["type"] != "reasoning":
                 self._open({"type": "reasoning", "id": new_id("rs_"), "summary": [], "content": []}, out)
             self.text += reasoning
