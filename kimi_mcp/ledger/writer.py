@@ -7,7 +7,8 @@ spool entries done.
 
 - Busy (another process holds SQLite's write lock, a PostgreSQL deadlock or lost connection): the
   whole batch is retried with exponential backoff. Write functions get a `LedgerError` after
-  `CALL_ATTEMPTS`; appended rows are kept and retried until they commit or the ledger closes
+  `CALL_ATTEMPTS` (when the error kept coming from one write function's own statements, only
+  that one is told, and the rest of its batch gets one more try without it); appended rows are kept and retried until they commit or the ledger closes
   (they are in the spool either way). SQLite transactions start with `BEGIN IMMEDIATE`, so a
   write never fails half-way on a lock taken after its first read.
 - Refused (a constraint, a bad value): the batch is split until the one bad item is found; a bad
@@ -60,7 +61,14 @@ TABLES: dict[str, Any] = {"request": Request, "tool_call": ToolCall, "alert": Al
 
 
 class Busy(LedgerError):
-    """The batch could not be committed for now (the database is locked or unreachable)."""
+    """The batch could not be committed for now (the database is locked or unreachable).
+
+    `culprit` is the write function whose statement met the error, when it came from one (and
+    not from the rows' insert or the commit)."""
+
+    def __init__(self, kind: str, culprit: Call | None = None) -> None:
+        super().__init__(kind)
+        self.culprit = culprit
 
 
 class Writer:
@@ -257,6 +265,14 @@ class Writer:
                 log.warning("the ledger is busy (%s); retrying %d rows (attempt %d)", exc,
                             len(batch), attempt)
                 if attempt >= CALL_ATTEMPTS:
+                    if exc.culprit is not None and attempt == CALL_ATTEMPTS:
+                        # one write function kept meeting the error: it alone is told, and
+                        # the rest of its batch gets one more try without it
+                        self._give_up_calls([exc.culprit])
+                        batch = [i for i in batch if i is not exc.culprit]
+                        if not batch:
+                            return
+                        continue
                     self._give_up_calls(batch)
                     batch = [i for i in batch if isinstance(i, Append)]
                     if not batch:
@@ -302,13 +318,16 @@ class Writer:
         results: list[tuple[Call, Any, BaseException | None]] = []
         appended: list[Append] = []
         own: dict[str, list[int]] = {}
+        current: Call | None = None
         try:
             with DbSession(self.engine, expire_on_commit=False) as db:
                 pending: list[Append] = []
                 for item in batch:
                     if isinstance(item, Call):
                         self._insert(db, pending, events, own)
+                        current = item
                         results.append(self._call(db, item, events))
+                        current = None
                     else:
                         pending.append(item)
                         appended.append(item)
@@ -323,7 +342,7 @@ class Writer:
                 db.commit()
         except OperationalError as exc:
             self._forget(own)
-            raise Busy(_kind(exc)) from exc
+            raise Busy(_kind(exc), current) from exc
         except BaseException:
             self._forget(own)
             raise

@@ -101,6 +101,34 @@ def test_a_failing_write_function_loses_nothing_else(ledger: Ledger) -> None:
     assert count(ledger, "tool_call") == 0  # its own writes rolled back
 
 
+def test_a_write_function_that_keeps_meeting_a_lock_fails_alone_and_its_batch_mates_commit(
+        ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    monkeypatch.setattr("kimi_mcp.ledger.writer.MAX_BACKOFF_S", 0.01)
+    gate = threading.Event()
+
+    def locked(tx):  # type: ignore[no-untyped-def]
+        raise OperationalError("UPDATE x", {}, sqlite3.OperationalError("database is locked"))
+
+    def add(tx):  # type: ignore[no-untyped-def]
+        tx.db.add(SessionModel(id="kept", name="kept"))
+        return "done"
+
+    held = ledger.submit(lambda tx: gate.wait(10))  # the next items queue into one batch
+    stuck = ledger.submit(locked)
+    innocent = ledger.submit(add)
+    ledger.append(RequestRow(provider="a", model="m"))
+    gate.set()
+    held.result(30)
+    with pytest.raises(LedgerError, match="busy"):
+        stuck.result(30)
+    assert innocent.result(30) == "done"
+    ledger.flush()
+    assert count(ledger, "request") == 1
+    assert count(ledger, "session") == 1
+
+
 def test_a_misspelt_column_is_a_type_error_where_the_row_is_built(ledger: Ledger) -> None:
     with pytest.raises(TypeError, match="not_a_column"):
         RequestRow(provider="a", model="m", not_a_column=1)  # type: ignore[call-arg]
