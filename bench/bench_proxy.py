@@ -1,6 +1,7 @@
 """Benchmark: direct calls to a fake provider against the same calls through the kimi-mcp proxy.
 
     python bench/bench_proxy.py [--quick] [--litellm] [--baseline-python PY] [--transports]
+                                [--loop auto,asyncio]
 
 One run starts a fake OpenAI-compatible provider (a raw asyncio HTTP/1.1 server, so the fake
 costs next to nothing) and the proxy (uvicorn + create_app, as `kimi-mcp serve` runs it) in
@@ -19,7 +20,9 @@ PATH (or given with `--litellm-bin`); it is never installed into this project's 
 `--baseline-python PY` also runs the proxy under another interpreter (a virtualenv with an
 earlier kimi-mcp installed), so a change is measured before/after in one run. `--transports`
 measures only the upstream client: CPU and latency per call of httpx's own transport against
-the aiohttp pool kimi-mcp uses, on the same fake provider.
+the aiohttp pool kimi-mcp uses, on the same fake provider. `--loop` names uvicorn's event loop
+(`auto` is uvloop where it is installed, as `kimi-mcp serve` runs; `asyncio` is the standard
+library's); several, comma-separated, measure the proxy once with each in the same run.
 """
 
 from __future__ import annotations
@@ -167,7 +170,7 @@ def run_transports(fake_port: int, n: int) -> None:
     asyncio.run(main())
 
 
-def run_proxy(port: int, upstream: int, data_dir: str, http: str) -> None:
+def run_proxy(port: int, upstream: int, data_dir: str, http: str, loop: str) -> None:
     import logging
 
     import uvicorn
@@ -183,7 +186,7 @@ def run_proxy(port: int, upstream: int, data_dir: str, http: str) -> None:
                                 "models": {"m": {"context_window": 131072, "input_per_mtok": 1,
                                                  "output_per_mtok": 2}}}}})
     uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
-                access_log=False, http=http, lifespan="on")
+                access_log=False, http=http, loop=loop, lifespan="on")
 
 
 # ---- the raw client ------------------------------------------------------------------------------
@@ -485,6 +488,8 @@ def main() -> None:
     parser.add_argument("--proxy", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="fewer calls (a smoke run)")
     parser.add_argument("--http", default="auto", help="uvicorn's HTTP implementation")
+    parser.add_argument("--loop", default="auto",
+                        help="uvicorn's event loop(s), comma-separated: auto (uvloop when installed), asyncio")
     parser.add_argument("--litellm", action="store_true", help="also measure LiteLLM's proxy")
     parser.add_argument("--context", action="store_true",
                         help="let the context stages run (by default requests say X-Kimi-Context: off)")
@@ -498,7 +503,7 @@ def main() -> None:
         run_fake(args.fake)
         return
     if args.proxy:
-        run_proxy(int(args.proxy[0]), int(args.proxy[1]), args.proxy[2], args.http)
+        run_proxy(int(args.proxy[0]), int(args.proxy[1]), args.proxy[2], args.http, args.loop)
         return
     if args.context:
         global CONTEXT_HEADER
@@ -510,7 +515,12 @@ def main() -> None:
         if args.transports:
             run_transports(fake_port, n)
             return
-        ours = run_kimi(sys.executable, "kimi-mcp proxy", fake_port, n, tput_s, tmp, args)
+        loops = args.loop.split(",")
+        ours = run_kimi(sys.executable, "kimi-mcp proxy", fake_port, n, tput_s, tmp, args,
+                        loop=loops[0], named=len(loops) > 1)
+        for other in loops[1:]:
+            run_kimi(sys.executable, "kimi-mcp proxy", fake_port, n, tput_s,
+                     tempfile.mkdtemp(dir=tmp), args, formats=False, loop=other, named=True)
         if args.baseline_python:
             run_kimi(args.baseline_python, "kimi-mcp proxy, baseline", fake_port, n, tput_s,
                      tempfile.mkdtemp(dir=tmp), args, formats=False)
@@ -523,9 +533,12 @@ def main() -> None:
 
 
 def run_kimi(python: str, name: str, fake_port: int, n: int, tput_s: float, tmp: str,
-             args: argparse.Namespace, formats: bool = True) -> dict[str, float]:
+             args: argparse.Namespace, formats: bool = True, loop: str = "auto",
+             named: bool = False) -> dict[str, float]:
     proxy_port = free_port()
-    command = [python, __file__, "--proxy", str(proxy_port), str(fake_port), tmp, "--http", args.http]
+    name = f"{name} (loop {loop})" if named else name
+    command = [python, __file__, "--proxy", str(proxy_port), str(fake_port), tmp, "--http", args.http,
+               "--loop", loop]
     with process(command, proxy_port) as proxy:
         start_rss = rss_mb(proxy.pid)
         m = asyncio.run(measure(proxy_port, fake_port, proxy.pid, "bench/m", n, tput_s))
