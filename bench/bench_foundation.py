@@ -236,7 +236,8 @@ def bench_cold_start(starts: int, tmp: Path) -> None:
     env = {"KIMI_MCP_DATA_DIR": str(tmp / "data")}
     results: dict[str, list[float]] = {"ours": [], "bare": []}
     for _ in range(starts):
-        for name, cmd in (("ours", ["kimi-mcp", "stdio", "--workspace", str(tmp)]),
+        for name, cmd in (("ours", [str(Path(sys.executable).with_name("kimi-mcp")), "stdio", "--workspace",
+                                   str(tmp)]),
                           ("bare", [sys.executable, str(bare)])):
             client = StdioClient(cmd, env=env)
             _, elapsed = client.initialize()
