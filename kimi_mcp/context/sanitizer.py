@@ -18,10 +18,12 @@ from kimi_mcp import tokens
 from kimi_mcp.context.conversation import TOOL_ROLES, Message
 
 LINE_CHARS = 80  # a masked argument keeps its first line, clipped to this
-_HEADER = "[kimi-mcp masked a tool output: "
-# this module's placeholders: the current one-line form, and the older one with preview lines
+_HEADER = "[kimi-mcp masked "
+# this module's placeholders: the current one-line form, and the older ones (one line, or with
+# preview lines)
 _PLACEHOLDER = re.compile(
-    r"^\[kimi-mcp masked a tool output: [\d,]+ tokens, (?:[\d,]+ lines?, )?id (m-[0-9a-f]{16})(?:\]|; [^\n]*\])(?:\n|$)"
+    r"^\[kimi-mcp masked (?:[\d,]+ tokens, [\d,]+ lines?: memory_get (m-[0-9a-f]{16})\]"
+    r"|a tool output: [\d,]+ tokens, (?:[\d,]+ lines?, )?id (m-[0-9a-f]{16})(?:\]|; [^\n]*\]))(?:\n|$)"
 )
 
 
@@ -36,7 +38,7 @@ def placeholder_id(content: str) -> str | None:
     if not content.startswith(_HEADER):
         return None
     match = _PLACEHOLDER.match(content)
-    return match.group(1) if match else None
+    return (match.group(1) or match.group(2)) if match else None
 
 
 def _clip(line: str) -> str:
@@ -44,13 +46,16 @@ def _clip(line: str) -> str:
 
 
 def placeholder(content: str, mid: str, size: int) -> str:
-    """One line: the size in tokens and lines, the id, and that `memory_get` returns the original
-    byte-exact. No preview lines: a placeholder is resent on every later request, so each of its
-    tokens is billed many times, and the call that made the output stands right before it (each
-    preview line cost ~1.5% of the input tokens and ~1.4% of the cost saved on the dev trace set;
-    JetBrains' "The Complexity Trap" masks observations with a bare placeholder, solve rate kept)."""
+    """One line: the size in tokens and lines, and the `memory_get` id that returns the original
+    byte-exact (`[kimi-mcp masked 4,056 tokens, 198 lines: memory_get m-…]`, 25 tokens). No
+    preview lines and no words the id and the tool name do not need: a placeholder is resent on
+    every later request, so each of its tokens is billed many times, and the call that made the
+    output stands right before it (each preview line cost ~1.5% of the input tokens and ~1.4% of
+    the cost saved on the dev trace set; the eight words of the previous one-line form ~0.9% of
+    both, on the dev and test sets alike; JetBrains' "The Complexity Trap" masks observations with
+    a bare placeholder, solve rate kept)."""
     lines = content.count("\n") + (0 if content.endswith("\n") or not content else 1)
-    return f"{_HEADER}{size:,} tokens, {lines:,} line{'' if lines == 1 else 's'}, id {mid}; memory_get returns it]"
+    return f"[kimi-mcp masked {size:,} tokens, {lines:,} line{'' if lines == 1 else 's'}: memory_get {mid}]"
 
 
 ARGUMENT_CHARS = 200

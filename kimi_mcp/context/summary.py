@@ -21,6 +21,7 @@ _ERROR = re.compile(
     r"(?i)(?:error|exception)\b|\b(?:traceback|failed|failure|not found|no such file|denied|"
     r"invalid|cannot)\b"
 )
+_SIZE = re.compile(r"([\d,]+) tokens")
 _PATH = re.compile(r"(?<![\w@])(?:[\w.-]+/)*[\w-][\w.-]*\.[A-Za-z][A-Za-z0-9]{0,7}\b|(?:/[\w.-]+){2,}")
 _EXTS = frozenset(
     "py pyi js ts tsx jsx md json toml yaml yml txt c h cc cpp hpp rs go java kt rb sh cfg ini "
@@ -59,8 +60,8 @@ def _files(text: str, files: list[str]) -> None:
 def outcome(text: str) -> str:
     mid = placeholder_id(text)
     if mid is not None:
-        size = text[len("[kimi-mcp masked a tool output: ") :].split(" ", 1)[0]
-        return f"masked output {mid} ({size} tokens)"
+        size = _SIZE.search(text)
+        return f"masked output {mid} ({size.group(1) if size else '?'} tokens)"
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     for line in lines:
         if _ERROR.search(line):

@@ -42,14 +42,17 @@ def test_placeholder_is_one_line_with_the_size_the_id_and_how_to_read_it() -> No
     text = output(50)
     mid = masked_id(text)
     ph = placeholder(text, mid, 1234)
-    assert ph == f"[kimi-mcp masked a tool output: 1,234 tokens, 50 lines, id {mid}; memory_get returns it]"
+    assert ph == f"[kimi-mcp masked 1,234 tokens, 50 lines: memory_get {mid}]"
     assert placeholder_id(ph) == mid
     assert placeholder_id(placeholder("one line", masked_id("one line"), 3)) == masked_id("one line")
 
 
-def test_a_placeholder_in_the_older_form_is_still_recognised() -> None:
+def test_a_placeholder_in_an_older_form_is_still_recognised() -> None:
     older = "[kimi-mcp masked a tool output: 4,056 tokens, id m-1b7b301710b74865]\n<first line>"
     assert placeholder_id(older) == "m-1b7b301710b74865"
+    one_line = "[kimi-mcp masked a tool output: 4,056 tokens, 198 lines, id m-1b7b301710b74865; memory_get returns it]"
+    assert placeholder_id(one_line) == "m-1b7b301710b74865"
+    assert placeholder_id("[kimi-mcp masked 4,056 tokens, 198 lines: memory_get m-1b7b301710b74865] and more") is None
     assert placeholder_id("[kimi-mcp masked a tool output: 4,056 tokens, id m-1b7b301710b74865] and more") is None
 
 
