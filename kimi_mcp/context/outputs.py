@@ -28,6 +28,7 @@ from kimi_mcp.context.kinds import WORKING_KINDS, classify, tool_kind
 from kimi_mcp.context.repeats import RepeatIndex
 from kimi_mcp.context.sanitizer import (
     Masked,
+    has_masked_argument,
     maskable_text,
     masked_arguments,
     masked_id,
@@ -255,7 +256,7 @@ class ToolOutputs:
 def _is_ours(text: str) -> bool:
     if text.startswith("[kimi-mcp "):
         return (placeholder_id(text) or compressed_id(text)) is not None
-    return "[kimi-mcp masked this argument" in text
+    return has_masked_argument(text)
 
 
 def _slots(msgs: Sequence[Message]) -> tuple[list[Slot], dict[Slot, str]]:

@@ -59,13 +59,21 @@ def placeholder(content: str, mid: str, size: int) -> str:
 
 
 ARGUMENT_CHARS = 200
-_ARGUMENT = '[kimi-mcp masked this argument: memory_get ids ["{mid}"] returns the arguments]'
+_ARGUMENT = "[kimi-mcp masked the rest of the arguments: memory_get {mid}]"
+# the notes this module writes in arguments: the current one, and the older one
+_ARGUMENT_NOTES = ("[kimi-mcp masked the rest of the arguments: memory_get m-", "[kimi-mcp masked this argument")
+
+
+def has_masked_argument(arguments: str) -> bool:
+    """Whether a tool call's arguments hold a note this module wrote."""
+    return any(note in arguments for note in _ARGUMENT_NOTES)
 
 
 def masked_arguments(arguments: str, mid: str, size: int) -> str | None:
     """A tool call's JSON arguments with each string value over ARGUMENT_CHARS characters cut to
     its first line and a note naming the id of the whole arguments; None when not a JSON object
-    or nothing is long."""
+    or nothing is long. The note is short (the arguments' JSON escapes every quote in it, and an
+    assistant message is resent on every later request)."""
     try:
         data = json.loads(arguments)
     except ValueError:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import anyio
@@ -16,7 +17,7 @@ from context_support import (
 
 from kimi_mcp import tokens
 from kimi_mcp.context import masked_id, placeholder_id
-from kimi_mcp.context.sanitizer import placeholder
+from kimi_mcp.context.sanitizer import has_masked_argument, masked_arguments, placeholder
 from kimi_mcp.deps import Deps
 
 pytestmark = pytest.mark.anyio
@@ -164,3 +165,11 @@ async def test_a_masked_event_is_published_once_per_new_block(ctx_deps: Deps) ->
     await run(ctx_deps, conv2, session_id="s1")
     event = await next_event(sub, "masked")
     assert [i["id"] for i in event.data["items"]] == [masked_id(conv2[7]["content"])]
+
+
+def test_an_argument_note_in_the_current_or_the_older_form_is_recognised() -> None:
+    arguments = json.dumps({"command": "cat > x.py << 'EOF'\n" + "x = 1\n" * 60 + "EOF"})
+    masked = masked_arguments(arguments, masked_id(arguments), 300)
+    assert masked is not None and has_masked_argument(masked)
+    assert has_masked_argument('{"command": "cat > x.py [kimi-mcp masked this argument: memory_get ids [\\"m-1\\"]"}')
+    assert not has_masked_argument(arguments)

@@ -117,8 +117,8 @@ async def test_old_long_tool_call_arguments_are_masked_inside_valid_json(ctx_dep
     out = (await run(ctx_deps, msgs)).body["messages"]
     arguments = out[2]["tool_calls"][0]["function"]["arguments"]
     command = json.loads(arguments)["command"]
-    assert command.startswith("cat > repro.py << 'EOF' [kimi-mcp masked this argument")
     original = msgs[2]["tool_calls"][0]["function"]["arguments"]
+    assert command == f"cat > repro.py << 'EOF' [kimi-mcp masked the rest of the arguments: memory_get {masked_id(original)}]"
     [item] = await ctx_deps.memory.get([masked_id(original)])
     assert item.content == original
     assert out[-2:] == msgs[-2:] and out[:2] == msgs[:2]
