@@ -4,15 +4,18 @@ The kind decides how the output is compressed at first sight and how long it sta
 
 | kind    | what                                             | first sight          | kept whole |
 |---------|--------------------------------------------------|----------------------|------------|
-| read    | file contents the agent reads (cat, sed -n, view)| byte-exact           | `keep_last_turns` |
-| edit    | the result of an edit (str_replace, write, patch)| byte-exact           | `keep_last_turns` |
-| test    | test runners (pytest, unittest, go test, jest)   | passes dropped       | 1 turn |
-| build   | compilers and linters (gcc, tsc, mypy, ruff)     | progress dropped     | 1 turn |
-| listing | ls, find, tree                                   | grouped by directory | 1 turn |
-| search  | grep, rg, ag                                     | grouped by file      | 1 turn |
-| diff    | git diff, git show, diff -u                      | context trimmed      | 1 turn |
-| json    | a JSON array of similar objects                  | one table            | 1 turn |
-| log     | installs, downloads, anything else               | noise dropped        | 1 turn |
+| read    | file contents the agent reads (cat, sed -n, view)| byte-exact           | `keep_read_turns` |
+| edit    | the result of an edit (str_replace, write, patch)| byte-exact           | `keep_read_turns` |
+| test    | test runners (pytest, unittest, go test, jest)   | passes dropped       | `keep_output_turns` |
+| build   | compilers and linters (gcc, tsc, mypy, ruff)     | progress dropped     | `keep_output_turns` |
+| listing | ls, find, tree                                   | grouped by directory | `keep_output_turns` |
+| search  | grep, rg, ag                                     | grouped by file      | `keep_output_turns` |
+| diff    | git diff, git show, diff -u                      | context trimmed      | `keep_output_turns` |
+| json    | a JSON array of similar objects                  | one table            | `keep_output_turns` |
+| log     | installs, downloads, anything else               | noise dropped        | `keep_output_turns` |
+
+A reader whose output goes to a file (`cat > repro.py << 'EOF' … EOF`) writes it: its output is
+the kind of the commands after it (`python repro.py`), an edit when none follow.
 
 Classification only reads the call's tool name and arguments and the output's first lines, so
 it is a pure function of the message: the same output is always the same kind.
@@ -102,7 +105,9 @@ def _words(command: str) -> list[str]:
 
 
 def command_kind(command: str) -> Kind | None:
-    """The kind a shell command's output is, from its first real program (None: unknown)."""
+    """The kind a shell command's output is, from its first real program (None: unknown). A
+    reader whose standard output goes to a file (`cat > repro.py << 'EOF'`) writes it: the output
+    is what the commands after it print (an edit's when nothing follows)."""
     if _TEST_WORDS.search(command):
         return "test"
     words = _words(command)
@@ -119,6 +124,9 @@ def command_kind(command: str) -> Kind | None:
         return None
     program = words[i].rsplit("/", 1)[-1]
     rest = words[i + 1 :]
+    if (program in _READ_CMDS or program == "sed") and _writes_stdout(rest):
+        after = _after_writer(command, rest)
+        return command_kind(after) if after.strip() else "edit"
     if "|" in rest and program not in _SEARCH_CMDS and any(w in _SEARCH_CMDS for w in rest):
         return "search"
     if program in _READ_CMDS:
@@ -138,6 +146,34 @@ def command_kind(command: str) -> Kind | None:
     if program in ("pip", "pip3", "npm", "yarn", "pnpm", "apt", "apt-get", "conda", "uv", "poetry", "curl", "wget"):
         return "log"
     return None
+
+
+_SEPARATORS = frozenset(("&&", ";", "||", "|"))
+_STDOUT_TO_FILE = re.compile(r"^1?>>?(?!&)")
+_HEREDOC = re.compile(r"<<-?\s*(['\"]?)([\w.-]+)\1")
+
+
+def _writes_stdout(rest: list[str]) -> bool:
+    """Whether a program's own words (up to a separator) send its standard output to a file."""
+    for word in rest:
+        if _STDOUT_TO_FILE.match(word):
+            return True
+        if word in _SEPARATORS or word.endswith(";"):
+            return False
+    return False
+
+
+def _after_writer(command: str, rest: list[str]) -> str:
+    """The commands after a writing program: after its heredoc's body when it has one, and after
+    a separator on its own line."""
+    lines = command.strip().splitlines()
+    tail = next((" ".join(rest[k + 1 :]) for k, w in enumerate(rest)
+                 if (w in _SEPARATORS and w != "|") or w.endswith(";")), "")
+    heredoc = _HEREDOC.search(lines[0])
+    if heredoc is None:
+        return "\n".join([tail, *lines[1:]])
+    end = next((k for k in range(1, len(lines)) if lines[k].strip() == heredoc.group(2)), len(lines))
+    return "\n".join([tail, *lines[end + 1 :]])
 
 
 def tool_kind(name: str, arguments: Mapping[str, Any]) -> Kind | None:

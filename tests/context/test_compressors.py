@@ -119,6 +119,21 @@ def test_the_kind_comes_from_the_command_then_from_the_text() -> None:
     assert classify("hello", "str_replace_editor", {"command": "view", "path": "a.py"}) == "read"
 
 
+def test_a_reader_writing_a_file_is_classified_by_what_runs_after_it() -> None:
+    script = "cd /testbed && cat > repro.py << 'EOF'\nimport app\nprint(app.run())\nEOF\n"
+    assert command_kind(script) == "edit"
+    assert command_kind(script + "python repro.py") is None  # what it prints decides: a log or a test
+    assert classify("Traceback (most recent call last):\nValueError: x", "bash", {"command": script + "python repro.py"}) == "log"
+    assert command_kind(script + "python -m pytest repro.py") == "test"
+    assert command_kind("cat > notes.txt << EOF && grep -n x notes.txt\nx\nEOF") == "search"
+    assert command_kind("cat <<'EOF' > a.py\nx = 1\nEOF") == "edit"
+    assert command_kind("sed -n '1,5p' a.py > b.py; cat b.py") == "read"
+    assert command_kind("head -5 a.py >> log.txt") == "edit"
+    # standard error to a file, or into the pipe, leaves the output a read
+    assert command_kind("cat a.py 2>/dev/null") == "read"
+    assert command_kind("cat a.py 2>&1 | head -20") == "read"
+
+
 # ---- properties ---------------------------------------------------------------------------------
 
 LINE_PARTS = ["ok", "PASSED", "FAILED", "Error: boom", "warning: unused", "src/app.py:12:", "  ", "[ 50%]",
