@@ -107,7 +107,7 @@ class ContextSettings(Section):
     memory_tags: bool = True
     first_sight: bool = True
     compression: bool = True
-    mask_threshold_tokens: int = Field(default=100, ge=1)
+    mask_threshold_tokens: int = Field(default=75, ge=1)  # three placeholders (~25 tokens each)
     keep_last_turns: int = Field(default=5, ge=0)
     keep_read_turns: int = Field(default=2, ge=0)
     keep_output_turns: int = Field(default=1, ge=0)
