@@ -173,3 +173,13 @@ def test_an_argument_note_in_the_current_or_the_older_form_is_recognised() -> No
     assert masked is not None and has_masked_argument(masked)
     assert has_masked_argument('{"command": "cat > x.py [kimi-mcp masked this argument: memory_get ids [\\"m-1\\"]"}')
     assert not has_masked_argument(arguments)
+
+
+def test_a_summary_names_a_masked_output_by_its_id_and_size_in_either_form() -> None:
+    from kimi_mcp.context.summary import outcome
+
+    text = output(50)
+    mid = masked_id(text)
+    assert outcome(placeholder(text, mid, 1234)) == f"masked output {mid} (1,234 tokens)"
+    older = "[kimi-mcp masked a tool output: 4,056 tokens, 198 lines, id m-1b7b301710b74865; memory_get returns it]"
+    assert outcome(older) == "masked output m-1b7b301710b74865 (4,056 tokens)"
