@@ -43,7 +43,7 @@ from kimi_mcp.proxy.resolve import Plan, Router
 from kimi_mcp.proxy.streaming import Relay, relay_openai
 from kimi_mcp.proxy.wire import build, check_key
 from kimi_mcp.tokens import count_chat, rough_prompt
-from kimi_mcp.upstream import Upstream, to_upstream_error
+from kimi_mcp.upstream import Upstream, scrub_bytes, to_upstream_error
 
 log = logging.getLogger(__name__)
 
@@ -296,6 +296,7 @@ class Proxy:
         finally:
             await response.aclose()
         rec.ended_at = time.perf_counter()
+        raw = scrub_bytes(cand.provider, raw)  # a provider that echoes the key, as streams are
         fmt = cand.provider.format
         if fmt == "openai" and rec.profile.finish_reasons:
             raw = rec.profile.rewrite_finish(raw)

@@ -24,11 +24,20 @@ from kimi_mcp.errors import UpstreamError
 _TOKEN = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{12,}|\b(sk|nvapi|gsk|csk|AIza)[A-Za-z0-9_-]{12,}")
 
 
+MESSAGE_CHARS = 500  # of a provider's error text, kept in what the client is told
+_BODY_BYTES = 65536  # of an error body, read for its message (scrubbed before any cut)
+
+
 def scrub(provider: Provider, text: str) -> str:
-    """`text` without the provider's key or anything shaped like a bearer token."""
+    """`text` without the provider's key — as itself or JSON-escaped, at any depth of
+    escaping (`scrub_bytes`) — or anything shaped like a bearer token. Cut text only after
+    scrubbing it: a key cut in two is no longer recognised."""
     key = provider.api_key
     if key:
         text = text.replace(key, "***")
+        if "\\" in text:
+            data = text.encode("utf-8", "surrogatepass")
+            text = scrub_bytes(provider, data).decode("utf-8", "surrogatepass")
     return _TOKEN.sub(lambda m: (m.group(1) or "") + "***", text)
 
 
@@ -45,15 +54,16 @@ def scrub_error(provider: Provider, error: UpstreamError) -> UpstreamError:
 @functools.lru_cache(maxsize=64)
 def _key_forms(key: str) -> re.Pattern[bytes]:
     """The key as it may appear in raw JSON bytes: every character as itself or escaped
-    (`\\uXXXX` in either case, `\\/` for a slash), in any mix (RFC 8259 §7)."""
+    (`\\uXXXX` in either case, `\\/` for a slash), in any mix (RFC 8259 §7), with any number
+    of backslashes (JSON text inside a JSON string, as an error echoing a request does)."""
     parts = []
     for char in key:
         forms = [re.escape(char.encode())]
         code = f"{ord(char):04x}"
-        forms.append(b"\\\\u" + b"".join(b"[%s%s]" % (c.lower().encode(), c.upper().encode())
+        forms.append(b"\\\\+u" + b"".join(b"[%s%s]" % (c.lower().encode(), c.upper().encode())
                                            for c in code))
         if char == "/":
-            forms.append(rb"\\/")
+            forms.append(rb"\\+/")
         parts.append(b"(?:" + b"|".join(forms) + b")")
     return re.compile(b"".join(parts))
 
@@ -62,7 +72,7 @@ def scrub_bytes(provider: Provider, data: bytes) -> bytes:
     """Raw bytes of an answer (a streamed event) without the provider's key, however the
     provider escaped it; everything else is left byte for byte."""
     key = provider.api_key
-    if not key or (key.encode() not in data and b"\\" not in data):
+    if not key or (key.encode() not in data and b"\\u" not in data and b"\\/" not in data):
         return data
     return _key_forms(key).sub(b"***", data)
 
@@ -121,7 +131,7 @@ def to_upstream_error(provider: Provider, *, exc: BaseException | None = None,
     name = provider.name
     if response is not None:
         status = response.status_code
-        message = scrub(provider, provider_message(response))
+        message = scrub(provider, provider_message(response))[:MESSAGE_CHARS]
         retry_after = retry_after_of(response.headers)
         if status == 429:
             return UpstreamError(f"{name}: {message}", status=429, code="rate_limit_exceeded",
@@ -150,11 +160,12 @@ def to_upstream_error(provider: Provider, *, exc: BaseException | None = None,
 
 
 def provider_message(response: httpx.Response) -> str:
-    """The human part of a provider's error body (OpenAI, Gemini, Anthropic or plain text)."""
+    """The human part of a provider's error body (OpenAI, Gemini, Anthropic or plain text), not
+    yet scrubbed (`scrub`) nor cut to `MESSAGE_CHARS`."""
     try:
         data = json.loads(response.content)
-    except ValueError:
-        text = response.content[:500].decode("utf-8", "replace").strip()
+    except (ValueError, RecursionError):
+        text = response.content[:_BODY_BYTES].decode("utf-8", "replace").strip()
         return text or f"HTTP {response.status_code}"
     if isinstance(data, list) and data:  # Gemini sometimes wraps the error in a list
         data = data[0]
@@ -168,4 +179,4 @@ def provider_message(response: httpx.Response) -> str:
             return error
         if isinstance(data.get("detail"), str | list):
             return str(data["detail"])
-    return json.dumps(data)[:500]
+    return json.dumps(data)[:_BODY_BYTES]

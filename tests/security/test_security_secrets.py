@@ -110,3 +110,71 @@ async def test_a_key_echoed_in_a_streamed_error_never_reaches_the_client_the_led
     assert not _leaks(text), text
     assert not _leaks(stored), stored
     assert not _leaks(caplog.text), caplog.text
+
+
+# A key not shaped like any known token (so only the exact-key scrubber can catch it), with a
+# "/" that some JSON encoders escape.
+PLAIN_KEY = "zq7RkWt3PmX9/aBcDeFgHiJkLmNoPqRsTuV"
+
+
+def _unicode(text: str) -> str:
+    return "".join(f"\\u{ord(c):04x}" for c in text)
+
+
+def _echoes(key: str) -> dict[str, httpx.Response]:
+    """Provider answers that echo the key: errors (escaped once, twice, cut at the 500th
+    character of the message) and a successful answer quoting the request."""
+    once = json.dumps({"headers": {"authorization": f"Bearer {key}"}})
+    twice = json.dumps({"error": {"message": "rejected request: " + json.dumps({"api_key": _unicode(key)})}})
+    return {
+        "text error, key \\u-escaped": httpx.Response(
+            400, text=f"upstream rejected request {once.replace(key, _unicode(key))} (not json)"),
+        "json error, key escaped twice": httpx.Response(
+            400, content=twice.encode(), headers={"content-type": "application/json"}),
+        "text error, key across the 500th character": httpx.Response(
+            400, text="x" * (500 - len(key) + 1) + key),
+        "json error without a message, key across the 500th character": httpx.Response(
+            400, json={"error": {"code": 1}, "echo": "y" * (500 - len(key) - 20) + key}),
+        "5xx error, key at the end of a long body": httpx.Response(
+            500, text="z" * 70_000 + key),
+        "a whole answer quoting the request": httpx.Response(200, json={
+            "id": "c", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": f"hello Bearer {key}"},
+                         "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}}),
+    }
+
+
+def _leaks_plain_key(text: str) -> bool:
+    bare = text.replace("\\", "").lower()
+    pieces = [PLAIN_KEY[i:i + 10] for i in range(len(PLAIN_KEY) - 9)]
+    return any(p in text or p.replace("/", "\\/") in text for p in pieces) \
+        or _unicode(PLAIN_KEY[:3]).replace("\\", "").lower() in bare
+
+
+@pytest.mark.parametrize("route", ["/v1/chat/completions", "/v1/messages", "/v1/responses"])
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("case", list(_echoes(PLAIN_KEY)))
+async def test_a_key_echoed_in_any_answer_never_reaches_the_client_or_the_ledger_whole_or_in_part(
+        make_deps: Callable[..., Deps], serve_app: Any, route: str, stream: bool, case: str) -> None:
+    if stream and case.startswith("a whole answer"):
+        pytest.skip("a streamed request gets a stream; the streamed echoes are the test above")
+    deps = make_deps(providers={"echo": {"base_url": "http://echo.test/v1", "api_key": PLAIN_KEY,
+                                        "format": "openai", "max_retries": 0,
+                                        "models": {"m": {"context_window": 100_000}}}})
+
+    def upstream(request: httpx.Request) -> httpx.Response:
+        return _echoes(PLAIN_KEY)[case]
+
+    app = create_app(deps.settings, deps, upstream_transport=httpx.MockTransport(upstream))
+    body = _body(route) | {"stream": stream}
+    async with serve_app(app) as client:
+        reply = await client.post(route, json=body)
+        assert await anyio.to_thread.run_sync(app.state.proxy.accountant.wait_for, 1, 10)
+        await deps.ledger.aflush()
+    with deps.ledger.read() as db:
+        rows = db.exec(select(Request)).all()
+    assert rows, "the call left no ledger row"
+    stored = " ".join(json.dumps(r.model_dump(), default=str) for r in rows)
+    assert not _leaks_plain_key(reply.text), reply.text[-700:]
+    assert not _leaks_plain_key(stored), stored[-700:]
