@@ -23,7 +23,7 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from kimi_mcp.catalog import Resolved
+from kimi_mcp.catalog import Provider, Resolved
 from kimi_mcp.context import StageResult
 from kimi_mcp.deps import Deps
 from kimi_mcp.errors import KimiError, RequestError, UpstreamError, describe
@@ -40,7 +40,7 @@ from kimi_mcp.proxy.limits import Limiter
 from kimi_mcp.proxy.profiles import Profile
 from kimi_mcp.proxy.relays import anthropic_chunks, relay_anthropic, relay_translated
 from kimi_mcp.proxy.resolve import Plan, Router
-from kimi_mcp.proxy.streaming import Relay, relay_openai
+from kimi_mcp.proxy.streaming import INVALID, Relay, relay_openai
 from kimi_mcp.proxy.wire import build, check_key
 from kimi_mcp.tokens import count_chat, rough_prompt
 from kimi_mcp.upstream import Upstream, scrub_bytes, to_upstream_error
@@ -249,6 +249,7 @@ class Proxy:
                 response = await self.upstream.open(cand.provider, out.url, headers=out.headers,
                                                     content=out.content,
                                                     on_retry=lambda why: _note(rec, why))
+                await _check_kind(response, cand.provider, rec.stream)
             except UpstreamError as exc:
                 if exc.retryable and exc.status >= 500:
                     self.router.failure(cand.ref)
@@ -298,6 +299,11 @@ class Proxy:
         rec.ended_at = time.perf_counter()
         raw = scrub_bytes(cand.provider, raw)  # a provider that echoes the key, as streams are
         fmt = cand.provider.format
+        try:
+            data = _json_answer(raw, response, cand.provider.name)
+        except UpstreamError:
+            self.router.failure(cand.ref)
+            raise
         if fmt == "openai" and rec.profile.finish_reasons:
             raw = rec.profile.rewrite_finish(raw)
         if fmt == call.inbound.native:
@@ -306,7 +312,7 @@ class Proxy:
             return raw
         notes: dict[str, Any] = {}
         try:
-            completion = _completion(raw, fmt, cand.provider.name, shown, rec.profile, notes,
+            completion = _completion(data, fmt, cand.provider.name, shown, rec.profile, notes,
                                      self.signatures)
         finally:
             rec.usage = notes.get("usage", rec.usage)  # a refused answer is billed too
@@ -366,16 +372,61 @@ class _Call:
     session: str | None = None
 
 
-def _completion(raw: bytes, fmt: str, provider: str, model: str,
-                profile: Profile, notes: dict[str, Any] | None = None,
-                signatures: gemini.Signatures | None = None) -> dict[str, Any]:
-    """A provider's whole answer as a canonical chat.completion (`notes`: see `from_gemini`)."""
+# content types that are never the answer asked for, whatever the body (an HTML error page of a
+# gateway, an event stream to a call that did not ask for one)
+_NOT_JSON = ("text/html", "application/xhtml+xml", "text/event-stream")
+
+
+def _content_type(response: httpx.Response) -> str:
+    return str(response.headers.get("content-type", "")).partition(";")[0].strip().lower()
+
+
+def _invalid(provider: str, response: httpx.Response, wanted: str) -> UpstreamError:
+    kind = _content_type(response) or "no content type"
+    return UpstreamError(f"{provider}: the provider answered {response.status_code} with {kind}, "
+                         f"not {wanted}", status=502, code=INVALID,
+                         retryable=True)
+
+
+async def _check_kind(response: httpx.Response, provider: Provider, stream: bool) -> None:
+    """`UpstreamError` (502, another candidate may answer) when the headers already say the
+    answer is not the kind asked for: an event stream for `stream`, else JSON. A stream with no
+    content type is let through (its events are checked as they come)."""
+    kind = _content_type(response)
+    if stream:
+        if not kind or kind == "text/event-stream":
+            return
+        wanted = "an event stream"
+    elif kind not in _NOT_JSON:
+        return
+    else:
+        wanted = "JSON"
+    try:
+        head = await response.aread()
+    except httpx.HTTPError:
+        head = b""
+    finally:
+        await response.aclose()
+    log.warning("%s answered %s to a %s call: %r", provider.name, kind or "no content type",
+                "streamed" if stream else "non-streamed", scrub_bytes(provider, head[:200]))
+    raise _invalid(provider.name, response, wanted)
+
+
+def _json_answer(raw: bytes, response: httpx.Response, provider: str) -> dict[str, Any]:
+    """A whole answer as the JSON object it must be; anything else is a 502 naming what came."""
     try:
         data = json.loads(raw)
     except ValueError:
-        raise UpstreamError(f"{provider} sent an answer that is not JSON") from None
+        raise _invalid(provider, response, "JSON") from None
     if not isinstance(data, dict):
-        raise UpstreamError(f"{provider} sent an answer that is not a JSON object")
+        raise _invalid(provider, response, "a JSON object")
+    return data
+
+
+def _completion(data: dict[str, Any], fmt: str, provider: str, model: str,
+                profile: Profile, notes: dict[str, Any] | None = None,
+                signatures: gemini.Signatures | None = None) -> dict[str, Any]:
+    """A provider's whole answer as a canonical chat.completion (`notes`: see `from_gemini`)."""
     if fmt == "gemini":
         return gemini.from_gemini(data, model, notes, signatures)
     if fmt == "anthropic":

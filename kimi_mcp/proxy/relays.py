@@ -29,7 +29,7 @@ from kimi_mcp.proxy.accounting import CallRecord
 from kimi_mcp.proxy.formats.anthropic_stream import MessagesDecoder
 from kimi_mcp.proxy.formats.canonical import chunk_usage
 from kimi_mcp.proxy.formats.inbound import Encoder
-from kimi_mcp.proxy.streaming import _close
+from kimi_mcp.proxy.streaming import INVALID, _close, not_events, sse_shaped
 from kimi_mcp.upstream import scrub_bytes, scrub_error, to_upstream_error
 
 log = logging.getLogger(__name__)
@@ -130,6 +130,11 @@ async def relay_anthropic(response: httpx.Response, provider: Provider, rec: Cal
                 if cut < 0:
                     continue
                 block, buf = buf[: cut + 2], buf[cut + 2:]
+                if not sse_shaped(block):
+                    message = not_events(rec, provider, bool(events))
+                    await _close(response, rec, finish)
+                    yield error(ErrorInfo(502, INVALID, message))
+                    return
                 block = scrub_bytes(provider, block)
                 events.append(block)
                 stopped = stopped or b"message_stop" in block
@@ -147,6 +152,11 @@ async def relay_anthropic(response: httpx.Response, provider: Provider, rec: Cal
             yield error(describe(failure))
             return
         tail = b""
+        if buf.strip() and not sse_shaped(buf):
+            message = not_events(rec, provider, bool(events))
+            await _close(response, rec, finish)
+            yield error(ErrorInfo(502, INVALID, message))
+            return
         if buf.strip():
             tail = scrub_bytes(provider, buf)
             events.append(tail)

@@ -36,6 +36,7 @@ from kimi_mcp.upstream import scrub_bytes, to_upstream_error
 log = logging.getLogger(__name__)
 
 DONE = b"data: [DONE]\n\n"
+INVALID = "upstream_invalid_answer"  # the code of an answer that is not the kind asked for
 Finish = Callable[[CallRecord], None]
 
 
@@ -65,6 +66,11 @@ async def relay_openai(response: httpx.Response, provider: Provider, rec: CallRe
                     else:
                         continue
                 block, buf = buf[: cut + len(sep)], buf[cut + len(sep):]
+                if not sse_shaped(block):
+                    failed = error_event(not_events(rec, provider, bool(events)), INVALID) + DONE
+                    await _close(response, rec, finish)
+                    yield failed
+                    return
                 block = scrub_bytes(provider, block)  # a provider that echoes the key in an error
                 if strip_usage and b'"usage"' in block:
                     block = _strip_usage(block, sep, rec, profile)
@@ -91,6 +97,11 @@ async def relay_openai(response: httpx.Response, provider: Provider, rec: CallRe
             yield failed
             return
         tail = b""
+        if buf.strip() and not sse_shaped(buf):
+            failed = error_event(not_events(rec, provider, bool(events)), INVALID) + DONE
+            await _close(response, rec, finish)
+            yield failed
+            return
         if buf.strip():
             buf = scrub_bytes(provider, buf)
             events.append(buf)
@@ -106,6 +117,25 @@ async def relay_openai(response: httpx.Response, provider: Provider, rec: CallRe
         raise
     finally:
         await _close(response, rec, finish)
+
+
+_SSE_FIELDS = (b"data:", b"event:", b"id:", b"retry:", b":")
+
+
+def sse_shaped(block: bytes) -> bool:
+    """Whether every line of `block` is a server-sent event's field or comment (an HTML page or
+    a JSON body is not: it must never reach the client glued to the stream)."""
+    return all(not line.strip() or line.lstrip(b"\xef\xbb\xbf").startswith(_SSE_FIELDS)
+               for line in block.splitlines())
+
+
+def not_events(rec: CallRecord, provider: Provider, started: bool) -> str:
+    """Make the call an error because the provider sent something else than events (the
+    message)."""
+    rec.status, rec.error = "error", f"{provider.name} sent something that is not an event stream"
+    rec.meta["error_status"] = 502
+    log.warning("%s", rec.error)
+    return rec.error
 
 
 # what a chunk with something for the client starts with: text, reasoning or a tool call

@@ -1,0 +1,132 @@
+"""A provider's answer that is not the kind asked for: in every inbound format, from every
+outbound wire, streamed and not (`httpx.MockTransport` upstream)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from proxy_support import proxy_app
+from sqlmodel import select
+
+from kimi_mcp.deps import Deps
+from kimi_mcp.ledger.models import Request
+from kimi_mcp.proxy.pipeline import Proxy
+
+pytestmark = pytest.mark.anyio
+
+KEY = "sk-mock-secret-abcdef"
+PRICES = {"context_window": 100_000, "input_per_mtok": 3, "output_per_mtok": 15}
+PROVIDERS = {
+    "o": {"base_url": "http://o.test/v1", "api_key": KEY, "max_retries": 0, "models": {"m": PRICES}},
+    "g": {"base_url": "http://g.test/v1beta", "api_key": KEY, "format": "gemini", "max_retries": 0,
+          "models": {"m": PRICES}},
+    "a": {"base_url": "http://a.test/v1", "api_key": KEY, "format": "anthropic", "max_retries": 0,
+          "models": {"m": PRICES}},
+}
+INBOUNDS = ["chat", "messages", "responses"]
+WIRES = ["o", "g", "a"]
+HTML = b"<html>oops</html>"
+
+
+def request_of(inbound: str, model: str, stream: bool) -> tuple[str, dict[str, Any]]:
+    messages = [{"role": "user", "content": "hello there, how are you today?"}]
+    if inbound == "chat":
+        return "/v1/chat/completions", {"model": model, "messages": messages, "stream": stream}
+    if inbound == "messages":
+        return "/v1/messages", {"model": model, "max_tokens": 64, "messages": messages,
+                                "stream": stream}
+    return "/v1/responses", {"model": model, "input": messages[0]["content"], "stream": stream}
+
+
+def error_message(inbound: str, reply: httpx.Response) -> str:
+    """The message of an error in the client's own shape."""
+    body = reply.json()
+    if inbound == "messages":
+        assert body["type"] == "error"
+    return str(body["error"]["message"])
+
+
+@pytest.fixture
+def build(make_deps: Callable[..., Deps], serve_app: Any) -> Callable[..., Any]:
+    def run(answer: Callable[[httpx.Request], httpx.Response]) -> tuple[Any, Deps, Proxy]:
+        deps = make_deps(providers=PROVIDERS, logwatch={"enabled": False})
+        app = proxy_app(deps, transport=httpx.MockTransport(answer))
+        return serve_app(app), deps, app.state.proxy
+
+    return run
+
+
+async def rows(deps: Deps, proxy: Proxy, count: int) -> list[Request]:
+    assert await anyio.to_thread.run_sync(proxy.accountant.wait_for, count, 10)
+    await deps.ledger.aflush()
+    with deps.ledger.read() as db:
+        return list(db.exec(select(Request).order_by(Request.id)).all())  # type: ignore[arg-type]
+
+
+def sse_lines_only(text: str) -> bool:
+    return all(not line.strip() or line.startswith(("data:", "event:", ":"))
+               for line in text.splitlines())
+
+
+GARBAGE = {
+    # name: (stream asked, content type, body, what the error says came instead)
+    "html-to-a-call": (None, "text/html", HTML, "text/html"),
+    "events-to-a-call": (False, "text/event-stream", b'data: {"choices": []}\n\ndata: [DONE]\n\n',
+                         "text/event-stream"),
+    "json-to-a-stream": (True, "application/json", b'{"choices": []}', "application/json"),
+}
+
+
+@pytest.mark.parametrize("inbound", INBOUNDS)
+@pytest.mark.parametrize("wire", WIRES)
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("garbage", list(GARBAGE))
+async def test_an_answer_of_another_kind_is_a_502_in_the_clients_shape_and_an_error_row(
+        build: Any, inbound: str, wire: str, stream: bool, garbage: str) -> None:
+    asked, kind, content, named = GARBAGE[garbage]
+    if asked is not None and asked != stream:
+        pytest.skip("this answer is of the kind asked for the other way")
+    served, deps, proxy = build(lambda r: httpx.Response(200, content=content,
+                                                         headers={"content-type": kind}))
+    path, body = request_of(inbound, f"{wire}/m", stream)
+    async with served as client:
+        reply = await client.post(path, json=body)
+        [row] = await rows(deps, proxy, 1)
+    assert reply.status_code == 502
+    assert reply.headers["content-type"].startswith("application/json")
+    message = error_message(inbound, reply)
+    assert f"answered 200 with {named}, not" in message
+    assert "oops" not in reply.text and "[DONE]" not in reply.text
+    assert (row.status, row.http_status) == ("error", 502)
+
+
+@pytest.mark.parametrize("inbound", INBOUNDS)
+@pytest.mark.parametrize("wire", WIRES)
+async def test_a_stream_of_html_labelled_as_events_ends_in_a_well_formed_error_event(
+        build: Any, inbound: str, wire: str) -> None:
+    served, deps, proxy = build(lambda r: httpx.Response(
+        200, content=HTML, headers={"content-type": "text/event-stream"}))
+    path, body = request_of(inbound, f"{wire}/m", True)
+    async with served as client:
+        reply = await client.post(path, json=body)
+        [row] = await rows(deps, proxy, 1)
+    assert reply.status_code == 200  # the stream had begun: its last event is the error
+    assert "oops" not in reply.text and "<html>" not in reply.text
+    assert sse_lines_only(reply.text), reply.text
+    assert "error" in reply.text
+    assert row.status == "error"
+
+
+async def test_json_that_is_not_an_object_is_not_passed_through(build: Any) -> None:
+    served, deps, proxy = build(lambda r: httpx.Response(200, json=["no", "answer"]))
+    path, body = request_of("chat", "o/m", False)
+    async with served as client:
+        reply = await client.post(path, json=body)
+        [row] = await rows(deps, proxy, 1)
+    assert reply.status_code == 502 and "not a JSON object" in error_message("chat", reply)
+    assert (row.status, row.http_status) == ("error", 502)
+
