@@ -60,6 +60,7 @@ class CallRecord:
     meta: dict[str, Any] = field(default_factory=dict)
     pending: Pending[RequestRow] | None = None  # the row reserved when the call finished
     profile: Profile = PROFILES["openai"]  # the provider's wire quirks: where usage lives
+    billable: bool = False  # the provider took the call (2xx, the kind of answer asked for)
 
 
 @dataclass
@@ -156,11 +157,20 @@ class Accountant:
             cost = self.deps.catalog.cost(rec.resolved, eff_prompt, eff_completion,
                                           cached or 0, reasoning or 0)
         reserved = rec.pending.row if rec.pending is not None else self._row(rec)
+        meta = reserved.meta
+        if not rec.billable and not reported:
+            # refused before a provider took it (no key, a local limit, an unknown model, a
+            # provider's error status, an answer that was not the one asked for): it costs
+            # nothing, and its estimate stays out of the summed token columns
+            if est_prompt:
+                meta = {**meta, "unbilled_est_prompt_tokens": est_prompt}
+            est_prompt = est_completion = None
+            cost = 0.0
         row = dataclasses.replace(
             reserved, status=rec.status, error=rec.error, prompt_tokens=prompt, completion_tokens=completion, cached_tokens=cached,
             reasoning_tokens=reasoning, est_prompt_tokens=est_prompt,
             est_completion_tokens=est_completion,
-            usage_source="provider" if reported else "estimate", cost_usd=cost)
+            usage_source="provider" if reported else "estimate", cost_usd=cost, meta=meta)
         if rec.pending is not None:
             self.deps.ledger.complete(rec.pending, row)
         else:

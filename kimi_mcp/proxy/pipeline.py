@@ -261,6 +261,7 @@ class Proxy:
                 continue
             self.router.success(cand.ref)
             rec.http_status = response.status_code
+            rec.billable = True  # the provider took the call: from here on it may bill it
             return response, cand, out.strip_usage
         raise AssertionError("a plan always has a candidate")
 
@@ -302,6 +303,7 @@ class Proxy:
         try:
             data = _json_answer(raw, response, cand.provider.name)
         except UpstreamError:
+            rec.billable = False  # not the answer asked for: nothing says the provider took it
             self.router.failure(cand.ref)
             raise
         if fmt == "openai" and rec.profile.finish_reasons:

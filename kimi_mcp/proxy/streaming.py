@@ -131,9 +131,10 @@ def sse_shaped(block: bytes) -> bool:
 
 def not_events(rec: CallRecord, provider: Provider, started: bool) -> str:
     """Make the call an error because the provider sent something else than events (the
-    message)."""
+    message); with no event before it, nothing says the provider took the call."""
     rec.status, rec.error = "error", f"{provider.name} sent something that is not an event stream"
     rec.meta["error_status"] = 502
+    rec.billable = rec.billable and started
     log.warning("%s", rec.error)
     return rec.error
 

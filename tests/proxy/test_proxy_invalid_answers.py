@@ -1,5 +1,5 @@
-"""A provider's answer that is not the kind asked for: in every inbound format, from every
-outbound wire, streamed and not (`httpx.MockTransport` upstream)."""
+"""A provider's answer that is not the kind asked for, and calls no provider took: in every
+inbound format, from every outbound wire, streamed and not (`httpx.MockTransport` upstream)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,10 @@ PROVIDERS = {
           "models": {"m": PRICES}},
     "a": {"base_url": "http://a.test/v1", "api_key": KEY, "format": "anthropic", "max_retries": 0,
           "models": {"m": PRICES}},
+    "nokey": {"base_url": "http://n.test/v1", "api_key_env": "KIMI_TEST_UNSET_KEY_0451",
+              "max_retries": 0, "models": {"m": PRICES}},
+    "slow": {"base_url": "http://s.test/v1", "api_key": KEY, "max_retries": 0, "rpm": 1,
+             "models": {"m": PRICES}},
 }
 INBOUNDS = ["chat", "messages", "responses"]
 WIRES = ["o", "g", "a"]
@@ -85,7 +89,7 @@ GARBAGE = {
 @pytest.mark.parametrize("wire", WIRES)
 @pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize("garbage", list(GARBAGE))
-async def test_an_answer_of_another_kind_is_a_502_in_the_clients_shape_and_an_error_row(
+async def test_an_answer_of_another_kind_is_a_502_in_the_clients_shape_and_an_unbilled_error_row(
         build: Any, inbound: str, wire: str, stream: bool, garbage: str) -> None:
     asked, kind, content, named = GARBAGE[garbage]
     if asked is not None and asked != stream:
@@ -102,6 +106,7 @@ async def test_an_answer_of_another_kind_is_a_502_in_the_clients_shape_and_an_er
     assert f"answered 200 with {named}, not" in message
     assert "oops" not in reply.text and "[DONE]" not in reply.text
     assert (row.status, row.http_status) == ("error", 502)
+    assert row.cost_usd == 0 and row.est_prompt_tokens is None and row.prompt_tokens is None
 
 
 @pytest.mark.parametrize("inbound", INBOUNDS)
@@ -128,5 +133,58 @@ async def test_json_that_is_not_an_object_is_not_passed_through(build: Any) -> N
         reply = await client.post(path, json=body)
         [row] = await rows(deps, proxy, 1)
     assert reply.status_code == 502 and "not a JSON object" in error_message("chat", reply)
-    assert (row.status, row.http_status) == ("error", 502)
+    assert (row.status, row.http_status, row.cost_usd) == ("error", 502, 0)
+
+
+@pytest.mark.parametrize("inbound", INBOUNDS)
+async def test_a_call_refused_for_a_missing_key_costs_nothing(build: Any, inbound: str) -> None:
+    served, deps, proxy = build(lambda r: httpx.Response(200, json={}))
+    path, body = request_of(inbound, "nokey/m", False)
+    async with served as client:
+        reply = await client.post(path, json=body)
+        [row] = await rows(deps, proxy, 1)
+    assert reply.status_code == 401
+    assert (row.status, row.http_status, row.provider) == ("error", 401, "nokey")
+    assert row.cost_usd == 0 and row.est_prompt_tokens is None and row.est_completion_tokens is None
+    assert row.meta["unbilled_est_prompt_tokens"] > 0  # the size of what was refused, kept aside
+
+
+@pytest.mark.parametrize("wire", WIRES)
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_providers_error_status_without_usage_costs_nothing(
+        build: Any, wire: str, stream: bool) -> None:
+    served, deps, proxy = build(lambda r: httpx.Response(
+        400, json={"error": {"message": "bad field", "type": "invalid_request_error"}}))
+    path, body = request_of("chat", f"{wire}/m", stream)
+    async with served as client:
+        reply = await client.post(path, json=body)
+        [row] = await rows(deps, proxy, 1)
+    assert reply.status_code == 400
+    assert row.status == "error" and row.cost_usd == 0 and row.est_prompt_tokens is None
+
+
+async def test_a_call_our_limiter_refuses_costs_nothing_and_a_taken_one_is_billed(
+        build: Any) -> None:
+    answer = {"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
+              "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
+                           "finish_reason": "stop"}]}
+    served, deps, proxy = build(lambda r: httpx.Response(200, json=answer))
+    path, body = request_of("chat", "slow/m", False)
+    async with served as client:
+        first = await client.post(path, json=body)
+        second = await client.post(path, json=body)
+        taken, refused = await rows(deps, proxy, 2)
+    assert (first.status_code, second.status_code) == (200, 429)
+    assert taken.cost_usd is not None and taken.cost_usd > 0 and taken.est_prompt_tokens
+    assert refused.cost_usd == 0 and refused.est_prompt_tokens is None
+
+
+async def test_an_unknown_model_costs_nothing(build: Any) -> None:
+    served, deps, proxy = build(lambda r: httpx.Response(200, json={}))
+    path, body = request_of("chat", "nosuchprovider/m", False)
+    async with served as client:
+        reply = await client.post(path, json=body)
+        [row] = await rows(deps, proxy, 1)
+    assert reply.status_code in (400, 404)
+    assert row.cost_usd == 0 and row.est_prompt_tokens is None
 
