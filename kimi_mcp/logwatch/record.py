@@ -142,6 +142,9 @@ class Recorder:
                           est_prompt_tokens=call.prompt_tokens,
                           est_completion_tokens=call.generated_tokens,
                           meta={"origin": call.origin, "error_from": "core_log"})
+            if not call.generated_tokens:  # nothing generated: the provider did not take it
+                update.update(est_prompt_tokens=None, est_completion_tokens=None,
+                              meta={**update["meta"], **_unbilled(call.prompt_tokens)})
             prior.provider, prior.model = update["provider"], call.model
             prior.prompt_tokens, prior.generated_tokens = call.prompt_tokens, call.generated_tokens
             prior.origin = call.origin  # now a complete call: a later twin matches on counts
@@ -177,10 +180,20 @@ class Recorder:
             return False
         prompt = [t for t in (row.prompt_tokens, row.est_prompt_tokens) if t is not None]
         done = [t for t in (row.completion_tokens, row.est_completion_tokens) if t is not None]
+        if row.status == "error" and not prompt and not done:
+            # a call no provider took: the proxy keeps no token counts for it to compare
+            return not call.generated_tokens
         return (any(tokens_match(call.prompt_tokens, t) for t in prompt)
                 and any(tokens_match(call.generated_tokens, t, slack=16) for t in done))
 
     def _row(self, call: Call, uid: str) -> RequestRow:
+        if call.status == "error" and not call.generated_tokens:
+            # a failed call with nothing generated: no provider took it, it costs nothing
+            return RequestRow(
+                uid=uid, source=SOURCE, created_at=call.created_at, provider=call.provider,
+                model=call.model, status=call.status, http_status=call.http_status,
+                error=call.error, usage_source="estimate", cost_usd=0.0,
+                meta={"origin": call.origin, **_unbilled(call.prompt_tokens)}).check()
         return RequestRow(
             uid=uid, source=SOURCE, created_at=call.created_at, provider=call.provider,
             model=call.model, status=call.status, http_status=call.http_status, error=call.error,
@@ -200,6 +213,12 @@ class Recorder:
                 continue
             return catalog.cost(resolved, call.prompt_tokens, call.generated_tokens or 0)
         return None
+
+
+def _unbilled(prompt_tokens: int | None) -> dict[str, Any]:
+    """The meta of a call no provider took: its prompt's size, out of the summed columns (the
+    key the proxy uses for its own such rows)."""
+    return {"unbilled_est_prompt_tokens": prompt_tokens} if prompt_tokens else {}
 
 
 def _same_provider(error: Call, counts: Call) -> bool:

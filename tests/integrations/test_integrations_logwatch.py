@@ -232,6 +232,26 @@ def test_an_api_error_in_core_log_is_attached_to_its_failed_call(deps_for: Any, 
     assert "HTTP 401" in (row.error or "")
 
 
+def test_a_failed_call_with_nothing_generated_costs_nothing(deps_for: Any, home: Path) -> None:
+    deps = deps_for()
+    watcher = Watcher(deps, settle_s=0)
+    watcher.poll_once(now=T0)
+    append(home / "logs" / "prompt.log", formatter_block(T0, "gpt-4o", 300, 0, end="Error"))
+    watcher.poll_once(now=T0 + 1)
+    append(home / "logs" / "core.log",  # the error first, its counts after
+           "[2025-10-09T09:03:20] Error: HTTP 401 Unauthorized from "
+           "https://api.openai.com/v1/chat/completions \n\nIncorrect API key provided\n")
+    watcher.poll_once(now=T0 + 601)
+    append(tokens_file(home), devdata_line("gpt-4o", 500, 0, when=T0 + 601))
+    watcher.poll_once(now=T0 + 602)
+    failed, refused = rows(deps)
+    assert (failed.status, failed.cost_usd, failed.est_prompt_tokens) == ("error", 0, None)
+    assert failed.meta["unbilled_est_prompt_tokens"] == 300
+    assert (refused.status, refused.http_status, refused.cost_usd) == ("error", 401, 0)
+    assert refused.est_prompt_tokens is None and refused.est_completion_tokens is None
+    assert refused.meta["unbilled_est_prompt_tokens"] == 500
+
+
 def test_a_call_seen_by_the_proxy_and_the_log_is_counted_once_with_the_proxy_row(
     deps_for: Any, home: Path
 ) -> None:
@@ -251,6 +271,21 @@ def test_a_call_seen_by_the_proxy_and_the_log_is_counted_once_with_the_proxy_row
     assert [r.model for r in rows(deps)] == ["gpt-4o"]
     assert [r.uid for r in rows(deps, "proxy")] == ["proxyrow0001"]
     assert watcher.stats.merged_proxy == 1 and watcher.stats.merged_duplicate == 1
+
+
+def test_a_call_the_proxy_refused_is_matched_though_its_row_keeps_no_tokens(
+    deps_for: Any, home: Path
+) -> None:
+    deps = deps_for()
+    deps.ledger.insert(Request, uid="proxyrow0002", source="proxy", provider="nvidia",
+                       model="llama-3.1-8b", route="nvidia/llama-3.1-8b", created_at=T0 + 1,
+                       status="error", http_status=401, cost_usd=0.0)
+    deps.ledger.flush()
+    watcher = Watcher(deps, settle_s=0)
+    watcher.poll_once(now=T0)
+    append(tokens_file(home), devdata_line("nvidia/llama-3.1-8b", 400, 0, when=T0 + 2))
+    watcher.poll_once(now=T0 + 5)
+    assert rows(deps) == [] and watcher.stats.merged_proxy == 1
 
 
 def test_errors_the_proxy_answered_itself_are_not_recorded_again(deps_for: Any, home: Path) -> None:
