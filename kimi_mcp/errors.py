@@ -34,6 +34,7 @@ it into an `isError` result.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 INTERNAL_MESSAGE = ("kimi-mcp failed unexpectedly while serving this request; the failure is in "
                     "the server's log. Retry, and report it if it happens again")
@@ -103,19 +104,22 @@ class UpstreamError(KimiError):
     """A provider failed, refused or could not be reached.
 
     `retryable`: the next candidate of a route may succeed; `retry_after`: seconds the provider
-    (or a local limit) asked to wait.
+    (or a local limit) asked to wait; `answer`: the provider's error answer when it was a JSON
+    object (what it reports beside the error, e.g. the usage it bills; never shown to a client).
     """
 
     status = 502
     code = "upstream_error"
 
     def __init__(self, message: str, *, status: int = 502, code: str = "upstream_error",
-                 retry_after: float | None = None, retryable: bool = False) -> None:
+                 retry_after: float | None = None, retryable: bool = False,
+                 answer: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.retry_after = retry_after
         self.retryable = retryable
+        self.answer = answer
 
 
 class RateLimited(UpstreamError):

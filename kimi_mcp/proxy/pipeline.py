@@ -34,7 +34,7 @@ from kimi_mcp.proxy import profiles
 from kimi_mcp.proxy.accounting import Accountant, CallRecord
 from kimi_mcp.proxy.cluster import Cluster, SharedBreakers, SharedLimiter
 from kimi_mcp.proxy.formats import anthropic_answer, gemini, openai_chat
-from kimi_mcp.proxy.formats.canonical import without_origin
+from kimi_mcp.proxy.formats.canonical import usage_from_anthropic, without_origin
 from kimi_mcp.proxy.formats.inbound import Inbound, Inbounds, validate_chat
 from kimi_mcp.proxy.limits import Limiter
 from kimi_mcp.proxy.profiles import Profile
@@ -254,6 +254,7 @@ class Proxy:
                 if exc.retryable and exc.status >= 500:
                     self.router.failure(cand.ref)
                 if not exc.retryable or last:
+                    rec.usage = _billed(cand.provider.format, exc.answer, rec.profile) or rec.usage
                     if tried:
                         exc.args = (f"{exc} (after {'; '.join(tried)})",)
                     raise
@@ -423,6 +424,18 @@ def _json_answer(raw: bytes, response: httpx.Response, provider: str) -> dict[st
     if not isinstance(data, dict):
         raise _invalid(provider, response, "a JSON object")
     return data
+
+
+def _billed(fmt: str, answer: dict[str, Any] | None, profile: Profile) -> dict[str, Any] | None:
+    """The usage a provider's error answer reports (it bills the call), in OpenAI's shape."""
+    if answer is None:
+        return None
+    if fmt == "gemini":
+        return gemini.usage_of(answer.get("usageMetadata"))
+    if fmt == "anthropic":
+        usage = answer.get("usage")
+        return usage_from_anthropic(usage) if isinstance(usage, dict) else None
+    return profile.usage(answer)
 
 
 def _completion(data: dict[str, Any], fmt: str, provider: str, model: str,

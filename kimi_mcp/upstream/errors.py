@@ -14,6 +14,7 @@ import json
 import re
 import time
 from collections.abc import Mapping
+from typing import Any
 
 import httpx
 
@@ -48,7 +49,8 @@ def scrub_error(provider: Provider, error: UpstreamError) -> UpstreamError:
     if clean == text:
         return error
     return UpstreamError(clean, status=error.status, code=error.code,
-                         retry_after=error.retry_after, retryable=error.retryable)
+                         retry_after=error.retry_after, retryable=error.retryable,
+                         answer=error.answer)
 
 
 @functools.lru_cache(maxsize=64)
@@ -130,21 +132,9 @@ def to_upstream_error(provider: Provider, *, exc: BaseException | None = None,
     """What the client is told about a failed call to `provider` (an answer read, or an error)."""
     name = provider.name
     if response is not None:
-        status = response.status_code
-        message = scrub(provider, provider_message(response))[:MESSAGE_CHARS]
-        retry_after = retry_after_of(response.headers)
-        if status == 429:
-            return UpstreamError(f"{name}: {message}", status=429, code="rate_limit_exceeded",
-                                 retry_after=retry_after, retryable=True)
-        if status in (401, 403):
-            return UpstreamError(
-                f"{name} refused the key ({provider.key_env or 'api_key'}): {message}",
-                status=status, code="upstream_auth_error", retryable=True)
-        if status < 500:
-            return UpstreamError(f"{name}: {message}", status=status, code="upstream_bad_request")
-        mapped = status if status in (503, 504) else 502
-        return UpstreamError(f"{name} answered HTTP {status}: {message}", status=mapped,
-                             retry_after=retry_after, retryable=True)
+        error = _answered(provider, response)
+        error.answer = _json_object(response)
+        return error
     if isinstance(exc, httpx.TimeoutException):
         kind = "connecting" if isinstance(exc, httpx.ConnectTimeout) else "waiting for an answer"
         return UpstreamError(f"{name} timed out {kind} (timeout_s={provider.timeout_s:g})",
@@ -157,6 +147,35 @@ def to_upstream_error(provider: Provider, *, exc: BaseException | None = None,
                              status=502, retryable=True)
     detail = type(exc).__name__ if exc is not None else "unknown failure"
     return UpstreamError(f"{name} failed: {detail}", status=502, retryable=True)
+
+
+def _answered(provider: Provider, response: httpx.Response) -> UpstreamError:
+    name = provider.name
+    status = response.status_code
+    message = scrub(provider, provider_message(response))[:MESSAGE_CHARS]
+    retry_after = retry_after_of(response.headers)
+    if status == 429:
+        return UpstreamError(f"{name}: {message}", status=429, code="rate_limit_exceeded",
+                             retry_after=retry_after, retryable=True)
+    if status in (401, 403):
+        return UpstreamError(
+            f"{name} refused the key ({provider.key_env or 'api_key'}): {message}",
+            status=status, code="upstream_auth_error", retryable=True)
+    if status < 500:
+        return UpstreamError(f"{name}: {message}", status=status, code="upstream_bad_request")
+    mapped = status if status in (503, 504) else 502
+    return UpstreamError(f"{name} answered HTTP {status}: {message}", status=mapped,
+                         retry_after=retry_after, retryable=True)
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any] | None:
+    try:
+        data = json.loads(response.content)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(data, list) and data:  # Gemini sometimes wraps the error in a list
+        data = data[0]
+    return data if isinstance(data, dict) else None
 
 
 def provider_message(response: httpx.Response) -> str:

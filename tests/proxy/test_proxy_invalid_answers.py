@@ -188,3 +188,24 @@ async def test_an_unknown_model_costs_nothing(build: Any) -> None:
     assert reply.status_code in (400, 404)
     assert row.cost_usd == 0 and row.est_prompt_tokens is None
 
+
+
+ERROR_WITH_USAGE = {
+    "o": {"error": {"message": "blocked"}, "usage": {"prompt_tokens": 12, "completion_tokens": 0}},
+    "g": {"error": {"message": "blocked"}, "usageMetadata": {"promptTokenCount": 12}},
+    "a": {"type": "error", "error": {"type": "invalid_request_error", "message": "blocked"},
+          "usage": {"input_tokens": 12, "output_tokens": 0}},
+}
+
+
+@pytest.mark.parametrize("wire", WIRES)
+async def test_a_providers_error_answer_that_reports_usage_is_billed_by_it(
+        build: Any, wire: str) -> None:
+    served, deps, proxy = build(lambda r: httpx.Response(400, json=ERROR_WITH_USAGE[wire]))
+    path, body = request_of("chat", f"{wire}/m", False)
+    async with served as client:
+        reply = await client.post(path, json=body)
+        [row] = await rows(deps, proxy, 1)
+    assert reply.status_code == 400 and "blocked" in reply.text
+    assert (row.status, row.prompt_tokens, row.usage_source) == ("error", 12, "provider")
+    assert row.cost_usd == pytest.approx(12 * 3 / 1e6)
