@@ -9,9 +9,10 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from proxy_support import proxy_app
+from proxy_support import Served, proxy_app, served_app
 from sqlmodel import select
 
+from kimi_mcp.config import load_settings
 from kimi_mcp.deps import Deps
 from kimi_mcp.ledger.models import Request
 from kimi_mcp.proxy.pipeline import Proxy
@@ -209,3 +210,25 @@ async def test_a_providers_error_answer_that_reports_usage_is_billed_by_it(
     assert reply.status_code == 400 and "blocked" in reply.text
     assert (row.status, row.prompt_tokens, row.usage_source) == ("error", 12, "provider")
     assert row.cost_usd == pytest.approx(12 * 3 / 1e6)
+
+
+def test_refused_calls_add_no_tokens_or_cost_to_the_stats_and_metrics(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KIMI_TEST_UNSET_KEY_0451", raising=False)
+    settings = load_settings(overrides={
+        "data_dir": str(tmp_path / "data"), "logwatch": {"enabled": False},
+        "memory": {"embedder": "hash"}, "mcp": {"workspace": str(tmp_path)},
+        "providers": {"nokey": PROVIDERS["nokey"]}}, launch_dir=tmp_path)
+    with served_app(settings) as (url, deps, running):
+        served = Served(url, deps, running)
+        served.mark()
+        for path, body in (request_of(inbound, "nokey/m", False) for inbound in INBOUNDS):
+            assert httpx.post(f"{url}{path}", json=body).status_code == 401
+        assert len(served.rows(3)) == 3
+        totals = httpx.get(f"{url}/api/stats").json()["totals"]
+        metrics = httpx.get(f"{url}/metrics").text
+    assert totals["requests"] == 3 and totals["errors"] == 3
+    assert (totals["prompt_tokens"], totals["completion_tokens"], totals["cost_usd"]) == (0, 0, 0)
+    billed = [line for line in metrics.splitlines()
+              if line.startswith(("kimi_tokens_total", "kimi_cost_usd_total"))]
+    assert billed and all(float(line.rsplit(" ", 1)[1]) == 0 for line in billed), billed
