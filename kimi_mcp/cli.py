@@ -117,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = settings_from(args)
+        for warning in settings.warnings:
+            print(f"kimi-mcp: warning: {warning}", file=sys.stderr)  # noqa: T201
         logging.getLogger("kimi_mcp").setLevel(settings.server.log_level.upper())
         return int(COMMANDS[args.command](args, settings) or 0)
     except ConfigError as exc:

@@ -1,8 +1,11 @@
 """Settings: built-in defaults → TOML file → `.env` → environment (`KIMI_MCP_*`) → CLI flags.
 
 This is the only module that reads the process environment. Strings in the TOML file expand
-`${VAR}` and `${VAR:-default}`; an unknown key, a wrong type or an unset `${VAR}` is a
-`ConfigError` that names the key and the file.
+`${VAR}` (a variable set to "" is set: POSIX) and `${VAR:-default}` (unset or empty); an unknown
+key, a wrong type or an unset `${VAR}` is a `ConfigError` that names the key and the file, or
+the variable when the value came from the environment. One exception: an unset `${VAR}` in a
+provider's `api_key` is a warning (`Settings.warnings`), and that provider has no key until the
+variable is set (its calls get a 401 naming it), so commands that need no provider still run.
 """
 
 from __future__ import annotations
@@ -201,6 +204,7 @@ class Settings(BaseSettings):
 
     _config_file: Path | None = PrivateAttr(default=None)
     _environ: dict[str, str] = PrivateAttr(default_factory=dict)
+    _warnings: tuple[str, ...] = PrivateAttr(default=())
     _launch_dir: Path = PrivateAttr(default_factory=Path.cwd)
 
     @classmethod
@@ -221,6 +225,11 @@ class Settings(BaseSettings):
     @property
     def launch_dir(self) -> Path:
         return self._launch_dir
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What loading found wrong but survivable, one line each (the CLI prints them)."""
+        return self._warnings
 
     def env(self, name: str) -> str | None:
         """A variable from the environment (or `.env`) as it was when the settings loaded."""
@@ -248,6 +257,7 @@ class Settings(BaseSettings):
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _toml_path: Path | None = None
 _toml_environ: Mapping[str, str] = {}
+_toml_warnings: list[str] = []
 
 
 class _TomlSource(PydanticBaseSettingsSource):
@@ -257,10 +267,11 @@ class _TomlSource(PydanticBaseSettingsSource):
     def __call__(self) -> dict[str, Any]:
         if _toml_path is None:
             return {}
-        return read_toml(_toml_path, _toml_environ)
+        return read_toml(_toml_path, _toml_environ, _toml_warnings)
 
 
-def read_toml(path: Path, environ: Mapping[str, str]) -> dict[str, Any]:
+def read_toml(path: Path, environ: Mapping[str, str],
+              warnings: list[str] | None = None) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -272,9 +283,35 @@ def read_toml(path: Path, environ: Mapping[str, str]) -> dict[str, Any]:
     unknown = sorted(set(data) - set(Settings.model_fields))
     if unknown:
         raise ConfigError(f"{path}: unknown key '{unknown[0]}'")
+    providers = data.get("providers")
+    if isinstance(providers, dict):
+        data["providers"] = {name: _without_unset_key(name, section, environ, path, warnings)
+                             for name, section in providers.items()}
     result = _expand(data, environ, path, ())
     assert isinstance(result, dict)
     return result
+
+
+def _without_unset_key(name: str, section: Any, environ: Mapping[str, str], path: Path,
+                       warnings: list[str] | None) -> Any:
+    """A provider's section without an `api_key` whose `${VAR}` is unset: a warning, not an
+    error, so `stdio`, `status`, `stop`… run without every provider's key (a Codex or editor
+    starts MCP servers without the shell's environment). `api_key = "${VAR}"` then reads VAR
+    like `api_key_env = "VAR"`, so the provider's 401 names the variable."""
+    if not isinstance(section, dict) or not isinstance(section.get("api_key"), str):
+        return section
+    raw = section["api_key"]
+    unset = [m.group(1) for m in _VAR.finditer(raw) if m.group(2) is None and m.group(1) not in environ]
+    if not unset:
+        return section
+    kept = {k: v for k, v in section.items() if k != "api_key"}
+    whole = _VAR.fullmatch(raw)
+    if whole is not None and "api_key_env" not in kept:
+        kept["api_key_env"] = unset[0]
+    if warnings is not None:
+        warnings.append(f"{path}: key 'providers.{name}.api_key' uses ${{{unset[0]}}} but "
+                        f"{unset[0]} is not set; the {name} provider has no key until it is")
+    return kept
 
 
 def _expand(value: Any, environ: Mapping[str, str], path: Path, key: tuple[str, ...]) -> Any:
@@ -288,10 +325,10 @@ def _expand(value: Any, environ: Mapping[str, str], path: Path, key: tuple[str, 
     def substitute(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
         found = environ.get(name)
-        if found:
+        if default is not None:  # ${VAR:-default}: unset or empty
+            return found or default
+        if found is not None:  # ${VAR}: set, even to ""
             return found
-        if default is not None:
-            return default
         raise ConfigError(
             f"{path}: key '{'.'.join(key)}' uses ${{{name}}} but {name} is not set; "
             f"set it or write ${{{name}:-default}}"
@@ -320,11 +357,12 @@ def load_settings(
     launch_dir: Path | None = None,
 ) -> Settings:
     """Build the one Settings object; every failure is a `ConfigError` naming key and file."""
-    global _toml_path, _toml_environ
+    global _toml_path, _toml_environ, _toml_warnings
     here = launch_dir or Path.cwd()
     path = find_config_file(config, here)
     environ = {**_dotenv(here / ".env"), **os.environ}
-    _toml_path, _toml_environ = path, environ
+    warnings: list[str] = []
+    _toml_path, _toml_environ, _toml_warnings = path, environ, warnings
     try:
         settings = Settings(**dict(overrides or {}), _env_file=here / ".env")  # type: ignore[call-arg]
     except ValidationError as exc:
@@ -332,9 +370,10 @@ def load_settings(
     except ValueError as exc:  # the env/dotenv sources raise plain ValueError on bad JSON
         raise ConfigError(f"environment: {exc}") from None
     finally:
-        _toml_path, _toml_environ = None, {}
+        _toml_path, _toml_environ, _toml_warnings = None, {}, []
     settings._config_file = path
     settings._environ = environ
+    settings._warnings = tuple(dict.fromkeys(warnings))  # the source may be read more than once
     settings._launch_dir = here
     return settings
 

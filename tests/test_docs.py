@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
 
+import pytest
 from pydantic import BaseModel
 
-from kimi_mcp.cli import build_parser
+from kimi_mcp.cli import build_parser, main
 from kimi_mcp.config import ModelSettings, ProviderSettings, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,3 +88,38 @@ def test_mcp_json_launches_a_real_entry_point() -> None:
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     assert server["args"][0] in sub.choices  # type: ignore[operator]
     assert server["args"][0] == "stdio"
+
+
+def _toml_snippets() -> list[tuple[str, str]]:
+    """Each ```toml block of the README that configures kimi-mcp, with its section's heading."""
+    found = []
+    for heading, body in re.findall(r"^(#+ [^\n]+)$|```toml\n(.*?)```", README, re.M | re.S):
+        if heading:
+            section = heading
+        elif not body.startswith("# ~/.codex/"):  # Codex's own file, not ours
+            found.append((section, body))
+    return found
+
+
+# the Teams example needs its secrets on purpose: a database password, a Redis password and the
+# token that guards a public bind have no safe default
+TEAM_SECRETS = {"KIMI_DB_PASSWORD": "pw", "KIMI_REDIS_PASSWORD": "pw", "KIMI_MCP_TOKEN": "tok"}
+
+
+@pytest.mark.parametrize("section,snippet", _toml_snippets())
+def test_every_readme_config_snippet_passes_config_check_in_an_empty_environment(
+        section: str, snippet: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    for name in list(os.environ):  # as Codex starts an MCP server: none of the shell's variables
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    monkeypatch.setenv("KIMI_MCP_DATA_DIR", str(tmp_path / "data"))
+    if section.startswith("## Teams"):
+        for name, value in TEAM_SECRETS.items():
+            monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "snippet.toml").write_text(snippet, encoding="utf-8")
+    code = main(["config", "check", "--config", "snippet.toml"])
+    err = capsys.readouterr().err
+    assert code == 0, f"{section}: {err}"
+    assert not err, f"{section}: {err}"  # not even a warning

@@ -88,6 +88,18 @@ def test_config_show_redacts_keys_and_check_reports_providers(tmp_path: Path) ->
     assert "providers with a key: kimi" in checked.stdout
 
 
+def test_commands_run_with_a_provider_key_variable_unset_and_say_so(tmp_path: Path) -> None:
+    # a Codex or an editor starts `kimi-mcp stdio` without the shell's environment
+    (tmp_path / "kimi-mcp.toml").write_text('[providers.kimi]\napi_key = "${MOONSHOT_API_KEY}"\n')
+    for args in (["config", "check"], ["stop"], ["status", "--config", "kimi-mcp.toml"]):
+        done = run(tmp_path, *args, KIMI_MCP_SERVER__PORT=str(_free_port()))
+        assert done.returncode in (0, 3), (args, done.stderr)  # status: 3 when no server answers
+        assert "warning" in done.stderr and "MOONSHOT_API_KEY is not set" in done.stderr
+        assert "config error" not in done.stderr
+    checked = run(tmp_path, "config", "check")
+    assert "providers with a key: none" in checked.stdout
+
+
 def test_serve_answers_health_and_metrics_and_refuses_a_busy_port(tmp_path: Path) -> None:
     port = _free_port()
     proc = subprocess.Popen([*EXE, "serve", "--port", str(port)], cwd=tmp_path, env=_env(tmp_path),

@@ -109,3 +109,28 @@ def test_a_redis_url_without_a_redis_scheme_is_a_config_error_naming_the_key(tmp
     _write(tmp_path / "kimi-mcp.toml", '[cluster]\nredis_url = "cache.internal:6379"\n')
     with pytest.raises(ConfigError, match=r"cluster\.redis_url.*redis://127\.0\.0\.1:6379/0"):
         load_settings(launch_dir=tmp_path)
+
+
+def test_an_unset_variable_in_a_provider_key_is_a_warning_and_the_provider_reads_that_variable(
+        tmp_path: Path) -> None:
+    _write(tmp_path / "kimi-mcp.toml", '[providers.kimi]\napi_key = "${MY_UNSET_KIMI_KEY}"\n'
+           '[providers.groq]\napi_key = "Bearer ${ALSO_UNSET}"\n')
+    settings = load_settings(launch_dir=tmp_path)
+    assert settings.providers["kimi"].api_key is None
+    assert settings.providers["kimi"].api_key_env == "MY_UNSET_KIMI_KEY"  # its 401 names it
+    assert settings.providers["groq"].api_key is None
+    assert any("providers.kimi.api_key" in w and "MY_UNSET_KIMI_KEY is not set" in w
+               for w in settings.warnings)
+    assert any("providers.groq.api_key" in w and "ALSO_UNSET" in w for w in settings.warnings)
+
+
+def test_a_variable_set_to_the_empty_string_is_set_and_only_the_default_form_replaces_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KIMI_REDIS_PASSWORD", "")
+    monkeypatch.setenv("EMPTY_HOST", "")
+    _write(tmp_path / "kimi-mcp.toml",
+           '[cluster]\nredis_url = "redis://:${KIMI_REDIS_PASSWORD}@cache:6379/0"\n'
+           '[server]\nhost = "${EMPTY_HOST:-127.0.0.3}"\n')
+    settings = load_settings(launch_dir=tmp_path)
+    assert settings.cluster.redis_url == "redis://:@cache:6379/0"
+    assert settings.server.host == "127.0.0.3"
