@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -120,7 +121,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for warning in settings.warnings:
             print(f"kimi-mcp: warning: {warning}", file=sys.stderr)  # noqa: T201
         logging.getLogger("kimi_mcp").setLevel(settings.server.log_level.upper())
-        return int(COMMANDS[args.command](args, settings) or 0)
+        code = int(COMMANDS[args.command](args, settings) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        return code
+    except BrokenPipeError:
+        return _stdout_closed()
     except ConfigError as exc:
         print(f"kimi-mcp: config error: {exc}", file=sys.stderr)  # noqa: T201
         return exc.exit_code
@@ -129,6 +134,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _stdout_closed() -> int:
+    """The reader of our output went away (`kimi-mcp export | head -1`): as Python's docs advise
+    for SIGPIPE, point stdout at devnull so the interpreter's last flush cannot fail, and exit
+    quietly with the status a shell gives a process SIGPIPE ended (128 + 13)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141
 
 
 def _lazy(module: str, name: str) -> Callable[[argparse.Namespace, Settings], int | None]:

@@ -100,6 +100,21 @@ def test_commands_run_with_a_provider_key_variable_unset_and_say_so(tmp_path: Pa
     assert "providers with a key: none" in checked.stdout
 
 
+@pytest.mark.parametrize("args", [["export", "--format", "csv"], ["status"], ["config", "show"],
+                                  ["init", "claude-code", "--print"], ["sessions", "list"]])
+def test_output_into_a_closed_pipe_exits_quietly(tmp_path: Path, args: list[str]) -> None:
+    read, write = os.pipe()
+    os.close(read)  # as `kimi-mcp … | head -1` once head has gone
+    try:
+        done = subprocess.run([*EXE, *args], cwd=tmp_path, stdout=write, stderr=subprocess.PIPE,
+                              text=True, timeout=60,
+                              env=_env(tmp_path, KIMI_MCP_SERVER__PORT=str(_free_port())))
+    finally:
+        os.close(write)
+    assert done.returncode == 141, done.stderr
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
+
+
 def test_serve_answers_health_and_metrics_and_refuses_a_busy_port(tmp_path: Path) -> None:
     port = _free_port()
     proc = subprocess.Popen([*EXE, "serve", "--port", str(port)], cwd=tmp_path, env=_env(tmp_path),
