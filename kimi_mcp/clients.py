@@ -100,10 +100,12 @@ class Target:
         return yaml.safe_load(text)
 
 
-def stdio_command(workspace: Path) -> tuple[str, list[str]]:
-    """The absolute command that starts `kimi-mcp stdio` (clients do not share our PATH)."""
+def stdio_command(workspace: Path, config: Path | None) -> tuple[str, list[str]]:
+    """The absolute command that starts `kimi-mcp stdio` (clients do not share our PATH, nor
+    our working directory: the config file this init read goes in as an absolute --config)."""
     exe = shutil.which(NAME)
-    args = ["stdio", "--workspace", str(workspace)]
+    args = ["stdio", *(["--config", str(config.resolve())] if config else []),
+            "--workspace", str(workspace)]
     if exe:
         return str(Path(exe).resolve()), args
     return sys.executable, ["-m", "kimi_mcp", *args]
@@ -129,7 +131,7 @@ def server_entry(client: str, settings: Settings, workspace: Path, http: bool) -
         if settings.server.auth_tokens:  # the token itself never goes into a config file
             entry.update(_token_header(client))
         return entry
-    command, args = stdio_command(workspace)
+    command, args = stdio_command(workspace, settings.config_file)
     entry = {"command": command, "args": args, "env": {}}
     if client == "continue":
         entry = {"name": NAME, "type": "stdio", **entry, "cwd": str(workspace)}
@@ -160,7 +162,7 @@ def build_plan(client: str, settings: Settings, *, http: bool = False, global_: 
     workspace = settings.workspace_roots()[0]
     model = model or settings.routing.default_model
     if client == "codex":
-        command, args = stdio_command(workspace)
+        command, args = stdio_command(workspace, settings.config_file)
         server = agents.codex_server(command, args, f"{base_url(settings)}/mcp" if http else None,
                                      bool(settings.server.auth_tokens))
         return [Target(agents.codex_home(settings) / "config.toml", "toml",

@@ -146,6 +146,29 @@ def test_init_codex_adds_a_responses_provider_and_the_server_keeping_the_users_c
     assert tomllib.loads(path.read_text()) == doc
 
 
+@pytest.mark.parametrize("client", ["continue", "claude", "cursor", "claude-code", "codex"])
+def test_init_registers_the_stdio_command_with_the_same_config_file_as_an_absolute_path(
+    client: str, project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tomllib
+
+    monkeypatch.setenv("CODEX_HOME", str(tmp_path / "codex-home"))
+    (tmp_path / "team.toml").write_text("[server]\nport = 9876\n")
+    assert init(client, "--config", "team.toml", "--workspace", str(project)) == 0
+    if client == "continue":
+        [entry] = yaml.safe_load((project / ".continue/mcpServers/kimi-mcp.yaml").read_text())["mcpServers"]
+    elif client == "codex":
+        entry = tomllib.loads((tmp_path / "codex-home" / "config.toml").read_text())["mcp_servers"]["kimi-mcp"]
+    else:
+        path = {"claude": tmp_path / "xdg-config" / "Claude" / "claude_desktop_config.json",
+                "cursor": project / ".cursor" / "mcp.json",
+                "claude-code": project / ".mcp.json"}[client]
+        entry = json.loads(path.read_text())["mcpServers"]["kimi-mcp"]
+    args = entry["args"]
+    assert args[args.index("--config") + 1] == str(tmp_path / "team.toml")
+    assert args[-2:] == ["--workspace", str(project)]
+
+
 def test_init_codex_refuses_a_config_it_cannot_parse(
     project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
