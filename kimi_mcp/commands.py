@@ -32,7 +32,8 @@ def _started_deps(settings: Settings) -> Deps:
     return build_deps(settings, lazy=True)
 
 
-def check_port(host: str, port: int) -> None:
+def check_port(settings: Settings) -> None:
+    host, port = settings.server.host, settings.server.port
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -40,11 +41,32 @@ def check_port(host: str, port: int) -> None:
             sock.bind((host, port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise KimiError(
-                    f"port {port} on {host} is already in use: stop the other server "
-                    f"(`kimi-mcp stop`) or choose another with --port"
-                ) from None
+                raise KimiError(f"port {port} on {host} is already in use: {_holder(settings)}, "
+                                "or choose another port with --port") from None
             raise KimiError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def _holder(settings: Settings) -> str:
+    """Who holds the port, as far as we can tell, and how to stop it: `kimi-mcp stop` stops
+    only the server `kimi-mcp start` left in this data dir."""
+    import httpx
+
+    from kimi_mcp.clients import base_url
+    from kimi_mcp.daemon import running_pid
+
+    try:
+        health = httpx.get(f"{base_url(settings)}/health", timeout=1).json()
+        ours = isinstance(health, dict) and "version" in health and "ledger" in health
+    except (httpx.HTTPError, ValueError):
+        ours = False
+    if not ours:
+        return "another program listens there; stop it"
+    pid = running_pid(settings)
+    if pid is not None:
+        return f"the background kimi-mcp server (pid {pid}) holds it; `kimi-mcp stop` stops it"
+    return ("a kimi-mcp server not started by `kimi-mcp start` (a `kimi-mcp serve` in a "
+            "terminal, or one with another data dir) holds it; stop that process (Ctrl-C where "
+            "it runs)")
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -53,7 +75,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     from kimi_mcp.app import check_bind, create_app
 
     check_bind(settings)
-    check_port(settings.server.host, settings.server.port)
+    check_port(settings)
     deps = build_deps(settings)
     try:
         app = create_app(settings, deps)

@@ -46,7 +46,7 @@ def start(args: argparse.Namespace, settings: Settings) -> int:
         raise KimiError(f"already running (pid {pid}); `kimi-mcp restart` to restart it")
     from kimi_mcp.commands import check_port
 
-    check_port(settings.server.host, settings.server.port)
+    check_port(settings)
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         log = log_file(settings).open("ab")
@@ -82,7 +82,9 @@ def start(args: argparse.Namespace, settings: Settings) -> int:
 def stop(args: argparse.Namespace, settings: Settings) -> int:
     pid = running_pid(settings)
     if pid is None:
-        sys.stdout.write("not running\n")
+        # a `kimi-mcp serve` run in a terminal is not ours to stop
+        sys.stdout.write(f"not running: no server started by `kimi-mcp start` with the data dir "
+                         f"{settings.data_dir}\n")
         return 0
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 15

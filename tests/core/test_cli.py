@@ -134,11 +134,27 @@ def test_serve_answers_health_and_metrics_and_refuses_a_busy_port(tmp_path: Path
         assert "kimi_sessions" in metrics.text
         busy = run(tmp_path, "serve", "--port", str(port))
         assert busy.returncode == 1 and "already in use" in busy.stderr
+        started = run(tmp_path, "start", "--port", str(port))  # `stop` cannot stop this one
+        assert started.returncode == 1 and "not started by `kimi-mcp start`" in started.stderr
+        assert "kimi-mcp stop" not in started.stderr
+        stopped = run(tmp_path, "stop")
+        assert stopped.stdout.startswith("not running: no server started by `kimi-mcp start`")
+        assert proc.poll() is None  # the foreground server is not stopped
         status = run(tmp_path, "status", KIMI_MCP_SERVER__PORT=str(port))
         assert "server: up" in status.stdout and status.returncode == 0
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+def test_start_on_a_port_another_program_holds_says_so(tmp_path: Path) -> None:
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        done = run(tmp_path, "start", "--port", str(port))
+    assert done.returncode == 1 and "another program listens there" in done.stderr
+    assert "kimi-mcp stop" not in done.stderr
 
 
 def test_serve_refuses_a_public_address_without_tokens(tmp_path: Path) -> None:
