@@ -360,13 +360,18 @@ def load_settings(
     global _toml_path, _toml_environ, _toml_warnings
     here = launch_dir or Path.cwd()
     path = find_config_file(config, here)
-    environ = {**_dotenv(here / ".env"), **os.environ}
+    dotenv = _dotenv(here / ".env")
+    environ = {**dotenv, **os.environ}
+    # where each KIMI_MCP_ variable came from, to name it when its value is wrong
+    env_origin = {**{k.upper(): f"{here / '.env'}: {k}" for k in dotenv if k.upper().startswith(ENV_PREFIX)},
+                  **{k.upper(): f"environment variable {k}" for k in os.environ
+                     if k.upper().startswith(ENV_PREFIX)}}
     warnings: list[str] = []
     _toml_path, _toml_environ, _toml_warnings = path, environ, warnings
     try:
         settings = Settings(**dict(overrides or {}), _env_file=here / ".env")  # type: ignore[call-arg]
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, path)) from None
+        raise ConfigError(_describe(exc, path, env_origin)) from None
     except ValueError as exc:  # the env/dotenv sources raise plain ValueError on bad JSON
         raise ConfigError(f"environment: {exc}") from None
     finally:
@@ -389,17 +394,28 @@ def _dotenv(path: Path) -> dict[str, str]:
 _SECRETISH = re.compile(r"key|token|secret|password|url", re.I)  # URLs may hold a password
 
 
-def _describe(exc: ValidationError, path: Path | None) -> str:
-    where = str(path) if path else "settings"
+def _describe(exc: ValidationError, path: Path | None, env_origin: Mapping[str, str]) -> str:
     lines = []
     for error in exc.errors()[:5]:
         key = ".".join(str(p) for p in error["loc"]) or "(root)"
+        where = _origin(error["loc"], env_origin) or (str(path) if path else "settings")
         if error["type"] == "extra_forbidden":
             lines.append(f"{where}: unknown key '{key}'")
         else:
             shown = "" if _SECRETISH.search(key) else f" (got {error.get('input')!r})"
             lines.append(f"{where}: key '{key}': {error['msg']}{shown}")
     return "; ".join(lines)
+
+
+def _origin(loc: tuple[int | str, ...], env_origin: Mapping[str, str]) -> str | None:
+    """The `KIMI_MCP_…` variable that set this key (`KIMI_MCP_SERVER__PORT`, or the JSON of a
+    whole section, `KIMI_MCP_SERVER`), when one did: the environment beats the file."""
+    parts = [str(p).upper() for p in loc]
+    for end in range(len(parts), 0, -1):
+        found = env_origin.get(ENV_PREFIX + "__".join(parts[:end]))
+        if found is not None:
+            return found
+    return None
 
 
 _USERINFO = re.compile(r"^([a-z][a-z0-9+.-]*://[^:/@]*):[^@/]*@", re.I)

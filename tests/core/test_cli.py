@@ -70,6 +70,13 @@ def test_bad_config_exits_2_with_one_line_naming_key_and_file(tmp_path: Path) ->
     assert len(done.stderr.strip().splitlines()) == 1
 
 
+def test_a_bad_environment_variable_is_named_in_the_error(tmp_path: Path) -> None:
+    (tmp_path / "x.toml").write_text("[server]\nlog_level = 'info'\n")
+    done = run(tmp_path, "config", "check", "--config", "x.toml", KIMI_MCP_SERVER__PORT="notanint")
+    assert done.returncode == 2
+    assert "environment variable KIMI_MCP_SERVER__PORT" in done.stderr and "x.toml" not in done.stderr
+
+
 def test_config_show_redacts_keys_and_check_reports_providers(tmp_path: Path) -> None:
     (tmp_path / "kimi-mcp.toml").write_text('[providers.kimi]\napi_key = "${MOONSHOT_API_KEY}"\n')
     (tmp_path / "kimi-mcp.toml").write_text(

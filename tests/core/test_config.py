@@ -134,3 +134,18 @@ def test_a_variable_set_to_the_empty_string_is_set_and_only_the_default_form_rep
     settings = load_settings(launch_dir=tmp_path)
     assert settings.cluster.redis_url == "redis://:@cache:6379/0"
     assert settings.server.host == "127.0.0.3"
+
+
+def test_a_bad_kimi_mcp_variable_is_named_not_the_config_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _write(tmp_path / "x.toml", "[server]\nhost = '127.0.0.1'\n")
+    monkeypatch.setenv("KIMI_MCP_SERVER__PORT", "notanint")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, launch_dir=tmp_path)
+    message = str(caught.value)
+    assert message.startswith("environment variable KIMI_MCP_SERVER__PORT: key 'server.port'")
+    assert "x.toml" not in message
+    monkeypatch.delenv("KIMI_MCP_SERVER__PORT")
+    _write(tmp_path / ".env", "KIMI_MCP_CONTEXT__COMPRESS_AT=lots\n")
+    with pytest.raises(ConfigError, match=r"\.env: KIMI_MCP_CONTEXT__COMPRESS_AT: key 'context\.compress_at'"):
+        load_settings(path, launch_dir=tmp_path)
