@@ -13,7 +13,8 @@ from starlette.routing import BaseRoute, Route
 from kimi_mcp import stats
 from kimi_mcp.dashboard import feed, panels, savings, timeseries
 from kimi_mcp.dashboard.export import stream_export
-from kimi_mcp.errors import RequestError
+from kimi_mcp.deps import Deps
+from kimi_mcp.errors import RequestError, SessionNotFound
 from kimi_mcp.httputil import json_error, query_float, read_json
 from kimi_mcp.runtime import Runtime
 
@@ -58,7 +59,7 @@ def routes(rt: Runtime) -> list[BaseRoute]:
 
     async def get_stats(request: Request) -> Response:
         since, until = query_float(request, "since"), query_float(request, "until")
-        session = request.query_params.get("session") or None
+        session = await session_filter(deps, request.query_params.get("session"))
         data = await anyio.to_thread.run_sync(stats.summary, deps, since, until, session)
         return JSONResponse(data)
 
@@ -67,7 +68,7 @@ def routes(rt: Runtime) -> list[BaseRoute]:
         if fmt not in ("csv", "json"):
             raise RequestError(f"'format' must be csv or json, got {fmt!r}")
         since, until = query_float(request, "since"), query_float(request, "until")
-        session = request.query_params.get("session") or None
+        session = await session_filter(deps, request.query_params.get("session"))
         media = "text/csv" if fmt == "csv" else "application/json"
         name = f"kimi-mcp-export{'-' + session if session else ''}.{fmt}"
         return StreamingResponse(
@@ -85,6 +86,17 @@ def routes(rt: Runtime) -> list[BaseRoute]:
         Route("/api/stats", get_stats, methods=["GET"]),
         Route("/api/export", export, methods=["GET"]),
     ]
+
+
+async def session_filter(deps: Deps, ref: str | None) -> str | None:
+    """The session a `session=` filter names, by id or by name (the resolver the CLI uses);
+    an unknown one is a 404, never an empty answer that looks like "no calls"."""
+    if not ref:
+        return None
+    found = await anyio.to_thread.run_sync(deps.sessions.resolve, ref)
+    if found is None:
+        raise SessionNotFound(f"no session with id or name {ref!r} (GET /api/sessions lists them)")
+    return found
 
 
 def live_routes(rt: Runtime) -> list[BaseRoute]:
@@ -107,7 +119,7 @@ def live_routes(rt: Runtime) -> list[BaseRoute]:
                                          query_float(request, "until"),
                                          query_float(request, "bucket"))
         data = await anyio.to_thread.run_sync(timeseries.timeseries, deps, since, until, bucket,
-                                              q.get("session") or None)
+                                              await session_filter(deps, q.get("session")))
         data["range"] = q.get("range") or None
         return JSONResponse(data)
 
@@ -116,14 +128,12 @@ def live_routes(rt: Runtime) -> list[BaseRoute]:
         since, until, _ = timeseries.window(q.get("range") or None, query_float(request, "since"),
                                             query_float(request, "until"), None)
         data = await anyio.to_thread.run_sync(savings.context_savings, deps, since, until,
-                                              q.get("session") or None)
+                                              await session_filter(deps, q.get("session")))
         return JSONResponse(data)
 
     async def list_requests(request: Request) -> Response:
         q = request.query_params
-        session: str | None = request.path_params.get("id") or q.get("session") or None
-        if session is not None and request.path_params.get("id"):
-            await anyio.to_thread.run_sync(deps.sessions.get, session)  # 404 when unknown
+        session = await session_filter(deps, request.path_params.get("id") or q.get("session"))
         page = await anyio.to_thread.run_sync(
             feed.requests_page, deps, session, feed.parse_cursor(q.get("cursor")),
             feed.parse_limit(q.get("limit")), q.get("status") or None)
@@ -139,7 +149,7 @@ def live_routes(rt: Runtime) -> list[BaseRoute]:
     async def list_tool_calls(request: Request) -> Response:
         q = request.query_params
         page = await anyio.to_thread.run_sync(
-            feed.tool_calls_page, deps, q.get("session") or None,
+            feed.tool_calls_page, deps, await session_filter(deps, q.get("session")),
             feed.parse_cursor(q.get("cursor")), feed.parse_limit(q.get("limit")),
             q.get("tool") or None)
         return JSONResponse(page)

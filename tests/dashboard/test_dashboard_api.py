@@ -235,3 +235,32 @@ async def test_every_panel_counts_what_another_process_wrote_on_every_range(
     totals = next(s for s in listed if s["id"] == session)["totals"]
     assert (totals["tool_calls"], totals["requests"]) == (25, 1)
     assert len(feed) == 25
+
+
+async def test_every_session_filter_takes_a_session_id_or_its_name(deps, serve_app) -> None:  # type: ignore[no-untyped-def]
+    async with serve_app(create_app(deps.settings, deps)) as client:
+        sid = (await client.post("/api/sessions", json={"name": "fix-login"})).json()["id"]
+        _requests(deps, 3, sid)
+        _requests(deps, 2, None)
+        deps.ledger.insert(ToolCall, tool="fs_read_file", family="fs", session_id=sid)
+        deps.ledger.insert(ToolCall, tool="fs_read_file", family="fs")
+        await deps.ledger.aflush()
+        seen = {}
+        for ref in (sid, "fix-login"):
+            stats = (await client.get(f"/api/stats?session={ref}")).json()["totals"]
+            series = (await client.get(f"/api/stats/timeseries?range=1h&session={ref}")).json()
+            exported = (await client.get(f"/api/export?format=json&session={ref}")).json()
+            seen[ref] = (
+                len((await client.get(f"/api/requests?session={ref}")).json()["items"]),
+                len((await client.get(f"/api/sessions/{ref}/requests")).json()["items"]),
+                len((await client.get(f"/api/tool-calls?session={ref}")).json()["items"]),
+                (stats["requests"], stats["tool_calls"]),
+                sum(p["requests"] for p in series["points"]),
+                len(exported),
+                (await client.get(f"/api/stats/context?range=1h&session={ref}")).status_code,
+            )
+        unknown = await client.get("/api/stats?session=no-such-session")
+        unknown_export = await client.get("/api/export?format=csv&session=no-such-session")
+    assert seen[sid] == seen["fix-login"] == (3, 3, 1, (3, 1), 3, 4, 200)
+    assert unknown.status_code == unknown_export.status_code == 404
+    assert "no session with id or name 'no-such-session'" in unknown.json()["error"]["message"]
