@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import difflib
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
 from kimi_mcp.config import ModelSettings, ProviderSettings, Settings
-from kimi_mcp.errors import AmbiguousModel, ConfigError, ModelNotFound
+from kimi_mcp.errors import AmbiguousModel, ConfigError, ModelNotFound, RequestError
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +230,33 @@ class Catalog:
                 return Resolved(provider, provider.model(ref))
         names = self.all_models() + [m.split("/", 1)[1] for m in self.all_models()]
         raise ModelNotFound(ref, difflib.get_close_matches(ref, names, n=3, cutoff=0.5))
+
+    def check_choice(self, provider: str | None, model: str | None,
+                     aliases: Collection[str] = ()) -> list[str]:
+        """A provider and model someone picks (a session's, an agent's) checked as the proxy will
+        resolve them: an unknown provider, or a model no provider resolves, is a `RequestError`
+        naming what is configured. A known provider takes any model id, as the proxy sends it
+        on as is, so a model its provider does not list is only a warning (returned)."""
+        configured = ", ".join(self.providers)
+        if provider is not None and provider not in self.providers:
+            raise RequestError(f"unknown provider {provider!r}; configured: {configured}",
+                               code="unknown_provider")
+        if not model or (provider is None and model in aliases):
+            return []
+        ref = model if provider is None or model.startswith(f"{provider}/") else f"{provider}/{model}"
+        try:
+            resolved = self.resolve(ref)
+        except ModelNotFound as exc:
+            head, sep, _ = ref.partition("/")
+            if sep and head not in self.providers:
+                raise RequestError(f"unknown provider {head!r} in model {ref!r}; configured: "
+                                   f"{configured}", code="unknown_provider") from None
+            raise RequestError(str(exc), code=exc.code) from None
+        name, model_id = resolved.provider.name, resolved.model.id
+        if model_id in resolved.provider.models:
+            return []
+        return [f"model {model_id!r} is not in the catalog of {name}: the proxy sends it to {name} "
+                f"as is (`kimi-mcp config show` lists the known ones)"]
 
     def cost(
         self,

@@ -55,6 +55,11 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if getattr(args, "model", None):  # checked as the proxy will resolve it: a typo fails here
+        from kimi_mcp.catalog import Catalog
+
+        for warning in Catalog(settings).check_choice(None, args.model, settings.routing.aliases):
+            sys.stderr.write(f"kimi-mcp: warning: {warning}\n")
     plan = build_plan(args.client, settings, http=args.http, global_=getattr(args, "global_", False),
                       model=getattr(args, "model", None))
     if args.print_only:

@@ -226,6 +226,9 @@ def sessions(args: argparse.Namespace, settings: Settings) -> int:
                 _out(f"{mark} {s['id']}  {s['name']:<32} {s.get('model') or '-':<36} "
                      f"{t['requests']:>6} req {t['prompt_tokens']:>10} tok in")
         elif args.action == "create":
+            aliases = settings.routing.aliases  # an unknown provider or model stops here
+            for warning in deps.catalog.check_choice(args.provider, args.model, aliases):
+                sys.stderr.write(f"kimi-mcp: warning: {warning}\n")
             created = deps.sessions.create_sync(args.name, args.provider, args.model, activate=False)
             _out(created["id"])
         else:

@@ -32,9 +32,16 @@ def routes(rt: Runtime) -> list[BaseRoute]:
         name = body.get("name")
         if not isinstance(name, str) or not name.strip():
             raise RequestError("'name' is required: a non-empty string")
-        session = await deps.sessions.create(name.strip(), _opt_str(body, "provider"),
-                                             _opt_str(body, "model"), activate=body.get("activate", True))
-        return JSONResponse(session, status_code=201)
+        provider, model = _opt_str(body, "provider"), _opt_str(body, "model")
+        warnings = _check_choice(provider, model)
+        session = await deps.sessions.create(name.strip(), provider, model,
+                                             activate=body.get("activate", True))
+        return JSONResponse({**session, **({"warnings": warnings} if warnings else {})},
+                            status_code=201)
+
+    def _check_choice(provider: str | None, model: str | None) -> list[str]:
+        """An unknown provider or model is a 400 listing the configured ones, as in the CLI."""
+        return deps.catalog.check_choice(provider, model, deps.settings.routing.aliases)
 
     async def get_session(request: Request) -> Response:
         return JSONResponse(await anyio.to_thread.run_sync(stats.session, deps,
@@ -51,6 +58,8 @@ def routes(rt: Runtime) -> list[BaseRoute]:
         for key in ("active", "compress_requested"):
             if key in body and not isinstance(body[key], bool):
                 raise RequestError(f"'{key}' must be true or false")
+        if "provider" in body or "model" in body:
+            _check_choice(_opt_str(body, "provider"), _opt_str(body, "model"))
         return JSONResponse(await deps.sessions.update(request.path_params["id"], **body))
 
     async def delete_session(request: Request) -> Response:

@@ -62,6 +62,18 @@ def test_sessions_create_list_delete_and_export(tmp_path: Path) -> None:
     assert "Traceback" not in missing.stderr
 
 
+def test_sessions_create_refuses_an_unknown_provider_and_warns_of_an_unlisted_model(tmp_path: Path) -> None:
+    bogus = run(tmp_path, "sessions", "create", "s3", "--provider", "bogus", "--model", "nothing")
+    assert bogus.returncode == 1 and bogus.stdout == ""
+    assert "unknown provider 'bogus'; configured: kimi, " in bogus.stderr
+    typo = run(tmp_path, "sessions", "create", "s4", "--model", "bogus/none")
+    assert typo.returncode == 1 and "unknown provider 'bogus' in model 'bogus/none'" in typo.stderr
+    free = run(tmp_path, "sessions", "create", "s5", "--provider", "groq", "--model", "new-model")
+    assert free.returncode == 0  # a known provider takes any model id, as the proxy does
+    assert "warning: model 'new-model' is not in the catalog of groq" in free.stderr
+    assert "s3" not in run(tmp_path, "sessions", "list").stdout
+
+
 def test_bad_config_exits_2_with_one_line_naming_key_and_file(tmp_path: Path) -> None:
     (tmp_path / "kimi-mcp.toml").write_text("[server]\nprot = 80\n")
     done = run(tmp_path, "config", "check")

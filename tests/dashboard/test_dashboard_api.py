@@ -264,3 +264,19 @@ async def test_every_session_filter_takes_a_session_id_or_its_name(deps, serve_a
     assert seen[sid] == seen["fix-login"] == (3, 3, 1, (3, 1), 3, 4, 200)
     assert unknown.status_code == unknown_export.status_code == 404
     assert "no session with id or name 'no-such-session'" in unknown.json()["error"]["message"]
+
+
+async def test_creating_a_session_refuses_an_unknown_provider_or_model(deps, serve_app) -> None:  # type: ignore[no-untyped-def]
+    async with serve_app(create_app(deps.settings, deps)) as client:
+        bogus = await client.post("/api/sessions", json={"name": "s", "provider": "bogus"})
+        typo = await client.post("/api/sessions", json={"name": "s", "model": "no-such-model"})
+        free = await client.post("/api/sessions", json={"name": "s", "provider": "kimi",
+                                                        "model": "kimi-new"})
+        moved = await client.patch(f"/api/sessions/{free.json()['id']}", json={"provider": "bogus"})
+        listed = (await client.get("/api/sessions")).json()
+    assert bogus.status_code == 400 and bogus.json()["error"]["code"] == "unknown_provider"
+    assert "configured: kimi, " in bogus.json()["error"]["message"]
+    assert typo.status_code == 400 and "no-such-model" in typo.json()["error"]["message"]
+    assert free.status_code == 201 and "not in the catalog of kimi" in free.json()["warnings"][0]
+    assert moved.status_code == 400
+    assert [(s["name"], s["provider"]) for s in listed] == [("s", "kimi")]

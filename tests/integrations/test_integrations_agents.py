@@ -133,7 +133,11 @@ class Stack:
 
     def init(self, client: str, *extra: str) -> None:
         config = self.root / "kimi.toml"
-        config.write_text(f"[server]\nport = {self.port}\n")
+        # init refuses a model of a provider its config lacks: name the stack's provider (its URL
+        # is not used by anything init writes)
+        config.write_text(f"[server]\nport = {self.port}\n[providers.agent]\n"
+                          f"base_url = \"http://127.0.0.1:{self.port}/v1\"\napi_key = \"none\"\n"
+                          f"[providers.agent.models.m]\ncontext_window = 200000\n")
         env = self.env()
         saved = {k: os.environ.get(k) for k in ("HOME", "CODEX_HOME")}
         os.environ.update({"HOME": env["HOME"], "CODEX_HOME": env["CODEX_HOME"]})

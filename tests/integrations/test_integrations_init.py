@@ -169,6 +169,17 @@ def test_init_registers_the_stdio_command_with_the_same_config_file_as_an_absolu
     assert args[-2:] == ["--workspace", str(project)]
 
 
+@pytest.mark.parametrize("client", ["codex", "claude-code"])
+def test_init_refuses_a_model_of_an_unknown_provider_and_writes_nothing(
+    client: str, project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CODEX_HOME", str(tmp_path / "codex-home"))
+    assert init(client, "--model", "bogus/none", "--workspace", str(project)) == 1
+    assert "unknown provider 'bogus' in model 'bogus/none'; configured: kimi" in capsys.readouterr().err
+    assert not (tmp_path / "codex-home").exists() and not (project / ".mcp.json").exists()
+
+
 def test_init_codex_refuses_a_config_it_cannot_parse(
     project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
