@@ -123,3 +123,15 @@ def test_every_readme_config_snippet_passes_config_check_in_an_empty_environment
     err = capsys.readouterr().err
     assert code == 0, f"{section}: {err}"
     assert not err, f"{section}: {err}"  # not even a warning
+
+
+def test_the_readmes_continue_block_has_the_header_init_writes() -> None:
+    import yaml
+
+    from kimi_mcp.clients import merge_continue_block
+
+    section = README.split("## Registering the MCP server", 1)[1].split("\n## ", 1)[0]
+    block = yaml.safe_load(re.findall(r"```yaml\n(.*?)```", section, re.S)[0])
+    written = merge_continue_block(None, "mcpServers", [])
+    assert {k: block[k] for k in ("name", "version", "schema")} == \
+        {k: written[k] for k in ("name", "version", "schema")}
