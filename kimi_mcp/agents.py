@@ -3,7 +3,9 @@ register kimi-mcp's MCP server with it, approved.
 
     claude-code  <workspace>/.mcp.json                    the MCP server (project scope)
                  <workspace>/.claude/settings.local.json  `enabledMcpjsonServers: ["kimi-mcp"]`
-                     (approved: not left "pending"), and `env`: ANTHROPIC_BASE_URL at the proxy,
+                     (the approval: Claude Code 2.1 reads it in a trusted folder, or in a git
+                     repository that does not track the file; elsewhere the server stays
+                     "pending" until the folder is trusted), and `env`: ANTHROPIC_BASE_URL at the proxy,
                      ANTHROPIC_MODEL and ANTHROPIC_DEFAULT_{OPUS,SONNET,HAIKU}_MODEL = the model,
                      ANTHROPIC_AUTH_TOKEN (a placeholder, or `apiKeyHelper` reading
                      $KIMI_MCP_TOKEN when `server.auth_tokens` is set)
@@ -32,6 +34,13 @@ MODEL_VARIABLES = ("ANTHROPIC_MODEL", "ANTHROPIC_DEFAULT_OPUS_MODEL", "ANTHROPIC
 
 class InitError(RequestError):
     """`kimi-mcp init` cannot write a client's config; the message names the file and why."""
+
+
+# Claude Code ignores a project's settings.local.json for MCP approvals while the folder is not
+# trusted, unless git says the file is local (untracked); trusting a folder is the user's call
+APPROVAL_NOTE = ("Claude Code applies the approval in .claude/settings.local.json once the folder "
+                 "is trusted (its first start there asks) or, before that, in a git repository "
+                 "that does not track the file; until then `claude mcp list` shows kimi-mcp pending")
 
 
 def claude_settings(settings: Settings, base_url: str, model: str) -> Callable[[Any], Any]:

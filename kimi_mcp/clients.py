@@ -69,6 +69,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     for target in plan:
         outcome = write(target)
         sys.stderr.write(f"kimi-mcp: {outcome}\n")
+    if args.client == "claude-code":  # .mcp.json servers, stdio or --http, need the approval
+        sys.stderr.write(f"kimi-mcp: note: {agents.APPROVAL_NOTE}\n")
     return 0
 
 

@@ -110,6 +110,14 @@ def test_init_claude_code_points_claude_code_at_the_proxy_with_the_server_approv
     assert json.loads(local.read_text())["enabledMcpjsonServers"] == ["git", "kimi-mcp"]
 
 
+def test_init_claude_code_says_when_claude_code_applies_the_approval(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert init("claude-code", "--workspace", str(project)) == 0
+    err = capsys.readouterr().err
+    assert "once the folder is trusted" in err and "`claude mcp list` shows kimi-mcp pending" in err
+
+
 def test_init_claude_code_with_auth_tokens_reads_the_token_from_the_environment(
     project: Path, tmp_path: Path
 ) -> None:
