@@ -373,7 +373,7 @@ def load_settings(
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path, env_origin)) from None
     except ValueError as exc:  # the env/dotenv sources raise plain ValueError on bad JSON
-        raise ConfigError(f"environment: {exc}") from None
+        raise ConfigError(_bad_json(exc, env_origin)) from None
     finally:
         _toml_path, _toml_environ, _toml_warnings = None, {}, []
     settings._config_file = path
@@ -416,6 +416,15 @@ def _origin(loc: tuple[int | str, ...], env_origin: Mapping[str, str]) -> str | 
         if found is not None:
             return found
     return None
+
+
+def _bad_json(exc: ValueError, env_origin: Mapping[str, str]) -> str:
+    """`error parsing value for field "server" …` with the variables that set that field."""
+    field = re.search(r'field "(\w+)"', str(exc))
+    name = ENV_PREFIX + (field.group(1).upper() if field else "")
+    origins = [o for k, o in env_origin.items() if field and (k == name or k.startswith(name + "__"))]
+    where = "; ".join(origins) or "environment"
+    return f"{where}: not valid JSON (a list or table is written as JSON, e.g. '[\"a\", \"b\"]'): {exc}"
 
 
 _USERINFO = re.compile(r"^([a-z][a-z0-9+.-]*://[^:/@]*):[^@/]*@", re.I)

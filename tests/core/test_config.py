@@ -149,3 +149,6 @@ def test_a_bad_kimi_mcp_variable_is_named_not_the_config_file(
     _write(tmp_path / ".env", "KIMI_MCP_CONTEXT__COMPRESS_AT=lots\n")
     with pytest.raises(ConfigError, match=r"\.env: KIMI_MCP_CONTEXT__COMPRESS_AT: key 'context\.compress_at'"):
         load_settings(path, launch_dir=tmp_path)
+    monkeypatch.setenv("KIMI_MCP_SERVER__AUTH_TOKENS", "not-json")
+    with pytest.raises(ConfigError, match=r"^environment variable KIMI_MCP_SERVER__AUTH_TOKENS: not valid JSON"):
+        load_settings(path, launch_dir=tmp_path)
