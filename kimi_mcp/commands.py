@@ -76,6 +76,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
 
     check_bind(settings)
     check_port(settings)
+    settings.checked_workspace_roots()
     deps = build_deps(settings)
     try:
         app = create_app(settings, deps)
@@ -98,6 +99,7 @@ def stdio(args: argparse.Namespace, settings: Settings) -> int:
     server stack is imported and built (kimi_mcp/stdio_front.py)."""
     from kimi_mcp.stdio_front import Front, Snapshot
 
+    settings.checked_workspace_roots()  # before the wire is claimed: a refusal exits at once
     front = Front.claim(Snapshot.load(settings)).start()
     front.wait_for_handshake()
 

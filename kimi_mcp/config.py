@@ -10,6 +10,7 @@ variable is set (its calls get a 401 naming it), so commands that need no provid
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tomllib
@@ -34,6 +35,8 @@ from pydantic_settings import (
 )
 
 from kimi_mcp.errors import ConfigError
+
+_log = logging.getLogger(__name__)
 
 ENV_PREFIX = "KIMI_MCP_"
 CONFIG_NAMES = ("kimi-mcp.toml",)
@@ -248,6 +251,19 @@ class Settings(BaseSettings):
             roots.append(path.resolve())
         return roots
 
+    def checked_workspace_roots(self) -> list[Path]:
+        """The workspace roots, refused (ConfigError) when one is the whole filesystem; a root
+        that is the home directory itself is named on stderr (through the log)."""
+        roots = self.workspace_roots()
+        for root in roots:
+            refusal = root_refusal(root)
+            if refusal:
+                raise ConfigError(refusal)
+            if is_home(root):
+                _log.warning("the workspace root %s is your whole home directory; pass a "
+                             "project directory to keep the tools out of the rest of it", root)
+        return roots
+
     def database_url(self) -> str:
         return self.database.url or f"sqlite:///{self.data_dir / 'kimi-mcp.db'}"
 
@@ -453,3 +469,20 @@ def redacted(settings: Settings) -> dict[str, Any]:
     result = scrub(data)
     assert isinstance(result, dict)
     return result
+
+
+def root_refusal(root: Path | str) -> str | None:
+    """Why `root` cannot be a workspace root (it is the whole filesystem), else None."""
+    path = Path(root)
+    if path.resolve() == Path(path.anchor or os.sep).resolve():
+        return (f"the workspace root {path} is the whole filesystem; pass a project directory "
+                "(--workspace /path/to/project, [mcp] workspace, or the client's roots)")
+    return None
+
+
+def is_home(root: Path | str) -> bool:
+    """Whether `root` is the user's home directory itself (allowed, but worth a warning)."""
+    try:
+        return Path(root).resolve() == Path.home().resolve()
+    except RuntimeError:  # no home directory can be determined
+        return False

@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import mcp_types
 from fastmcp import FastMCP
+from fastmcp.exceptions import ToolError
 from fastmcp.server.completions import MAX_COMPLETION_VALUES, CompletionReference
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools.base import ToolResult
 
 from kimi_mcp import __version__
+from kimi_mcp.config import is_home, root_refusal
 from kimi_mcp.deps import Deps
 from kimi_mcp.ledger.rows import ToolCallRow
 from kimi_mcp.ledger.store import Pending
@@ -267,6 +269,13 @@ class ClientRootsMiddleware(Middleware):
         if not self._asked and context.fastmcp_context is not None:
             self._asked = True
             roots = await _client_roots(context.fastmcp_context)
+            refusals = [r for root in roots if (r := root_refusal(root))]
+            if refusals:
+                self._asked = False  # asked again on the next call: the client may fix them
+                raise ToolError(f"kimi-mcp refuses the client's roots: {refusals[0]}")
+            for root in filter(is_home, roots):
+                log.warning("the client's root %s is your whole home directory; open a "
+                            "project directory instead", root)
             if roots:
                 self.deps.roots[:] = roots
                 log.info("workspace roots from the client: %s", ", ".join(map(str, roots)))

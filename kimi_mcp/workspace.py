@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO
 
+from kimi_mcp.config import root_refusal
 from kimi_mcp.errors import WorkspaceError
 from kimi_mcp.workspace_errors import kernel_errors, os_error
 
@@ -185,6 +186,9 @@ class Workspace:
             for raw in key:
                 given = os.path.normpath(os.path.abspath(os.path.expanduser(raw)))
                 real = os.path.realpath(given)
+                refusal = root_refusal(real)
+                if refusal:
+                    raise WorkspaceError(f"Access denied: {refusal}")
                 built.append(Root(real, (given, real) if given != real else (real,)))
             self._roots, self._cache_key = built, key
         if not self._roots:
