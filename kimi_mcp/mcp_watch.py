@@ -13,8 +13,9 @@ ledger events touch which resource:
 
 Any URI may be subscribed (as the reference servers allow); one this server does not serve
 never updates. Subscriptions belong to the MCP session (per client connection) and end with it.
-The watch reads the ledger's in-process bus, which also carries rows other processes wrote,
-and it starts with the first subscription, so a server nobody watches never opens the ledger
+The watch reads the ledger's in-process bus and starts the ledger's follower, so the bus also
+carries rows other processes wrote (a proxy call through `kimi-mcp serve` reaches a subscriber
+of a stdio server), and it starts with the first subscription, so a server nobody watches never opens the ledger
 for it.
 """
 
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from fastmcp import FastMCP
 
     from kimi_mcp.deps import Deps
-    from kimi_mcp.ledger import Event
+    from kimi_mcp.ledger import Event, EventBus
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,7 @@ class ResourceWatch:
     async def _serve(self, wanted: anyio.Event, listening: anyio.Event) -> None:
         await wanted.wait()
         try:
-            bus = await anyio.to_thread.run_sync(lambda: self._deps.ledger.bus)
+            bus = await anyio.to_thread.run_sync(self._follow_ledger)
             subscription = bus.subscribe(maxsize=10_000)
         except Exception:  # no ledger: subscriptions simply never update (logged)
             log.exception("resource subscriptions cannot follow the ledger")
@@ -164,6 +165,13 @@ class ResourceWatch:
                 await self._notify(batch)
         finally:
             subscription.close()
+
+    def _follow_ledger(self) -> EventBus:
+        """The ledger's bus, with the rows other processes write on it too (a stdio server's
+        ledger is otherwise opened without its follower)."""
+        ledger = self._deps.ledger
+        ledger.start(follow=True)
+        return ledger.bus
 
     async def _notify(self, events: Iterable[Event]) -> None:
         events = list(events)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 POLL_S = 0.25
+READY_S = 5.0
 PAGE = 1000
 
 
@@ -42,10 +43,14 @@ class Follower:
         self.ledger = ledger
         self.writer = writer
         self._stop = threading.Event()
+        self.ready = threading.Event()  # set once every later commit is sure to be seen
         self._thread = threading.Thread(target=self._run, name="kimi-ledger-follow", daemon=True)
 
     def start(self) -> Follower:
+        """Start following; returns once a row another process commits from now on will be
+        published (at most `READY_S`: a database that is slow to answer is followed later)."""
         self._thread.start()
+        self.ready.wait(READY_S)
         return self
 
     def stop(self) -> None:
@@ -71,6 +76,7 @@ class SqliteFollower(Follower):
                                     .scalar() or 0) for name, model in TABLES.items()}
             self.session_ids = set(db.execute(select(Session.id)).scalars())  # type: ignore[call-overload]
             self.session_mark = float(db.execute(select(func.max(Session.updated_at))).scalar() or 0)
+        self.ready.set()  # the marks are taken: every row above them is published
 
     def _run(self) -> None:
         while not self._stop.wait(POLL_S):
@@ -150,6 +156,7 @@ class PostgresFollower(Follower):
         conninfo = url.render_as_string(hide_password=False)
         with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
             conn.execute(f"LISTEN {CHANNEL}")
+            self.ready.set()
             while not self._stop.is_set():
                 for note in conn.notifies(timeout=0.5):
                     self._take(note.payload)
