@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import mcp_types
 from fastmcp import FastMCP
-from fastmcp.exceptions import ToolError
+from fastmcp.exceptions import NotFoundError, ToolError
 from fastmcp.server.completions import MAX_COMPLETION_VALUES, CompletionReference
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools.base import ToolResult
@@ -119,6 +119,7 @@ SSE_KEPT_EVENTS = 5000
 SSE_KEPT_SECONDS = 300
 
 Completer = Callable[[str], list[str]]
+UNKNOWN_TOOL = "unknown"  # tool and family of a recorded call of a tool that does not exist
 
 
 def _add_completions(root: FastMCP, completers: dict[tuple[str, str], Completer]) -> None:
@@ -178,17 +179,21 @@ class LedgerMiddleware(Middleware):
         call_next: CallNext[Any, ToolResult],
     ) -> ToolResult:
         started = time.perf_counter()
+        name = str(context.message.name)
         error: str | None = None
         result: ToolResult | None = None
         try:
             result = await call_next(context)
             return result
+        except NotFoundError as exc:
+            # a name no tool has is the client's text: it never becomes a family or a label
+            name, error = UNKNOWN_TOOL, str(exc) or type(exc).__name__
+            raise
         except Exception as exc:
             error = str(exc) or type(exc).__name__
             raise
         finally:
-            self.record(str(context.message.name), context.message.arguments or {}, result,
-                        error, started)
+            self.record(name, context.message.arguments or {}, result, error, started)
 
     def record(self, name: str, arguments: dict[str, Any], result: ToolResult | None,
                error: str | None, started: float) -> None:
@@ -213,7 +218,8 @@ class LedgerMiddleware(Middleware):
             is_error = error is not None or bool(getattr(result, "is_error", False))
             if is_error and error is None:
                 error = _result_text(result)[:500]
-            row = ToolCallRow(tool=name, family=name.split("_", 1)[0], latency_ms=latency_ms,
+            family = UNKNOWN_TOOL if name == UNKNOWN_TOOL else name.split("_", 1)[0]
+            row = ToolCallRow(tool=name, family=family, latency_ms=latency_ms,
                               is_error=is_error, error=error)
             return self.deps.ledger.reserve(row)
         except Exception:

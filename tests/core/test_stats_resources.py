@@ -94,3 +94,21 @@ async def test_a_client_without_roots_keeps_the_configured_workspace(make_deps) 
     async with Client(build_mcp(deps, warm_up=True)) as client:
         await client.call_tool("fs_list_allowed_directories", {})
     assert deps.roots == before
+
+
+async def test_a_call_of_a_tool_that_does_not_exist_adds_no_family_or_tool_label(deps: Deps) -> None:
+    async with Client(build_mcp(deps)) as client:
+        result = await client.call_tool("no_such_tool", {}, raise_on_error=False)
+        assert result.is_error
+        await client.call_tool("thinking_sequential", {"thought": "t", "thought_number": 1,
+                                                       "total_thoughts": 1,
+                                                       "next_thought_needed": False})
+        with anyio.fail_after(5):
+            while len(tools := await _read(client, "stats://tools")) < 2:
+                await deps.ledger.aflush()
+    with deps.ledger.read() as db:
+        from sqlalchemy import text
+
+        labels = set(db.execute(text("SELECT tool, family FROM tool_call")).all())
+    assert labels == {("unknown", "unknown"), ("thinking_sequential", "thinking")}
+    assert {t["tool"] for t in tools} == {"unknown", "thinking_sequential"}
