@@ -7,7 +7,7 @@ import importlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +18,8 @@ from fastmcp import FastMCP
 from fastmcp.exceptions import NotFoundError, ToolError
 from fastmcp.server.completions import MAX_COMPLETION_VALUES, CompletionReference
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
-from fastmcp.tools.base import ToolResult
+from fastmcp.server.transforms import GetToolNext, Transform, VersionSpec
+from fastmcp.tools.base import Tool, ToolResult
 
 from kimi_mcp import __version__
 from kimi_mcp.config import is_home, root_refusal
@@ -82,6 +83,8 @@ def build_mcp(deps: Deps, warm_up: bool = False, calls: FastCalls | None = None)
         # (thinking://sessions/{id} rather than thinking://thinking/sessions/{id})
         tool_names = getattr(module, "MOUNT_TOOL_NAMES", None)
         child = build(deps)
+        if deps.settings.mcp.read_only:
+            child.add_transform(ReadOnlyTools())
         if tool_names:
             root.mount(child, tool_names=tool_names)
         else:
@@ -95,6 +98,23 @@ def build_mcp(deps: Deps, warm_up: bool = False, calls: FastCalls | None = None)
     _add_stats_resources(root, deps)
     _add_completions(root, completers)
     return root
+
+
+class ReadOnlyTools(Transform):
+    """`[mcp] read_only = true`: a family offers only the tools annotated `readOnlyHint` —
+    the others are neither listed nor found (a call is an unknown tool), whatever the family."""
+
+    async def list_tools(self, tools: Sequence[Tool]) -> Sequence[Tool]:
+        return [tool for tool in tools if _reads_only(tool)]
+
+    async def get_tool(self, name: str, call_next: GetToolNext, *,
+                       version: VersionSpec | None = None) -> Tool | None:
+        tool = await call_next(name, version=version)
+        return tool if tool is not None and _reads_only(tool) else None
+
+
+def _reads_only(tool: Tool) -> bool:
+    return tool.annotations is not None and tool.annotations.read_only_hint is True
 
 
 def http_app(root: FastMCP) -> StarletteWithLifespan:

@@ -55,3 +55,35 @@ def test_the_settings_keep_their_public_sections_and_cluster_keys() -> None:
         "cluster", "context", "data_dir", "database", "logwatch", "mcp", "memory", "providers",
         "routing", "server", "tasks", "upstream"]
     assert sorted(ClusterSettings.model_fields) == ["key_prefix", "redis_url"]
+
+
+async def test_read_only_mode_lists_only_tools_annotated_read_only_and_none_that_writes(make_deps) -> None:  # type: ignore[no-untyped-def]
+    deps = make_deps(mcp={"read_only": True})
+    async with Client(build_mcp(deps), mode="legacy") as client:
+        listed = await client.list_tools()
+        for tool in listed:
+            assert tool.annotations is not None and tool.annotations.read_only_hint, tool.name
+        names = {t.name for t in listed}
+        refused = [name for name in WRITES if name in names]
+        for name in WRITES:
+            result = await client.call_tool(name, {}, raise_on_error=False)
+            assert result.is_error, f"{name} answered in read-only mode"
+    assert refused == []
+    assert names and names == set(TOOLS) - set(WRITES)
+
+
+async def test_the_tools_that_write_are_exactly_those_not_annotated_read_only(deps) -> None:  # type: ignore[no-untyped-def]
+    async with Client(build_mcp(deps), mode="legacy") as client:
+        tools = await client.list_tools()
+    assert sorted(t.name for t in tools if not (t.annotations and t.annotations.read_only_hint)) \
+        == sorted(WRITES)
+
+
+WRITES = [  # every tool that changes a file, the board, the memory store (a recall counts) or the thought log
+    "fs_batch", "fs_compress", "fs_copy", "fs_create_directory", "fs_delete", "fs_edit_file",
+    "fs_edit_lines", "fs_extract_archive", "fs_move", "fs_sync_directories", "fs_write_file",
+    "json_update",
+    "memory_consolidate", "memory_delete", "memory_recall", "memory_store", "memory_update",
+    "tasks_add", "tasks_analyze", "tasks_expand", "tasks_parse_prd", "tasks_update",
+    "thinking_sequential",
+]
