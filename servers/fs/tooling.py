@@ -118,7 +118,9 @@ def refusals(tool: str = "", **params: object) -> Iterator[None]:
     except LookupError as exc:
         if type(exc) is not LookupError:  # a KeyError/IndexError is a bug: let it show
             raise
-        text = f"Unknown encoding: {exc}; use a Python codec name such as utf-8 or latin-1"
+        encoding = params.get("encoding")
+        what = f"Unknown encoding {encoding!r}" if isinstance(encoding, str) else str(exc)
+        text = f"{what}; use a Python codec name such as utf-8 or latin-1"
         raise ToolError(_explain(text, tool, {"encoding": params.get("encoding")})) from None
 
 

@@ -113,7 +113,7 @@ def _read_file(mcp: FastMCP, ws: Workspace) -> None:
         Returns at most max_lines lines and about 128k characters; when `truncated` is true,
         call again with offset_line=next_offset (and offset_char=next_char when a single long
         line was cut). Files are streamed and never loaded whole, whatever their size. A
-        binary file (NUL bytes) is refused with a pointer to read_media_file; bytes that are
+        binary file (NUL bytes) is refused with a pointer to fs_read_media_file; bytes that are
         not valid in `encoding` are shown as U+FFFD and reported in `note`.
         """
 
@@ -192,8 +192,8 @@ def _read_media_file(mcp: FastMCP, ws: Workspace) -> None:
                     size = len(raw)
                     if size > MAX_MEDIA_BYTES:
                         raise WorkspaceError(
-                            f"File too large for read_media_file: over {MAX_MEDIA_BYTES} bytes; "
-                            "use hash_file or get_file_info to learn about it"
+                            f"File too large for fs_read_media_file: over {MAX_MEDIA_BYTES} bytes; "
+                            "use fs_hash_file or fs_get_file_info to learn about it"
                         )
                     data = base64.b64encode(raw).decode("ascii")
             mime = mimetypes.guess_type(real)[0] or "application/octet-stream"
@@ -346,7 +346,7 @@ def _diff_files(mcp: FastMCP, ws: Workspace) -> None:
                     if len(data) > MAX_DIFF_BYTES:
                         raise WorkspaceError(
                             f"{ws.display(real)} is over {MAX_DIFF_BYTES >> 20} MB, too large "
-                            "to diff here; compare hash_file digests or extract_lines ranges"
+                            "to diff here; compare fs_hash_file digests or fs_extract_lines ranges"
                         )
                     texts.append(data.decode(encoding, errors="replace"))
                 diff = textops.unified_diff(
@@ -367,7 +367,7 @@ def _content(
         note = (
             f"{window.invalid_bytes} byte(s) are not valid {encoding} and show as U+FFFD; "
             "if the file uses another encoding pass it as encoding= (e.g. latin-1, cp1252, "
-            "utf-16), or use read_media_file for binary data"
+            "utf-16), or use fs_read_media_file for binary data"
         )
     return FileContent(
         path=shown,
@@ -412,7 +412,7 @@ def _refuse_binary(handle: BinaryIO, shown: str, encoding: str) -> None:
     what = f" ({guessed})" if guessed else ""
     raise WorkspaceError(
         f"{shown} is a binary file{what}: it holds NUL bytes, so it is not {encoding} text. "
-        "Read it with read_media_file (images, audio, other binaries as base64), or pass "
+        "Read it with fs_read_media_file (images, audio, other binaries as base64), or pass "
         "encoding='latin-1' to see its bytes as text, or utf-16 if it is UTF-16 text"
     )
 
@@ -434,7 +434,7 @@ def _line_range(ws: Workspace, real: str, first: int, last: int | None, encoding
     hint = None
     if window.stopped_char is not None:
         hint = (
-            f"line {window.stopped_at} is too long for one answer; read on with read_file "
+            f"line {window.stopped_at} is too long for one answer; read on with fs_read_file "
             f"offset_line={window.stopped_at} offset_char={window.stopped_char}"
         )
     elif window.stopped_at is not None and (last is None or window.stopped_at <= last):

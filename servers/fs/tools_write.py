@@ -96,7 +96,7 @@ def _write_file(mcp: FastMCP, ws: Workspace) -> None:
         """Create or overwrite a text file (atomically), or append to it.
 
         An existing file is replaced through a temp file and a rename; a new file is created
-        exclusively. Prefer edit_file for changes to part of a file.
+        exclusively. Prefer fs_edit_file for changes to part of a file.
         """
 
         def work() -> WriteResult:
@@ -150,7 +150,8 @@ def _edit_file(mcp: FastMCP, ws: Workspace) -> None:
                 specs = [
                     textops.TextEdit(e.old_text, e.new_text, e.expected_replacements) for e in edits
                 ]
-                new, how = textops.apply_edits(text, specs)
+                with refusals("edit_file", edits=edits):  # a miss is the edit's fault
+                    new, how = textops.apply_edits(text, specs)
                 return _finish(ws, real, text, new, dry_run, how)
 
         return await offload(work, inline=ws.cheap(path))
@@ -179,7 +180,8 @@ def _edit_lines(mcp: FastMCP, ws: Workspace) -> None:
             with refusals("edit_lines", path=path):
                 real, text = _read_text(ws, path)
                 specs = [textops.LineEdit(e.line, e.mode, e.text) for e in edits]
-                new = textops.apply_line_edits(text, specs)
+                with refusals("edit_lines", edits=edits):  # a line out of range is the edit's
+                    new = textops.apply_line_edits(text, specs)
                 return _finish(ws, real, text, new, dry_run, [])
 
         return await offload(work, inline=ws.cheap(path))
@@ -319,7 +321,7 @@ def _read_text(ws: Workspace, path: str) -> tuple[str, str]:
     if len(data) > MAX_EDIT_BYTES:
         raise WorkspaceError(
             f"File too large to edit here (> {MAX_EDIT_BYTES} bytes): {ws.display(real)}; "
-            "use write_file for the whole file"
+            "use fs_write_file for the whole file"
         )
     if textops.sniff_binary(data[:8192]):
         raise WorkspaceError(
@@ -331,7 +333,7 @@ def _read_text(ws: Workspace, path: str) -> tuple[str, str]:
     except UnicodeDecodeError as exc:
         raise WorkspaceError(
             f"{ws.display(real)} is not valid UTF-8 (byte {exc.start}); refusing to rewrite it "
-            "as text. Use write_file with the encoding it is in"
+            "as text. Use fs_write_file with the encoding it is in"
         ) from None
 
 

@@ -1,4 +1,4 @@
-"""The planning tools: parse_prd, expand, analyze (deterministic, or a model when configured)."""
+"""The planning tools: tasks_parse_prd, tasks_expand, tasks_analyze (deterministic, or a model when configured)."""
 
 from __future__ import annotations
 
