@@ -53,8 +53,20 @@ def _counts(view: TagData) -> dict[str, Any]:
             "progress_percent": round(100 * done / total, 1) if total else 0.0}
 
 
-def _select(view: TagData, status: str | None, ids: list[TaskId] | None, with_subtasks: bool) -> list[TaskRow]:
-    wanted = {s.strip() for s in status.split(",") if s.strip()} if status else None
+def _listed(value: str | list[Any] | None) -> list[Any]:
+    """A list argument that may also come comma-separated, as task-master's CLI takes it
+    (`--status pending,in-progress`, `--id 1,2`)."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else value
+    return [i.strip() if isinstance(i, str) else i for i in items
+            if not (isinstance(i, str) and not i.strip())]
+
+
+def _select(view: TagData, status: str | list[str] | None, ids: list[TaskId] | str | None,
+            with_subtasks: bool) -> list[TaskRow]:
+    wanted = set(_listed(status)) or None
+    ids = _listed(ids)
     unknown = wanted - set(STATUSES) - {"completed"} if wanted else set()
     if unknown:
         raise ToolError(f"Unknown status {sorted(unknown)}; use one of {', '.join(STATUSES)}.")
@@ -73,8 +85,8 @@ def _select(view: TagData, status: str | None, ids: list[TaskId] | None, with_su
 def _read_tools(mcp: FastMCP, family: Family) -> None:
     @mcp.tool(name="list", annotations=READ)
     def list_tasks(
-        status: Annotated[str | None, Field(description="only these statuses, comma-separated, e.g. 'pending,in-progress'")] = None,
-        ids: Annotated[list[TaskId] | None, Field(description="only these ids: 3 or \"3.2\"")] = None,
+        status: Annotated[str | list[str] | None, Field(description="only these statuses: a list, or comma-separated, e.g. 'pending,in-progress'")] = None,
+        ids: Annotated[list[TaskId] | str | None, Field(description="only these ids: a list of 3 or \"3.2\", or comma-separated, e.g. '1,2,3.2'")] = None,
         with_subtasks: Annotated[bool, Field(description="include each task's subtasks")] = False,
         limit: Annotated[int, Field(ge=0, description="at most this many rows (0: no limit); counts always cover the whole tag")] = 200,
         tag: TagArg = None,

@@ -7,6 +7,7 @@ import json
 import shutil
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastmcp import Client
@@ -76,6 +77,22 @@ async def test_list_filters_by_status_and_ids(tmp_path: Path) -> None:
     assert [t["id"] for t in by_status.structured_content["tasks"]] == [2, 3]
     assert [t["id"] for t in by_ids.structured_content["tasks"]] == [3, "2.3"]
     assert bad.is_error and "Unknown status ['finished']" in bad.content[0].text
+
+
+@pytest.mark.parametrize("status,ids", [(["pending", "in-progress"], "3,2.3"),
+                                        ("pending, in-progress", " 3 , 2.3 ")],
+                         ids=["lists", "comma-separated"])
+async def test_tasks_list_takes_statuses_and_ids_as_lists_or_comma_separated(
+        deps: Any, status: Any, ids: Any) -> None:
+    from kimi_mcp.server import build_mcp
+
+    install_real_board(deps.roots[0])
+    async with Client(build_mcp(deps)) as client:
+        by_status = await client.call_tool("tasks_list", {"status": status})
+        by_ids = await client.call_tool("tasks_list", {"ids": ids})
+    assert by_status.structured_content is not None and by_ids.structured_content is not None
+    assert [t["id"] for t in by_status.structured_content["tasks"]] == [2, 3]
+    assert [t["id"] for t in by_ids.structured_content["tasks"]] == [3, "2.3"]
 
 
 async def test_the_legacy_untagged_form_is_read_as_master_and_written_tagged(tmp_path: Path) -> None:
