@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 from typing import Annotated, Any
 
 from fastmcp import FastMCP
@@ -58,6 +60,9 @@ def _listed(value: str | list[Any] | None) -> list[Any]:
     (`--status pending,in-progress`, `--id 1,2`)."""
     if value is None:
         return []
+    if isinstance(value, str) and value.lstrip().startswith("["):  # a list sent as JSON text
+        with contextlib.suppress(ValueError):
+            value = json.loads(value)
     items = value.split(",") if isinstance(value, str) else value
     return [i.strip() if isinstance(i, str) else i for i in items
             if not (isinstance(i, str) and not i.strip())]

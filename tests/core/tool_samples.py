@@ -107,7 +107,7 @@ SAMPLES: dict[str, Sample] = {
     "tasks_add": lambda c: {"title": "Write docs", "dependencies": [1]},
     "tasks_analyze": lambda c: {"ids": [1, 2]},
     "tasks_expand": lambda c: {"id": 1},
-    "tasks_list": lambda c: {"ids": [1, 2]},
+    "tasks_list": lambda c: {"ids": [1, 2], "status": ["pending", "in-progress"]},
     "tasks_next": lambda c: {},
     "tasks_parse_prd": lambda c: {"prd_text": "# Login\n- Users sign in with email", "tag": "prd"},
     "tasks_update": lambda c: {"id": 2, "add_dependencies": [], "remove_dependencies": [1]},
