@@ -121,3 +121,23 @@ async def test_health_and_metrics_export_the_writers_queue_and_a_row_the_databas
     assert "kimi_ledger_dropped_rows_total 1.0" in metrics
     assert "kimi_ledger_queue_depth 0.0" in metrics
     assert 'kimi_tool_calls_total{family="fs",outcome="ok",tool="kept"} 1.0' in metrics
+
+
+async def test_a_call_of_an_unknown_tool_adds_no_family_or_metric_label(deps, serve_app) -> None:  # type: ignore[no-untyped-def]
+    from fastmcp import Client
+
+    from kimi_mcp.server import build_mcp
+
+    async with Client(build_mcp(deps)) as mcp:
+        refused = await mcp.call_tool("no_such_tool", {}, raise_on_error=False)
+    assert refused.is_error and "no_such_tool" in refused.content[0].text
+    async with serve_app(create_app(deps.settings, deps)) as client:
+        await deps.ledger.aflush()
+        metrics = (await client.get("/metrics")).text
+        families = [f["name"] for f in (await client.get("/api/mcp")).json()["families"]]
+        calls = (await client.get("/api/tool-calls")).json()
+    assert 'kimi_tool_calls_total{family="unknown",outcome="error",tool="unknown"} 1.0' in metrics
+    assert "no_such_tool" not in metrics and 'family="no"' not in metrics
+    assert "no" not in families
+    rows = calls["items"] if isinstance(calls, dict) else calls
+    assert [(r["tool"], r["family"]) for r in rows] == [("unknown", "unknown")]
