@@ -40,7 +40,7 @@ from .tooling import (
     require_dir,
     tool,
 )
-from .walk import Excluder, Glob, WalkOptions, gitignore_for, tree
+from .walk import Excluder, Glob, WalkOptions, bounded_glob_regex, gitignore_for, tree
 
 SEARCH_SECONDS = 10.0  # time budget of one content search (the regex included)
 
@@ -130,7 +130,8 @@ def _list_directory(mcp: FastMCP, ws: Workspace) -> None:
                     next_page=page + 1 if more else None,
                 )
 
-        return await offload(work, inline=True)
+        # a glob that `regex` must match under its time limit could hold the loop that long
+        return await offload(work, inline=not pattern or bounded_glob_regex(pattern)[1])
 
 
 def _directory_tree(mcp: FastMCP, ws: Workspace) -> None:

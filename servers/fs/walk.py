@@ -95,19 +95,25 @@ def glob_regex(pattern: str) -> str:
 
 
 def bounded_glob_regex(pattern: str) -> tuple[str, bool]:
-    """The regex of a glob, and whether its matching time is bounded (no blow-up).
+    """The regex of a glob, and whether stdlib `re` matches it in near-linear time.
 
-    Two wildcards or fewer backtrack at most polynomially in a name's length. More `*`
-    (within one path segment, without braces) are rewritten as fnmatch does: each interior
-    `*fixed` becomes an atomic lazy group `(?>[^/]*?fixed)`, exact because every piece
-    between stars has a fixed width and a star cannot leave its segment. Anything else is
-    reported unbounded, and is then run under a time limit.
+    `re` holds the GIL while it matches, so only a glob whose cost is provably small may run
+    on it; the rest is reported unbounded and matched by `regex` under a time limit. Braces
+    are alternation, which backtracks exponentially (`{?,?,?,?}` repeated then `Z`): always
+    unbounded. Without braces every token but a wildcard has a fixed width, so what counts is
+    the wildcards: one of any kind, or one crossing `/` (`**`) and one within a segment, cost
+    at most a path's length times a name's. Only `*` (all within segments) are rewritten as
+    fnmatch does: each interior `*fixed` becomes an atomic lazy group `(?>[^/]*?fixed)`, exact
+    because every piece between stars has a fixed width and a star cannot leave its segment.
     """
     tokens, braces = _glob_tokens(pattern)
     stars = [i for i, t in enumerate(tokens) if t in _WILD]
-    if len(stars) <= 2:
+    if braces:
+        return "".join(tokens), False
+    crossing = sum(tokens[i] != _STAR for i in stars)
+    if len(stars) <= 1 or (len(stars) == 2 and crossing == 1):
         return "".join(tokens), True
-    if braces or any(tokens[i] != _STAR for i in stars):
+    if crossing:
         return "".join(tokens), False
     out = tokens[: stars[0]]
     for index, at in enumerate(stars):
@@ -152,9 +158,18 @@ Matcher = re.Pattern[str] | _TimedPattern
 
 
 def compile_glob(source: str, bounded: bool, shown: str) -> Matcher:
-    if bounded:
-        return re.compile(source, re.DOTALL)
-    return _TimedPattern(source, shown)
+    import regex
+
+    try:
+        if bounded:
+            return re.compile(source, re.DOTALL)
+        return _TimedPattern(source, shown)
+    except (re.error, regex.error, ValueError, OverflowError, RecursionError) as exc:
+        why = "braces nest too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise WorkspaceError(
+            f"The glob {shown!r} is not valid ({why}); use `*`, `**`, `?`, `[a-z]` and "
+            "`{a,b}` with balanced brackets and braces"
+        ) from None
 
 
 @dataclass
