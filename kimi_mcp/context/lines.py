@@ -9,7 +9,11 @@ ERROR = re.compile(
     r"\bdenied\b|not found|no such file|segmentation fault|\babort|\bcritical\b|\bcannot\b|"
     r"\bunable to\b|\bassert)"
 )
-LOCATION = re.compile(r'File "[^"]+", line \d+|[\w./-]+\.[A-Za-z]\w{0,7}:\d+|\bline \d+\b')
+# A path is tried only where its run of path characters starts: from every later start the
+# scan to the run's end would repeat, which is quadratic on a long `a.a.a…` (minified code).
+LOCATION = re.compile(
+    r'File "[^"]+", line \d+|(?<![\w./-])[\w./-]+\.[A-Za-z]\w{0,7}:\d+|\bline \d+\b'
+)
 MARK_OPEN, MARK_CLOSE = "[… ", " …]"
 
 

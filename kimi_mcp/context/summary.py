@@ -22,7 +22,10 @@ _ERROR = re.compile(
     r"invalid|cannot)\b"
 )
 _SIZE = re.compile(r"([\d,]+) tokens")
-_PATH = re.compile(r"(?<![\w@])(?:[\w.-]+/)*[\w-][\w.-]*\.[A-Za-z][A-Za-z0-9]{0,7}\b|(?:/[\w.-]+){2,}")
+# a relative path starts only where a run of path characters does (linear on `a-a-a…`)
+_PATH = re.compile(
+    r"(?<![\w@./-])(?:[\w.-]+/)*[\w-][\w.-]*\.[A-Za-z][A-Za-z0-9]{0,7}\b|(?:/[\w.-]+){2,}"
+)
 _EXTS = frozenset(
     "py pyi js ts tsx jsx md json toml yaml yml txt c h cc cpp hpp rs go java kt rb sh cfg ini "
     "html css scss sql lock xml csv ipynb php swift".split()
