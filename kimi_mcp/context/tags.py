@@ -37,18 +37,35 @@ class Tag:
     text: str
 
 
-def _balanced(text: str, start: int, open_ch: str, close_ch: str) -> int:
-    """Index just past the bracket closing the one opened before `start`, or -1."""
-    depth = 1
-    for i in range(start, len(text)):
-        ch = text[i]
-        if ch == open_ch:
-            depth += 1
-        elif ch == close_ch:
-            depth -= 1
-            if depth == 0:
-                return i + 1
-    return -1
+class _Closers:
+    """Where each bracket of a text closes, found in one pass per bracket kind: scanning on
+    from every opener instead is quadratic on `@memory[@memory[…` with nothing closed."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._ends: dict[str, dict[int, int]] = {}
+        self._no_xml_close_after = len(text) + 1
+
+    def balanced(self, start: int, open_ch: str, close_ch: str) -> int:
+        """Index just past the bracket closing the one opened before `start`, or -1."""
+        ends = self._ends.get(open_ch)
+        if ends is None:
+            ends = self._ends[open_ch] = {}
+            stack: list[int] = []
+            for match in re.finditer(re.escape(open_ch) + "|" + re.escape(close_ch), self._text):
+                if match.group() == open_ch:
+                    stack.append(match.start())
+                elif stack:
+                    ends[stack.pop()] = match.end()
+        return ends.get(start - 1, -1)
+
+    def xml_close(self, start: int) -> int:
+        if start >= self._no_xml_close_after:
+            return -1  # none after an earlier opener, so none after this one
+        close = self._text.find(XML_CLOSE, start)
+        if close == -1:
+            self._no_xml_close_after = start
+        return close
 
 
 _OPENERS = re.compile(r"@memory\[|<mcp-memory>|@recall\(|<mcp-recall")
@@ -59,6 +76,7 @@ def scan(text: str) -> list[Tag]:
     if MEMORY_OPEN not in text and XML_OPEN not in text and RECALL_OPEN not in text:
         return []
     found: list[Tag] = []
+    closers = _Closers(text)
     at = 0
     while (match := _OPENERS.search(text, at)) is not None:
         i = match.start()
@@ -66,7 +84,7 @@ def scan(text: str) -> list[Tag]:
             close = text.find(BLOCK_CLOSE, i)
             at = len(text) if close == -1 else close + len(BLOCK_CLOSE)
             continue
-        tag = _tag_at(text, i)
+        tag = _tag_at(text, i, closers)
         if tag is None:
             at = i + 1
             continue
@@ -75,17 +93,17 @@ def scan(text: str) -> list[Tag]:
     return found
 
 
-def _tag_at(text: str, i: int) -> Tag | None:
+def _tag_at(text: str, i: int, closers: _Closers) -> Tag | None:
     if text.startswith(MEMORY_OPEN, i):
-        end = _balanced(text, i + len(MEMORY_OPEN), "[", "]")
+        end = closers.balanced(i + len(MEMORY_OPEN), "[", "]")
         if end != -1:
             return Tag("memory", i, end, text[i + len(MEMORY_OPEN) : end - 1])
     elif text.startswith(XML_OPEN, i):
-        close = text.find(XML_CLOSE, i + len(XML_OPEN))
+        close = closers.xml_close(i + len(XML_OPEN))
         if close != -1:
             return Tag("memory", i, close + len(XML_CLOSE), text[i + len(XML_OPEN) : close])
     elif text.startswith(RECALL_OPEN, i):
-        end = _balanced(text, i + len(RECALL_OPEN), "(", ")")
+        end = closers.balanced(i + len(RECALL_OPEN), "(", ")")
         if end != -1:
             return Tag("recall", i, end, text[i + len(RECALL_OPEN) : end - 1])
     return None

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from context_support import apply_stages
 
-from kimi_mcp.context import compressors, kinds, summary
+from kimi_mcp.context import compressors, kinds, summary, tags
 from kimi_mcp.context.lines import important
 from kimi_mcp.deps import Deps
 
@@ -70,3 +70,11 @@ async def test_a_proxied_diff_with_one_long_line_passes_the_context_stage(deps: 
     result = await apply_stages(deps, {"model": "m", "messages": messages},
                                 session_id=None, context_window=200_000)
     assert result.error is None
+
+
+@pytest.mark.timeout(30)
+def test_unclosed_memory_tags_are_scanned_in_linear_time() -> None:
+    for opener in ("@memory[", "@recall(", "<mcp-memory>"):
+        assert tags.scan(opener * 25_000) == []
+    found = tags.scan("@memory[ " * 25_000 + "@memory[kept]")
+    assert [tag.text for tag in found] == ["kept"]
