@@ -254,10 +254,10 @@ def _extract_lines(mcp: FastMCP, ws: Workspace) -> None:
                                 handle, encoding, regex, context_lines, 100, deadline
                             )
                         except TimeoutError:
-                            raise WorkspaceError(
+                            raise ToolError(
                                 f"The pattern ran past the {EXTRACT_SECONDS:.0f} s time limit "
                                 "(it likely backtracks catastrophically); simplify it or use "
-                                "start_line/end_line"
+                                "start_line/end_line (fs_extract_lines, parameter `pattern`)"
                             ) from None
                     ranges = [
                         LineRange(start_line=r.start, end_line=r.end, text="\n".join(r.lines))
@@ -266,7 +266,8 @@ def _extract_lines(mcp: FastMCP, ws: Workspace) -> None:
                     return _capped_extract(ws.display(real), ranges, cut)
                 return _line_range(ws, real, start_line or 1, end_line, encoding)
 
-        return await offload(work, inline=ws.cheap(path))
+        # a pattern may run up to its time limit: never on the loop, even on a small file
+        return await offload(work, inline=pattern is None and ws.cheap(path))
 
 
 def _get_file_info(mcp: FastMCP, ws: Workspace) -> None:

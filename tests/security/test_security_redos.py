@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import anyio
 import pytest
 from security_support import Servers, call_raw, make_world
 
@@ -67,3 +68,28 @@ async def test_globs_with_braces_still_match(servers: Servers) -> None:
     (ws / "z.py").write_text("")
     is_error, text = await call_raw(servers.fs, "list_directory", {"pattern": "*.{js,ts}"})
     assert not is_error and "x.js" in text and "y.ts" in text and "z.py" not in text
+
+
+@pytest.mark.timeout(15)
+async def test_parallel_backtracking_extracts_run_side_by_side_off_the_event_loop(
+    servers: Servers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the event loop each call held every route for its whole time limit, one after
+    another: 24 calls of 1 s took 24 s. Off the loop they run side by side."""
+    from kimi_mcp.servers.fs import tools_read
+
+    monkeypatch.setattr(tools_read, "EXTRACT_SECONDS", 1)
+    (servers.deps.roots[0] / "small.txt").write_text("a" * 4000 + "!\n")
+    args = {"path": "small.txt", "pattern": "(a|aa)+$"}
+    texts: list[str] = []
+
+    async def one() -> None:
+        is_error, text = await call_raw(servers.fs, "extract_lines", args)
+        assert is_error
+        texts.append(text)
+
+    async with anyio.create_task_group() as group:
+        for _ in range(24):
+            group.start_soon(one)
+    assert len(texts) == 24
+    assert all("time limit" in t and "parameter `pattern`" in t for t in texts), texts[0]
