@@ -36,10 +36,40 @@ async def read_json(request: Request, max_bytes: int) -> Any:
             raise RequestError(f"request body over {max_bytes // 1_000_000} MB (server.max_body_mb)",
                              413, "request_too_large")
         chunks.append(chunk)
+    raw = b"".join(chunks) or b"null"
+    too_deep = RequestError(
+        f"the body's JSON nests too deeply (over {MAX_JSON_DEPTH} levels of arrays and objects)"
+    )
     try:
-        return json.loads(b"".join(chunks) or b"null")
+        value = json.loads(raw)
+    except RecursionError:
+        raise too_deep from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise RequestError(f"the body is not valid JSON: {exc}") from None
+    # what decodes may still be too deep for the code that walks it after (a RecursionError
+    # there was a 500 with a traceback); only a body with that many brackets can be
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and deeper_than(value, MAX_JSON_DEPTH):
+        raise too_deep
+    return value
+
+
+MAX_JSON_DEPTH = 128  # arrays and objects inside each other in a request body
+
+
+def deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than `limit` levels in `value` (no recursion)."""
+    if not isinstance(value, dict | list):
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth >= limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 def parse_time(raw: str, name: str) -> float:

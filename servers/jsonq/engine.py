@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import stat
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -237,3 +238,9 @@ def parse_text(text: str, source: str) -> Any:
             return json.loads(text.removeprefix("\ufeff"))
     except json.JSONDecodeError as exc:
         raise JsonSyntaxError(source, exc) from None
+    except RecursionError:
+        raise JsonError(
+            f"The JSON in {source} nests too deeply for the parser (arrays and objects inside "
+            f"each other over about {sys.getrecursionlimit() - 100} levels); give a flatter "
+            "document"
+        ) from None
