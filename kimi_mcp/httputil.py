@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -94,3 +96,11 @@ def query_float(request: Request, name: str) -> float | None:
         return parse_time(raw, name)
     except ValueError as exc:
         raise RequestError(str(exc)) from None
+
+
+def attachment(filename: str) -> str:
+    """A `Content-Disposition` for a download named `filename` (RFC 6266): a plain ASCII name
+    for old clients, and the exact name percent-encoded in `filename*`, so no character of
+    it (a quote, `;`, CR/LF) can end the parameter or the header."""
+    plain = re.sub(r"[^A-Za-z0-9._-]", "_", filename)
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(filename, safe='')}"

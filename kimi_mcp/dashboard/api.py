@@ -15,7 +15,7 @@ from kimi_mcp.dashboard import feed, panels, savings, timeseries
 from kimi_mcp.dashboard.export import stream_export
 from kimi_mcp.deps import Deps
 from kimi_mcp.errors import RequestError, SessionNotFound
-from kimi_mcp.httputil import json_error, query_float, read_json
+from kimi_mcp.httputil import attachment, json_error, query_float, read_json
 from kimi_mcp.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def routes(rt: Runtime) -> list[BaseRoute]:
         name = f"kimi-mcp-export{'-' + session if session else ''}.{fmt}"
         return StreamingResponse(
             stream_export(deps, fmt, session, since, until), media_type=media,
-            headers={"content-disposition": f'attachment; filename="{name}"'},
+            headers={"content-disposition": attachment(name)},
         )
 
     return [

@@ -5,7 +5,9 @@ export's download name."""
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from security_support import Servers, call_raw, make_world
@@ -50,3 +52,18 @@ async def test_json_tools_refuse_a_document_nested_too_deeply_for_the_parser(tmp
         is_error, text = await call_raw(servers.json, tool, args)
         assert is_error and "nests too deeply" in text and f"json_{tool}" in text, text
         assert "internal error" not in text and "Error calling tool" not in text
+
+
+@pytest.mark.parametrize("session", ['x.html"; x="', "x\r\nSet-Cookie: a=b", "é/../日本"])
+async def test_the_export_download_name_cannot_be_steered_by_the_session(
+    deps: Any, serve_app: Any, session: str
+) -> None:
+    async with serve_app(create_app(deps.settings, deps)) as client:
+        answer = await client.get("/api/export", params={"format": "json", "session": session})
+    assert answer.status_code == 200
+    header = answer.headers["content-disposition"]
+    plain = re.fullmatch(r'attachment; filename="([A-Za-z0-9._-]+)"; filename\*=UTF-8\'\'(\S+)',
+                         header)
+    assert plain is not None, header
+    assert unquote(plain.group(2)) == f"kimi-mcp-export-{session}.json"
+    assert "set-cookie" not in answer.headers
