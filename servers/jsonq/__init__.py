@@ -25,6 +25,7 @@ from .engine import (
     JsonFiles,
     JsonSyntaxError,
     json_size,
+    nests_deeper,
     parse_text,
     spread,
     type_name,
@@ -101,6 +102,9 @@ class ValidateResult(BaseModel):
 # ---- operations -----------------------------------------------------------------------------
 
 
+MAX_MATCH_DEPTH = 200
+
+
 def run_query(
     value: Any, expression: str, result_type: str, limit: int, offset: int
 ) -> QueryResult:
@@ -111,12 +115,19 @@ def run_query(
     for parts, found in matches[offset : offset + limit]:
         path = render(parts)
         size = (len(path) if result_type != "value" else 0) + 4
-        if result_type != "path":
+        # the answer's serializer stops at about 255 levels: a deeper match cannot be returned
+        too_deep = result_type != "path" and nests_deeper(found, MAX_MATCH_DEPTH)
+        if result_type != "path" and not too_deep:
             size += json_size(found, MAX_OUTPUT_CHARS - used)
-        if used + size > MAX_OUTPUT_CHARS:
+        if used + size > MAX_OUTPUT_CHARS or too_deep:
             if not picked:
+                what = (
+                    f"nests over {MAX_MATCH_DEPTH} levels of arrays and objects"
+                    if too_deep
+                    else f"is over {MAX_OUTPUT_CHARS:,} characters of JSON"
+                )
                 result.hint = (
-                    f"The match at {path} is over {MAX_OUTPUT_CHARS:,} characters of JSON; "
+                    f"The match at {path} {what}; "
                     "outline it with the structure tool (at=that path) or select inside it. "
                     "next_offset skips it."
                 )

@@ -78,6 +78,21 @@ def json_size(value: Any, budget: int) -> int:
     return len(json.dumps(value))
 
 
+def nests_deeper(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than `limit` levels in `value` (no recursion)."""
+    if not isinstance(value, dict | list):
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list):
+                if depth >= limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
 def preview(value: Any, limit: int = PREVIEW_CHARS) -> str:
     """`value` as JSON if short; else a cut string or a one-line summary of the container."""
     if json_size(value, limit) <= limit:

@@ -67,3 +67,10 @@ async def test_the_export_download_name_cannot_be_steered_by_the_session(
     assert plain is not None, header
     assert unquote(plain.group(2)) == f"kimi-mcp-export-{session}.json"
     assert "set-cookie" not in answer.headers
+
+
+async def test_a_query_match_too_deep_to_return_is_skipped_with_a_hint(tmp_path: Any) -> None:
+    servers = Servers.build(tmp_path)
+    doc = "[" * 300 + "]" * 300  # parses; the answer's serializer stops at about 255 levels
+    is_error, text = await call_raw(servers.json, "query", {"document": doc, "expression": "$"})
+    assert not is_error and "nests over 200 levels" in text and "next_offset" in text, text
