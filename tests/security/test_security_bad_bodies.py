@@ -13,7 +13,7 @@ import pytest
 from security_support import Servers, call_raw, make_world
 
 from kimi_mcp.app import create_app
-from kimi_mcp.httputil import MAX_JSON_DEPTH
+from kimi_mcp.httputil import MAX_JSON_DEPTH, attachment
 
 pytestmark = pytest.mark.anyio
 
@@ -54,10 +54,14 @@ async def test_json_tools_refuse_a_document_nested_too_deeply_for_the_parser(tmp
         assert "internal error" not in text and "Error calling tool" not in text
 
 
-@pytest.mark.parametrize("session", ['x.html"; x="', "x\r\nSet-Cookie: a=b", "é/../日本"])
+HOSTILE_NAMES = ['x.html"; x="', "x\r\nSet-Cookie: a=b", "é/../日本"]
+
+
+@pytest.mark.parametrize("session", HOSTILE_NAMES)
 async def test_the_export_download_name_cannot_be_steered_by_the_session(
     deps: Any, serve_app: Any, session: str
 ) -> None:
+    created = await deps.sessions.create(session, activate=False)  # a filter must name one
     async with serve_app(create_app(deps.settings, deps)) as client:
         answer = await client.get("/api/export", params={"format": "json", "session": session})
     assert answer.status_code == 200
@@ -65,8 +69,17 @@ async def test_the_export_download_name_cannot_be_steered_by_the_session(
     plain = re.fullmatch(r'attachment; filename="([A-Za-z0-9._-]+)"; filename\*=UTF-8\'\'(\S+)',
                          header)
     assert plain is not None, header
-    assert unquote(plain.group(2)) == f"kimi-mcp-export-{session}.json"
+    assert unquote(plain.group(2)) == f"kimi-mcp-export-{created['id']}.json"
     assert "set-cookie" not in answer.headers
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_a_download_name_cannot_end_the_header_or_its_parameter(name: str) -> None:
+    header = attachment(f"kimi-mcp-export-{name}.json")
+    plain = re.fullmatch(r'attachment; filename="([A-Za-z0-9._-]+)"; filename\*=UTF-8\'\'(\S+)',
+                         header)
+    assert plain is not None, header
+    assert unquote(plain.group(2)) == f"kimi-mcp-export-{name}.json"
 
 
 async def test_a_query_match_too_deep_to_return_is_skipped_with_a_hint(tmp_path: Any) -> None:
