@@ -15,6 +15,12 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from kimi_mcp.runtime import Runtime
 
+# The page may not be framed by another site (click-jacking: CSP Level 2 `frame-ancestors`,
+# with RFC 7034 `X-Frame-Options` for older browsers), and nothing it serves is sniffed into
+# another type.
+PAGE_HEADERS = {"cache-control": "no-cache", "content-security-policy": "frame-ancestors 'none'",
+                "x-frame-options": "DENY", "x-content-type-options": "nosniff"}
+
 
 def web_dir() -> Path:
     return Path(str(resources.files("kimi_mcp.web")))
@@ -26,10 +32,11 @@ def routes(rt: Runtime) -> list[BaseRoute]:
     async def index(request: Request) -> Response:
         page = root / "index.html"
         if page.is_file():
-            return FileResponse(page, headers={"cache-control": "no-cache"})
+            return FileResponse(page, headers=PAGE_HEADERS)
         return HTMLResponse("<!doctype html><title>kimi-mcp</title><h1>kimi-mcp</h1>"
                             "<p>The dashboard is not built into this package yet; "
-                            "the API is at <a href=/api/stats>/api/stats</a>.</p>")
+                            "the API is at <a href=/api/stats>/api/stats</a>.</p>",
+                            headers=PAGE_HEADERS)
 
     async def events(ws: WebSocket) -> None:
         await ws.accept()

@@ -130,6 +130,20 @@ async def test_reads_from_another_origin_get_no_cors_header(app_and_upstream: An
     assert not any(h.startswith("access-control-") for h in reply.headers)
 
 
+@pytest.mark.parametrize("path", ["/", "/index.html"])
+async def test_the_page_may_not_be_framed_by_another_site(
+        app_and_upstream: Any, serve_app: Any, path: str) -> None:
+    # a cross-site page that frames the dashboard sends no Origin for the frame's GET, so the
+    # guard cannot refuse it; the answer itself forbids being framed (click-jacking)
+    app, _, _ = app_and_upstream
+    async with serve_app(app) as client:
+        reply = await client.get(path, headers={"sec-fetch-dest": "iframe"})
+    assert reply.status_code == 200
+    assert reply.headers["content-security-policy"] == "frame-ancestors 'none'"
+    assert reply.headers["x-frame-options"] == "DENY"
+    assert reply.headers["x-content-type-options"] == "nosniff"
+
+
 def test_the_event_feed_refuses_a_cross_site_or_rebound_handshake(app_and_upstream: Any) -> None:
     app, _, _ = app_and_upstream
     url = "ws://127.0.0.1:8765/ws"
