@@ -213,6 +213,16 @@ def proxy_app(deps: Any, transport: Any = None, stages: Any = None) -> Starlette
     return app
 
 
+async def proxy_rows(deps: Deps, proxy: Any, count: int) -> list[RequestRow]:
+    """The ledger's request rows, oldest first, once `proxy` has accounted `count` calls."""
+    import anyio
+
+    assert await anyio.to_thread.run_sync(proxy.accountant.wait_for, count, 10)
+    await deps.ledger.aflush()
+    with deps.ledger.read() as db:
+        return list(db.exec(select(RequestRow).order_by(col(RequestRow.id))).all())
+
+
 # ---- the whole app on loopback, and what a test reads back from its ledger ----------------------
 
 

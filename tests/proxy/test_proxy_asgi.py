@@ -12,11 +12,10 @@ import anyio
 import httpx
 import pytest
 from proxy_support import proxy_app
-from sqlmodel import select
+from proxy_support import proxy_rows as rows
 
 from kimi_mcp.context import StageResult
 from kimi_mcp.deps import Deps
-from kimi_mcp.ledger.models import Request
 from kimi_mcp.proxy.pipeline import Proxy
 
 pytestmark = pytest.mark.anyio
@@ -64,13 +63,6 @@ def build(make_deps: Callable[..., Deps], serve_app: Any) -> Callable[..., Any]:
         return serve_app(app), deps, proxy
 
     return run
-
-
-async def rows(deps: Deps, proxy: Proxy, count: int) -> list[Request]:
-    assert await anyio.to_thread.run_sync(proxy.accountant.wait_for, count, 10)
-    await deps.ledger.aflush()
-    with deps.ledger.read() as db:
-        return list(db.exec(select(Request).order_by(Request.id)).all())  # type: ignore[arg-type]
 
 
 async def test_client_authorization_is_never_forwarded_and_unknown_fields_pass(build) -> None:  # type: ignore[no-untyped-def]

@@ -6,15 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import anyio
 import httpx
 import pytest
 from proxy_support import Served, proxy_app, served_app
-from sqlmodel import select
+from proxy_support import proxy_rows as rows
 
 from kimi_mcp.config import load_settings
 from kimi_mcp.deps import Deps
-from kimi_mcp.ledger.models import Request
 from kimi_mcp.proxy.pipeline import Proxy
 
 pytestmark = pytest.mark.anyio
@@ -63,13 +61,6 @@ def build(make_deps: Callable[..., Deps], serve_app: Any) -> Callable[..., Any]:
         return serve_app(app), deps, app.state.proxy
 
     return run
-
-
-async def rows(deps: Deps, proxy: Proxy, count: int) -> list[Request]:
-    assert await anyio.to_thread.run_sync(proxy.accountant.wait_for, count, 10)
-    await deps.ledger.aflush()
-    with deps.ledger.read() as db:
-        return list(db.exec(select(Request).order_by(Request.id)).all())  # type: ignore[arg-type]
 
 
 def sse_lines_only(text: str) -> bool:

@@ -82,6 +82,21 @@ def _body(route: str) -> dict[str, Any]:
     return {"model": "echo/m", "messages": messages, "stream": True}
 
 
+async def _call_and_rows(serve_app: Any, deps: Deps, upstream: Callable[[httpx.Request], httpx.Response],
+                         route: str, body: dict[str, Any]) -> tuple[str, str]:
+    """One call through the whole app against `upstream`: the reply's text, and the ledger rows
+    it left as JSON text."""
+    app = create_app(deps.settings, deps, upstream_transport=httpx.MockTransport(upstream))
+    async with serve_app(app) as client:
+        reply = await client.post(route, json=body)
+        assert await anyio.to_thread.run_sync(app.state.proxy.accountant.wait_for, 1, 10)
+        await deps.ledger.aflush()
+    with deps.ledger.read() as db:
+        rows = db.exec(select(Request)).all()
+    assert rows, "the call left no ledger row"
+    return reply.text, " ".join(json.dumps(r.model_dump(), default=str) for r in rows)
+
+
 def _leaks(text: str) -> bool:
     return any(form in text for form in (KEY, ESCAPED, UNICODE, KEY.replace("/", "\\\\/")))
 
@@ -96,17 +111,8 @@ async def test_a_key_echoed_in_a_streamed_error_never_reaches_the_client_the_led
     def upstream(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=stream)
 
-    app = create_app(deps.settings, deps, upstream_transport=httpx.MockTransport(upstream))
     caplog.set_level(logging.DEBUG)
-    async with serve_app(app) as client:
-        reply = await client.post(route, json=_body(route))
-        text = reply.text
-        assert await anyio.to_thread.run_sync(app.state.proxy.accountant.wait_for, 1, 10)
-        await deps.ledger.aflush()
-    with deps.ledger.read() as db:
-        rows = db.exec(select(Request)).all()
-    assert rows, "the call left no ledger row"
-    stored = " ".join(json.dumps(r.model_dump(), default=str) for r in rows)
+    text, stored = await _call_and_rows(serve_app, deps, upstream, route, _body(route))
     assert not _leaks(text), text
     assert not _leaks(stored), stored
     assert not _leaks(caplog.text), caplog.text
@@ -169,15 +175,7 @@ async def test_a_key_echoed_in_any_answer_never_reaches_the_client_or_the_ledger
     def upstream(request: httpx.Request) -> httpx.Response:
         return _echoes(PLAIN_KEY)[case]
 
-    app = create_app(deps.settings, deps, upstream_transport=httpx.MockTransport(upstream))
-    body = _body(route) | {"stream": stream}
-    async with serve_app(app) as client:
-        reply = await client.post(route, json=body)
-        assert await anyio.to_thread.run_sync(app.state.proxy.accountant.wait_for, 1, 10)
-        await deps.ledger.aflush()
-    with deps.ledger.read() as db:
-        rows = db.exec(select(Request)).all()
-    assert rows, "the call left no ledger row"
-    stored = " ".join(json.dumps(r.model_dump(), default=str) for r in rows)
-    assert not _leaks_plain_key(reply.text), reply.text[-700:]
+    text, stored = await _call_and_rows(serve_app, deps, upstream, route,
+                                        _body(route) | {"stream": stream})
+    assert not _leaks_plain_key(text), text[-700:]
     assert not _leaks_plain_key(stored), stored[-700:]
