@@ -185,9 +185,13 @@ def _tar_members(tar: tarfile.TarFile) -> Iterator[tuple[Member, str | None]]:
 def check_members(
     ws: Workspace, listing: Iterator[tuple[Member, str | None]], dest: str, overwrite: bool
 ) -> list[Member]:
-    """Every entry must land inside `dest`; refuse the whole archive otherwise."""
+    """Every entry must land inside `dest`, and the entries must fit together and with what is
+    on disk (no path both a file and a directory); refuse the whole archive otherwise, before
+    anything is written."""
     members: list[Member] = []
     total = 0
+    files: set[str] = set()
+    dirs: set[str] = set()
     for member, problem in listing:
         name = member.name
         if problem:
@@ -210,6 +214,7 @@ def check_members(
                 f"Refused: {ws.display(target)} already exists; pass overwrite=true to "
                 "replace existing files"
             )
+        _check_shape(ws, name, target, dest, member.is_dir, files, dirs)
         member.target = target
         total += member.size
         members.append(member)
@@ -218,6 +223,34 @@ def check_members(
                 f"Refused archive: more than {MAX_MEMBERS} entries or {MAX_UNPACKED_BYTES} bytes"
             )
     return members
+
+
+def _check_shape(ws: Workspace, name: str, target: str, dest: str, is_dir: bool,
+                 files: set[str], dirs: set[str]) -> None:
+    """Refuse an entry whose path another entry needs to be the other kind (a file `./a` and a
+    directory `a/`, a file `a` and an entry `a/b`), or a file entry where a directory is on disk:
+    extracting it would fail half-way. (A file on disk where an entry needs a directory is
+    refused by the containment check above.)"""
+    parents: list[str] = []  # the directories this entry needs, itself first when it is one
+    parent = target if is_dir else os.path.dirname(target)
+    while inside(parent, dest) and parent != dest:
+        parents.append(parent)
+        parent = os.path.dirname(parent)
+    clash = next((p for p in parents if p in files), None)
+    if not is_dir and (target in dirs or _is_dir_on_disk(ws, target)):
+        clash = target
+    if clash:
+        raise WorkspaceError(
+            f"Refused archive: entry {name!r} needs {ws.display(clash)} to be both a file and a "
+            "directory; nothing was written")
+    dirs.update(parents)
+    if not is_dir:
+        files.add(target)
+
+
+def _is_dir_on_disk(ws: Workspace, path: str) -> bool:
+    st = ws.lstat_or_none(path)
+    return st is not None and stat.S_ISDIR(st.st_mode)
 
 
 def unpack(ws: Workspace, archive_path: str, dest: str, overwrite: bool) -> UnpackResult:

@@ -173,3 +173,37 @@ async def test_an_archive_over_the_size_limit_is_refused_before_writing(
         servers.fs, "extract_archive", {"archive_path": "bomb.zip", "destination": "d"}
     )
     assert is_error and "1000 bytes" in text and not (world.ws / "d").exists()
+
+
+# entries that need one path to be both a file and a directory (the first was found by the
+# generated test above): refused before anything is written
+CLASHES = {
+    "a file ./a, then a directory a": [("./a", "file"), ("a", "dir")],
+    "a directory a, then a file a": [("a", "dir"), ("a", "file")],
+    "a file a, then a file a/b": [("a", "file"), ("a/b", "file")],
+    "a file a/b, then a file a": [("a/b", "file"), ("a", "file")],
+    "a file in dest/on-disk-file": [("x", "file"), ("on-disk-file/b", "file")],
+    "a file over dest/on-disk-dir": [("x", "file"), ("on-disk-dir", "file")],
+}
+
+
+@pytest.mark.parametrize("fmt", ["zip", "tar"])
+@pytest.mark.parametrize("case", list(CLASHES))
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_an_archive_whose_entries_clash_is_refused_before_anything_is_written(
+        servers: Servers, tmp_path: Path, fmt: str, case: str, overwrite: bool) -> None:
+    world = make_world(tmp_path.resolve())
+    servers.deps.roots = [world.ws]
+    dest = world.ws / "dest"
+    dest.mkdir()
+    (dest / "on-disk-file").write_text("kept\n")
+    (dest / "on-disk-dir").mkdir()
+    _build(world.ws / "a.arc", fmt, CLASHES[case], "")
+    before = _files_under(world.ws)
+    is_error, text = anyio.run(call_raw, servers.fs, "extract_archive",
+                               {"archive_path": "a.arc", "destination": "dest", "overwrite": overwrite})
+    assert is_error, text
+    if "on-disk" not in case or (overwrite and "dir" in case):
+        assert "both a file and a directory" in text and "nothing was written" in text, text
+    assert _files_under(world.ws) == before
+    assert (dest / "on-disk-file").read_text() == "kept\n"
