@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -243,7 +244,13 @@ async def test_concurrent_calls_on_two_workers_pass_exactly_the_shared_rpm(
         async def call(client: httpx.AsyncClient) -> None:
             codes.append((await chat(client)).status_code)
 
+        started = time.monotonic()
         async with anyio.create_task_group() as tasks:
             for i in range(40):
                 tasks.start_soon(call, (a, b)[i % 2])
-    assert sorted(codes) == [200] * 10 + [429] * 30
+        elapsed = time.monotonic() - started
+    # the shared bucket holds 10 and refills one every 6 s: on a loaded machine a burst that
+    # takes longer than that may rightly pass one more (per-worker buckets would pass 20)
+    passed = codes.count(200)
+    assert codes.count(429) == 40 - passed, codes
+    assert 10 <= passed <= 10 + int(elapsed / 6), (passed, elapsed)
